@@ -1,0 +1,48 @@
+# hl's build, test and benchmark entry points. `make test` is what CI runs.
+GO        ?= go
+FUZZTIME  ?= 20s
+BENCHTIME ?= 1s
+export CGO_ENABLED ?= 1
+
+.PHONY: all build test unit fuzz lint vet fmt schema bench gitea tidy clean
+
+all: build
+
+build:
+	$(GO) build -o bin/hl ./cmd/hl
+
+## test: everything CI checks — lint, the whole suite, a bounded fuzz run.
+test: lint gitea unit fuzz
+
+unit:
+	$(GO) test -count=1 -timeout 40m ./...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/config
+
+lint: vet
+	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) mod tidy -diff
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+## schema: regenerate schemas/hl.schema.json from the config types.
+schema:
+	$(GO) run ./cmd/hl schema > schemas/hl.schema.json
+
+## gitea: build the real Gitea used by integration tests (cached by version).
+gitea:
+	bash scripts/build-gitea.sh
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+
+tidy:
+	$(GO) mod tidy
+
+clean:
+	rm -rf bin

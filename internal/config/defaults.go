@@ -1,0 +1,154 @@
+package config
+
+import (
+	"net"
+	"strings"
+
+	"hl.dev/hl/templates"
+)
+
+// Default values, applied by ApplyDefaults and nowhere else.
+const (
+	DefaultTimezone          = "UTC"
+	DefaultDHCPMode          = DHCPProxy
+	DefaultPXEPort           = 8080
+	DefaultOSName            = OSDebian
+	DefaultDebianVersion     = "12"
+	DefaultFedoraVersion     = "42"
+	DefaultClusterCIDR       = "10.42.0.0/16"
+	DefaultServiceCIDR       = "10.43.0.0/16"
+	DefaultBranch            = "main"
+	DefaultRotateAfter       = Duration("90d")
+	DefaultBotSchedule       = "0 4 * * *"
+	DefaultMinimumReleaseAge = Duration("3d")
+	DefaultSLOWindow         = Duration("30d")
+	DefaultMaxOpenPRs        = 10
+	DefaultMaxPRsPerRun      = 10
+	DefaultMaxPRsPerHour     = 2
+	DefaultGitHubURL         = "https://github.com"
+)
+
+// DefaultDisable are k3s components a catalog component replaces:
+// ingress-nginx replaces traefik and MetalLB replaces servicelb.
+var DefaultDisable = []string{"servicelb", "traefik"}
+
+// ApplyDefaults fills every unset field with its default. It is the one
+// place defaults live; Validate runs after it.
+func ApplyDefaults(h *Homelab) {
+	s := &h.Spec
+	if s.Timezone == "" {
+		s.Timezone = DefaultTimezone
+	}
+	if len(s.Network.DNSServers) == 0 && s.Network.Gateway != "" {
+		s.Network.DNSServers = []string{s.Network.Gateway}
+	}
+	m := &s.Metal
+	if m.PXE.DHCPMode == "" {
+		m.PXE.DHCPMode = DefaultDHCPMode
+	}
+	if m.PXE.Port == 0 {
+		m.PXE.Port = DefaultPXEPort
+	}
+	if m.OS.Name == "" {
+		m.OS.Name = DefaultOSName
+	}
+	if m.OS.Version == "" {
+		switch m.OS.Name {
+		case OSDebian:
+			m.OS.Version = DefaultDebianVersion
+		case OSFedora:
+			m.OS.Version = DefaultFedoraVersion
+		}
+	}
+	for i := range m.Nodes {
+		if mac, err := net.ParseMAC(m.Nodes[i].MAC); err == nil && len(mac) == 6 {
+			m.Nodes[i].MAC = mac.String()
+		}
+	}
+	k := &s.Kubernetes
+	if k.K3sVersion == "" {
+		k.K3sVersion = templates.MustCatalog().K3s
+	}
+	if k.Disable == nil {
+		k.Disable = append([]string(nil), DefaultDisable...)
+	}
+	if k.SecretsEncryption == nil {
+		t := true
+		k.SecretsEncryption = &t
+	}
+	if k.ClusterCIDR == "" {
+		k.ClusterCIDR = DefaultClusterCIDR
+	}
+	if k.ServiceCIDR == "" {
+		k.ServiceCIDR = DefaultServiceCIDR
+	}
+	f := &s.Forge
+	if f.Type == "" {
+		f.Type = ForgeGitea
+	}
+	if f.URL == "" && f.Type == ForgeGitHub {
+		f.URL = DefaultGitHubURL
+	}
+	f.URL = strings.TrimSuffix(f.URL, "/")
+	if f.DefaultBranch == "" {
+		f.DefaultBranch = DefaultBranch
+	}
+	if s.Apps == nil {
+		s.Apps = map[string]App{}
+	}
+	for _, c := range templates.MustCatalog().Components {
+		a := s.Apps[c.Name]
+		if a.Enabled == nil {
+			on := c.Default
+			a.Enabled = &on
+		}
+		s.Apps[c.Name] = a
+	}
+	if s.Secrets.RotateAfter == "" {
+		s.Secrets.RotateAfter = DefaultRotateAfter
+	}
+	b := &s.Bot
+	if b.Schedule == "" {
+		b.Schedule = DefaultBotSchedule
+	}
+	if b.Timezone == "" {
+		b.Timezone = s.Timezone
+	}
+	if b.Automerge == nil {
+		b.Automerge = []string{UpdatePatch}
+	}
+	if b.MinimumReleaseAge == "" {
+		b.MinimumReleaseAge = DefaultMinimumReleaseAge
+	}
+	if b.Limits.MaxOpenPRs == 0 {
+		b.Limits.MaxOpenPRs = DefaultMaxOpenPRs
+	}
+	if b.Limits.MaxPRsPerRun == 0 {
+		b.Limits.MaxPRsPerRun = DefaultMaxPRsPerRun
+	}
+	if b.Limits.MaxPRsPerHour == 0 {
+		b.Limits.MaxPRsPerHour = DefaultMaxPRsPerHour
+	}
+	for i := range s.SLO {
+		if s.SLO[i].Window == "" {
+			s.SLO[i].Window = DefaultSLOWindow
+		}
+	}
+}
+
+// Enabled reports whether a catalog component is on (after defaults).
+func (h *Homelab) Enabled(name string) bool {
+	a, ok := h.Spec.Apps[name]
+	return ok && a.Enabled != nil && *a.Enabled
+}
+
+// Servers returns the server nodes in file order.
+func (h *Homelab) Servers() []Node {
+	var out []Node
+	for _, n := range h.Spec.Metal.Nodes {
+		if n.Role == RoleServer {
+			out = append(out, n)
+		}
+	}
+	return out
+}

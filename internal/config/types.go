@@ -1,0 +1,255 @@
+// Package config owns the hl.yaml model: the typed Homelab document, strict
+// loading with file:line:column and field paths, defaults (applied in one
+// place), validation that reports every problem in one pass, versioned
+// migrations and the JSON schema generated from these types.
+package config
+
+// APIVersion and Kind identify the current hl.yaml format.
+const (
+	APIGroup   = "hl.dev"
+	Version    = "v1alpha1"
+	APIVersion = APIGroup + "/" + Version
+	Kind       = "Homelab"
+)
+
+// Homelab is the whole hl.yaml document.
+type Homelab struct {
+	APIVersion string   `json:"apiVersion" yaml:"apiVersion" jsonschema:"enum=hl.dev/v1alpha1"`
+	Kind       string   `json:"kind" yaml:"kind" jsonschema:"enum=Homelab"`
+	Metadata   Metadata `json:"metadata" yaml:"metadata"`
+	Spec       Spec     `json:"spec" yaml:"spec"`
+}
+
+// Metadata names the homelab.
+type Metadata struct {
+	// Name of the homelab: a DNS label, used for the cluster and repo names.
+	Name string `json:"name" yaml:"name" jsonschema:"pattern=^[a-z0-9]([-a-z0-9]*[a-z0-9])?$,maxLength=63"`
+}
+
+// Spec is everything hl renders from.
+type Spec struct {
+	// Domain under which every app gets a hostname (app.domain).
+	Domain string `json:"domain" yaml:"domain"`
+	// Timezone as an IANA name, e.g. Europe/Berlin.
+	Timezone string `json:"timezone,omitempty" yaml:"timezone,omitempty"`
+	// Email for ACME (Let's Encrypt) registration and alerts.
+	Email      string     `json:"email" yaml:"email"`
+	Network    Network    `json:"network" yaml:"network"`
+	Metal      Metal      `json:"metal" yaml:"metal"`
+	Kubernetes Kubernetes `json:"kubernetes,omitempty" yaml:"kubernetes,omitempty"`
+	Forge      Forge      `json:"forge" yaml:"forge"`
+	// Apps switches catalog components on or off and overrides their values.
+	// Keys are catalog component names; components not listed keep their
+	// catalog default.
+	Apps    map[string]App `json:"apps,omitempty" yaml:"apps,omitempty"`
+	Secrets Secrets        `json:"secrets" yaml:"secrets"`
+	Mirrors Mirrors        `json:"mirrors,omitempty" yaml:"mirrors,omitempty"`
+	Bot     Bot            `json:"bot,omitempty" yaml:"bot,omitempty"`
+	// SLO lists availability objectives; monitoring renders recording and
+	// burn-rate alerting rules from them.
+	SLO []SLO `json:"slo,omitempty" yaml:"slo,omitempty"`
+	// Validation tunes `hl validate` for this repo (kept here so CI and
+	// humans run the same policy set).
+	Validation Validation `json:"validation,omitempty" yaml:"validation,omitempty"`
+}
+
+// Network describes the node network.
+type Network struct {
+	// NodeCIDR is the LAN the nodes live on, e.g. 192.168.1.0/24.
+	NodeCIDR string `json:"nodeCIDR" yaml:"nodeCIDR"`
+	Gateway  string `json:"gateway" yaml:"gateway"`
+	// DNSServers the nodes resolve with.
+	DNSServers []string `json:"dnsServers,omitempty" yaml:"dnsServers,omitempty"`
+	// LoadBalancerRange is the inclusive range handed to LoadBalancer
+	// services, "first-last", e.g. 192.168.1.220-192.168.1.239.
+	LoadBalancerRange string `json:"loadBalancerRange" yaml:"loadBalancerRange" jsonschema:"pattern=^\\S+-\\S+$"`
+	// ControlPlaneVIP is the floating Kubernetes API address (kube-vip).
+	ControlPlaneVIP string `json:"controlPlaneVIP" yaml:"controlPlaneVIP"`
+}
+
+// DHCP modes of the PXE controller.
+const (
+	DHCPProxy = "proxy"
+	DHCPFull  = "full"
+)
+
+// Operating systems the metal installer supports.
+const (
+	OSDebian = "debian"
+	OSFedora = "fedora"
+)
+
+// Node roles.
+const (
+	RoleServer = "server"
+	RoleAgent  = "agent"
+)
+
+// Metal describes the machines and how they are installed.
+type Metal struct {
+	PXE PXE `json:"pxe" yaml:"pxe"`
+	OS  OS  `json:"os,omitempty" yaml:"os,omitempty"`
+	// SSHAuthorizedKeys are installed for the admin user on every node.
+	SSHAuthorizedKeys []string `json:"sshAuthorizedKeys" yaml:"sshAuthorizedKeys"`
+	Nodes             []Node   `json:"nodes" yaml:"nodes"`
+}
+
+// PXE is the network-boot controller.
+type PXE struct {
+	// Address of the host running `hl metal serve` (inside the node CIDR
+	// unless DHCP is relayed).
+	Address string `json:"address" yaml:"address"`
+	// DHCPMode is proxy (an existing router keeps handing out leases) or full
+	// (hl's dnsmasq is the DHCP server).
+	DHCPMode string `json:"dhcpMode,omitempty" yaml:"dhcpMode,omitempty" jsonschema:"enum=proxy,enum=full"`
+	// Port of the HTTP server (default 8080).
+	Port int `json:"port,omitempty" yaml:"port,omitempty" jsonschema:"minimum=1,maximum=65535"`
+}
+
+// OS selects the operating system installed on nodes.
+type OS struct {
+	Name    string `json:"name,omitempty" yaml:"name,omitempty" jsonschema:"enum=debian,enum=fedora"`
+	Version string `json:"version,omitempty" yaml:"version,omitempty"`
+}
+
+// Node is one machine.
+type Node struct {
+	Name string `json:"name" yaml:"name"`
+	Role string `json:"role" yaml:"role" jsonschema:"enum=server,enum=agent"`
+	// MAC of the PXE-booting interface; normalised to lower case with colons.
+	MAC string `json:"mac" yaml:"mac"`
+	IP  string `json:"ip" yaml:"ip"`
+	// Disk to install to, e.g. /dev/sda or /dev/nvme0n1.
+	Disk string `json:"disk,omitempty" yaml:"disk,omitempty" jsonschema:"pattern=^/dev/"`
+	// Interface name in the installed OS, e.g. eno1.
+	Interface string `json:"interface,omitempty" yaml:"interface,omitempty"`
+}
+
+// Kubernetes holds k3s settings.
+type Kubernetes struct {
+	// K3sVersion, e.g. v1.33.5+k3s1.
+	K3sVersion string `json:"k3sVersion,omitempty" yaml:"k3sVersion,omitempty" jsonschema:"pattern=^v[0-9]+\\.[0-9]+\\.[0-9]+\\+k3s[0-9]+$"`
+	// Disable lists k3s packaged components to turn off because a catalog
+	// component replaces them.
+	Disable []string `json:"disable,omitempty" yaml:"disable,omitempty"`
+	// SecretsEncryption turns on encryption at rest of Secrets (default true).
+	SecretsEncryption *bool  `json:"secretsEncryption,omitempty" yaml:"secretsEncryption,omitempty"`
+	ClusterCIDR       string `json:"clusterCIDR,omitempty" yaml:"clusterCIDR,omitempty"`
+	ServiceCIDR       string `json:"serviceCIDR,omitempty" yaml:"serviceCIDR,omitempty"`
+}
+
+// Forge types.
+const (
+	ForgeGitea  = "gitea"
+	ForgeGitHub = "github"
+)
+
+// Forge is where the rendered repo lives.
+type Forge struct {
+	Type          string `json:"type" yaml:"type" jsonschema:"enum=gitea,enum=github"`
+	URL           string `json:"url" yaml:"url"`
+	Owner         string `json:"owner" yaml:"owner"`
+	Repo          string `json:"repo" yaml:"repo"`
+	DefaultBranch string `json:"defaultBranch,omitempty" yaml:"defaultBranch,omitempty"`
+}
+
+// App switches one catalog component and overrides its values.
+type App struct {
+	Enabled *bool `json:"enabled,omitempty" yaml:"enabled,omitempty"`
+	// Hostname overrides the default <app>.<domain>.
+	Hostname string `json:"hostname,omitempty" yaml:"hostname,omitempty"`
+	// Values are merged over the component's rendered values.yaml.
+	Values map[string]any `json:"values,omitempty" yaml:"values,omitempty"`
+}
+
+// Secrets configures generated credentials.
+type Secrets struct {
+	// AgeRecipients every SOPS file is encrypted for (age1...).
+	AgeRecipients []string `json:"ageRecipients" yaml:"ageRecipients"`
+	// RotateAfter is the default rotation period, e.g. 90d.
+	RotateAfter Duration `json:"rotateAfter,omitempty" yaml:"rotateAfter,omitempty"`
+}
+
+// Mirrors rewrites upstream locations (air-gapped or cached installs).
+type Mirrors struct {
+	// Charts rewrites chart repository URLs (HTTP or oci://) by prefix.
+	Charts []Mirror `json:"charts,omitempty" yaml:"charts,omitempty"`
+	// Registries rewrites image registries by prefix, e.g. docker.io.
+	Registries []Mirror `json:"registries,omitempty" yaml:"registries,omitempty"`
+}
+
+// Mirror maps one prefix to another.
+type Mirror struct {
+	From string `json:"from" yaml:"from"`
+	To   string `json:"to" yaml:"to"`
+}
+
+// Update types the bot classifies.
+const (
+	UpdateMajor  = "major"
+	UpdateMinor  = "minor"
+	UpdatePatch  = "patch"
+	UpdateDigest = "digest"
+)
+
+// Bot is the companion bot's policy.
+type Bot struct {
+	// Schedule is a cron expression (5 fields or a descriptor like @daily).
+	Schedule string `json:"schedule,omitempty" yaml:"schedule,omitempty"`
+	// Timezone the schedule is read in (IANA); defaults to spec.timezone.
+	Timezone string `json:"timezone,omitempty" yaml:"timezone,omitempty"`
+	// Automerge lists update types merged once checks pass.
+	Automerge []string `json:"automerge,omitempty" yaml:"automerge,omitempty" jsonschema:"uniqueItems=true"`
+	// MinimumReleaseAge waits before proposing a freshly published version.
+	MinimumReleaseAge Duration `json:"minimumReleaseAge,omitempty" yaml:"minimumReleaseAge,omitempty"`
+	Limits            Limits   `json:"limits,omitempty" yaml:"limits,omitempty"`
+	Groups            []Group  `json:"groups,omitempty" yaml:"groups,omitempty"`
+	Ignore            []Ignore `json:"ignore,omitempty" yaml:"ignore,omitempty"`
+	// RotateDataKeys re-encrypts every SOPS file with a fresh data key on
+	// this period (same values); empty disables it.
+	RotateDataKeys Duration `json:"rotateDataKeys,omitempty" yaml:"rotateDataKeys,omitempty"`
+}
+
+// Limits bounds how much the bot opens.
+type Limits struct {
+	MaxOpenPRs    int `json:"maxOpenPRs,omitempty" yaml:"maxOpenPRs,omitempty" jsonschema:"minimum=0"`
+	MaxPRsPerRun  int `json:"maxPRsPerRun,omitempty" yaml:"maxPRsPerRun,omitempty" jsonschema:"minimum=0"`
+	MaxPRsPerHour int `json:"maxPRsPerHour,omitempty" yaml:"maxPRsPerHour,omitempty" jsonschema:"minimum=0"`
+}
+
+// Group batches matching updates into one PR.
+type Group struct {
+	Name string `json:"name" yaml:"name"`
+	// UpdateTypes matched (empty: all).
+	UpdateTypes []string `json:"updateTypes,omitempty" yaml:"updateTypes,omitempty"`
+	// Packages are glob patterns on package names (empty: all).
+	Packages []string `json:"packages,omitempty" yaml:"packages,omitempty"`
+}
+
+// Ignore suppresses updates.
+type Ignore struct {
+	// Package is a glob on the package name.
+	Package string `json:"package" yaml:"package"`
+	// UpdateTypes ignored (empty: all).
+	UpdateTypes []string `json:"updateTypes,omitempty" yaml:"updateTypes,omitempty"`
+	// Versions is a semver constraint of versions never proposed.
+	Versions string `json:"versions,omitempty" yaml:"versions,omitempty"`
+}
+
+// SLO is an availability objective for one app.
+type SLO struct {
+	App string `json:"app" yaml:"app"`
+	// Availability target in percent, e.g. 99.9.
+	Availability float64 `json:"availability" yaml:"availability" jsonschema:"exclusiveMinimum=0,exclusiveMaximum=100"`
+	// Window the target is measured over (default 30d).
+	Window Duration `json:"window,omitempty" yaml:"window,omitempty"`
+}
+
+// Validation tunes hl validate.
+type Validation struct {
+	// Policies maps a policy id to error, warning or off.
+	Policies map[string]string `json:"policies,omitempty" yaml:"policies,omitempty"`
+	// PrivilegedAllowed lists namespace/name workloads allowed to run
+	// privileged containers.
+	PrivilegedAllowed []string `json:"privilegedAllowed,omitempty" yaml:"privilegedAllowed,omitempty"`
+}
