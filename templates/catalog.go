@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"embed"
 	"fmt"
+	"io/fs"
 	"sort"
 	"sync"
 
@@ -16,8 +17,18 @@ import (
 
 // FS holds the template tree and catalog.yaml.
 //
-//go:embed catalog.yaml
+//go:embed catalog.yaml all:tree
 var FS embed.FS
+
+// Tree returns the template tree: paths as they appear in a rendered repo,
+// ".tmpl" files executed with text/template.
+func Tree() fs.FS {
+	sub, err := fs.Sub(FS, "tree")
+	if err != nil {
+		panic(err) // the embed pattern guarantees the folder
+	}
+	return sub
+}
 
 // Catalog is catalog.yaml.
 type Catalog struct {

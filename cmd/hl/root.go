@@ -32,6 +32,8 @@ func newRootCmd(ios *iostreams.IOStreams) *cobra.Command {
 		newVersionCmd(ios),
 		newSchemaCmd(ios),
 		newConfigCmd(ios),
+		newRenderCmd(ios),
+		newSecretsCmd(ios),
 	)
 	return root
 }

@@ -1,0 +1,146 @@
+package generator
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"hl.dev/hl/internal/config"
+	"hl.dev/hl/templates"
+)
+
+// MirrorChart rewrites a chart repository URL through spec.mirrors.charts
+// (longest matching prefix wins).
+func (d *Data) MirrorChart(url string) string {
+	return rewrite(url, d.Spec.Mirrors.Charts)
+}
+
+// MirrorImage rewrites an image reference through spec.mirrors.registries.
+// Bare Docker Hub names are expanded first so "docker.io" mirrors apply.
+func (d *Data) MirrorImage(ref string) string {
+	return rewrite(normaliseImage(ref), d.Spec.Mirrors.Registries)
+}
+
+func normaliseImage(ref string) string {
+	first, _, hasSlash := strings.Cut(ref, "/")
+	if hasSlash && (strings.ContainsAny(first, ".:") || first == "localhost") {
+		return ref
+	}
+	if !hasSlash {
+		return "docker.io/library/" + ref
+	}
+	return "docker.io/" + ref
+}
+
+func rewrite(s string, mirrors []config.Mirror) string {
+	best, to := -1, ""
+	for _, m := range mirrors {
+		from := strings.TrimSuffix(m.From, "/")
+		if (s == from || strings.HasPrefix(s, from+"/")) && len(from) > best {
+			best, to = len(from), strings.TrimSuffix(m.To, "/")+s[len(from):]
+		}
+	}
+	if best < 0 {
+		return s
+	}
+	return to
+}
+
+// Image returns the pinned, mirrored "repository:tag" of the current
+// component's catalog image key.
+func (d *Data) Image(key string) (string, error) {
+	if d.Component == nil {
+		return "", fmt.Errorf("Image %q used outside a component", key)
+	}
+	return d.ImageOf(d.Component.Name, key)
+}
+
+// ImageOf is Image for a named component.
+func (d *Data) ImageOf(component, key string) (string, error) {
+	img, err := d.image(component, key)
+	if err != nil {
+		return "", err
+	}
+	return d.MirrorImage(img.Repository) + ":" + img.Tag, nil
+}
+
+// ImageRepo and ImageTag split a pinned image for charts that take them
+// apart.
+func (d *Data) ImageRepo(key string) (string, error) {
+	img, err := d.image(d.Component.Name, key)
+	if err != nil {
+		return "", err
+	}
+	return d.MirrorImage(img.Repository), nil
+}
+
+// ImageTag returns the pinned tag of the current component's image key.
+func (d *Data) ImageTag(key string) (string, error) {
+	img, err := d.image(d.Component.Name, key)
+	return img.Tag, err
+}
+
+func (d *Data) image(component, key string) (templates.Image, error) {
+	c, ok := d.Components[component]
+	if !ok {
+		return templates.Image{}, fmt.Errorf("unknown component %q", component)
+	}
+	img, ok := c.Images[key]
+	if !ok {
+		return templates.Image{}, fmt.Errorf("catalog: component %s has no image %q", component, key)
+	}
+	return img, nil
+}
+
+// Chart returns the current component's pinned chart with the repository
+// mirrored.
+func (d *Data) Chart() (templates.Chart, error) {
+	if d.Component == nil || d.Component.Chart == nil {
+		return templates.Chart{}, fmt.Errorf("no chart for this template")
+	}
+	c := *d.Component.Chart
+	c.Repository = d.MirrorChart(c.Repository)
+	return c, nil
+}
+
+// Host returns a component's hostname ("" when it has none).
+func (d *Data) Host(component string) string {
+	if c, ok := d.Components[component]; ok {
+		return c.Hostname
+	}
+	return ""
+}
+
+// On reports whether a component is enabled.
+func (d *Data) On(component string) bool {
+	c, ok := d.Components[component]
+	return ok && c.Enabled
+}
+
+// Namespaces lists the namespaces of enabled components, sorted.
+func (d *Data) Namespaces() []string {
+	seen := map[string]bool{}
+	for _, c := range d.Enabled {
+		seen[c.Namespace] = true
+	}
+	out := make([]string, 0, len(seen))
+	for ns := range seen {
+		out = append(out, ns)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// RepoURL is the SSH URL Argo CD clones this repo with (read-only deploy
+// key).
+func (d *Data) RepoURL() string {
+	f := d.Spec.Forge
+	host := strings.TrimPrefix(strings.TrimPrefix(f.URL, "https://"), "http://")
+	if i := strings.IndexByte(host, '/'); i >= 0 {
+		host = host[:i]
+	}
+	return fmt.Sprintf("ssh://git@%s/%s/%s.git", host, f.Owner, f.Repo)
+}
+
+// HLImage is the pinned hl image pipelines and the in-cluster bot run.
+func (d *Data) HLImage() (string, error) { return d.ImageOf("hl-bot", "hl") }

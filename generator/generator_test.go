@@ -1,0 +1,466 @@
+package generator
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"filippo.io/age"
+	"gopkg.in/yaml.v3"
+
+	"hl.dev/hl/internal/secrets"
+	"hl.dev/hl/templates"
+)
+
+var update = flag.Bool("update", false, "rewrite golden renders")
+
+const repoRoot = "../"
+
+func testIdentities(t testing.TB) []age.Identity {
+	t.Helper()
+	ids, err := secrets.LoadIdentities(filepath.Join(repoRoot, "testdata", "age", "test-key.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+// seeded returns a deterministic entropy source: tests only.
+func seeded(seed byte) io.Reader {
+	var s [32]byte
+	s[0] = seed
+	return rand.NewChaCha8(s)
+}
+
+func fixedNow() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
+
+func fixture(name string) string {
+	return filepath.Join(repoRoot, "testdata", "config", "valid", name+".yaml")
+}
+
+// render renders cfg into dir with the test key and a fixed seed.
+func render(t testing.TB, cfg, dir string, mod func(*Options)) (*Result, error) {
+	t.Helper()
+	opts := Options{ConfigPath: cfg, OutDir: dir, Identities: testIdentities(t), Rand: seeded(1), Now: fixedNow}
+	if mod != nil {
+		mod(&opts)
+	}
+	return Render(context.Background(), opts)
+}
+
+func mustRender(t testing.TB, cfg, dir string, mod func(*Options)) *Result {
+	t.Helper()
+	res, err := render(t, cfg, dir, mod)
+	if err != nil {
+		t.Fatalf("render: %v", err)
+	}
+	return res
+}
+
+// snapshot reads every file under dir.
+func snapshot(t testing.TB, dir string) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		rel, _ := filepath.Rel(dir, p)
+		out[filepath.ToSlash(rel)] = b
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func diffSnapshots(t *testing.T, before, after map[string][]byte) {
+	t.Helper()
+	for p, b := range before {
+		a, ok := after[p]
+		if !ok {
+			t.Errorf("%s removed", p)
+		} else if !bytes.Equal(a, b) {
+			t.Errorf("%s changed", p)
+		}
+	}
+	for p := range after {
+		if _, ok := before[p]; !ok {
+			t.Errorf("%s added", p)
+		}
+	}
+}
+
+func TestGoldenRenders(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(repoRoot, "testdata", "config", "valid", "*.yaml"))
+	for _, cfg := range files {
+		name := strings.TrimSuffix(filepath.Base(cfg), ".yaml")
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			mustRender(t, cfg, dir, nil)
+			got := map[string][]byte{}
+			for p, b := range snapshot(t, dir) {
+				switch {
+				case strings.HasPrefix(p, ".hl/"):
+					continue // state: covered by the re-render tests
+				case isSecretPath(p):
+					// Ciphertext is randomised by design; the golden copy
+					// holds what it decrypts to (seeded test values).
+					plain, err := secrets.Decrypt(b, testIdentities(t)...)
+					if err != nil {
+						t.Fatalf("%s: %v", p, err)
+					}
+					got[p+".decrypted"] = plain
+				default:
+					got[p] = b
+				}
+			}
+			goldenDir := filepath.Join(repoRoot, "testdata", "golden", name)
+			if *update {
+				os.RemoveAll(goldenDir)
+				for p, b := range got {
+					dst := filepath.Join(goldenDir, filepath.FromSlash(p))
+					if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(dst, b, 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+				return
+			}
+			want := snapshot(t, goldenDir)
+			if len(want) == 0 {
+				t.Fatalf("no golden render in %s: run go test ./generator -update", goldenDir)
+			}
+			for p, w := range want {
+				if g, ok := got[p]; !ok {
+					t.Errorf("golden file %s not rendered", p)
+				} else if !bytes.Equal(g, w) {
+					t.Errorf("%s differs from golden (run go test ./generator -update and review the diff)", p)
+				}
+			}
+			for p := range got {
+				if _, ok := want[p]; !ok {
+					t.Errorf("%s rendered but not in golden", p)
+				}
+			}
+		})
+	}
+}
+
+func TestRenderTwiceChangesNothing(t *testing.T) {
+	dir := t.TempDir()
+	first := mustRender(t, fixture("full"), dir, nil)
+	if first.SecretsGenerated == 0 {
+		t.Fatal("no secrets generated")
+	}
+	before := snapshot(t, dir)
+	// A different seed proves nothing was regenerated.
+	res := mustRender(t, fixture("full"), dir, func(o *Options) { o.Rand = seeded(99) })
+	if res.Changed() {
+		for _, f := range res.Files {
+			if f.Action != ActionUnchanged {
+				t.Errorf("%s: %s %s", f.Path, f.Action, f.Note)
+			}
+		}
+	}
+	if res.SecretsKept != first.SecretsGenerated || res.SecretsGenerated != 0 {
+		t.Errorf("second render: kept %d, generated %d; want kept %d", res.SecretsKept, res.SecretsGenerated, first.SecretsGenerated)
+	}
+	diffSnapshots(t, before, snapshot(t, dir))
+}
+
+func TestSameInputsSameBytes(t *testing.T) {
+	a, b := t.TempDir(), t.TempDir()
+	mustRender(t, fixture("ha"), a, nil)
+	mustRender(t, fixture("ha"), b, nil)
+	sa, sb := snapshot(t, a), snapshot(t, b)
+	for p, x := range sa {
+		if isSecretPath(p) || p == stateFile {
+			continue // ciphertext (and its hash) is randomised by design
+		}
+		if !bytes.Equal(x, sb[p]) {
+			t.Errorf("%s differs between two renders of the same config", p)
+		}
+	}
+	if len(sa) != len(sb) {
+		t.Errorf("%d vs %d files", len(sa), len(sb))
+	}
+}
+
+// secretValues decrypts every SOPS file and returns path → key → value.
+func secretValues(t *testing.T, dir string) map[string]map[string]string {
+	t.Helper()
+	out := map[string]map[string]string{}
+	for p, b := range snapshot(t, dir) {
+		if !isSecretPath(p) || strings.HasPrefix(p, ".hl/") {
+			continue
+		}
+		plain, err := secrets.Decrypt(b, testIdentities(t)...)
+		if err != nil {
+			t.Fatalf("%s does not decrypt with the test identity: %v", p, err)
+		}
+		ex, err := secrets.ReadSecret(plain)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		out[p] = ex.Values
+	}
+	return out
+}
+
+func TestSecretsDecryptWithDeclaredShapeAndNoPlaintextLeaks(t *testing.T) {
+	dir := t.TempDir()
+	mustRender(t, fixture("full"), dir, func(o *Options) { o.Rand = nil }) // crypto/rand, as in production
+	vals := secretValues(t, dir)
+	if len(vals) < 2 {
+		t.Fatalf("only %d secrets rendered", len(vals))
+	}
+	hexRe := regexp.MustCompile(`^[0-9a-f]{64}$`)
+	token := vals["metal/secrets/k3s-token.sops.yaml"]["token"]
+	if !hexRe.MatchString(token) {
+		t.Errorf("k3s token %d chars, not 32 hex bytes", len(token))
+	}
+	argo := vals["system/argocd/secrets/argocd-secret.sops.yaml"]
+	if len(argo["admin.password"]) != 32 || !strings.HasPrefix(argo["admin.password-hash"], "$2") {
+		t.Errorf("argocd admin password/hash not of the declared shape: %d chars, hash prefix %.3q", len(argo["admin.password"]), argo["admin.password-hash"])
+	}
+	tree := snapshot(t, dir)
+	for sp, kv := range vals {
+		for k, v := range kv {
+			if len(v) < 8 {
+				continue
+			}
+			for p, b := range tree {
+				if bytes.Contains(b, []byte(v)) {
+					t.Errorf("value of %s key %s appears in plaintext in %s", sp, k, p)
+				}
+			}
+		}
+	}
+}
+
+func TestReRenderKeepsUserEditBotBumpAndAppliesTemplateChange(t *testing.T) {
+	dir := t.TempDir()
+	mustRender(t, fixture("full"), dir, nil)
+	edit := func(p, old, new string) {
+		t.Helper()
+		full := filepath.Join(dir, p)
+		b, err := os.ReadFile(full)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(b, []byte(old)) {
+			t.Fatalf("%s lacks %q", p, old)
+		}
+		if err := os.WriteFile(full, bytes.Replace(b, []byte(old), []byte(new), 1), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The user tunes a values file; the bot bumps a chart version.
+	edit("system/argocd/values.yaml", "memory: 512Mi", "memory: 1Gi")
+	cat := templates.MustCatalog()
+	argo, _ := cat.Component("argocd")
+	edit("system/argocd/Chart.yaml", "version: "+argo.Chart.Version, "version: 99.0.0")
+	// A new hl release changes a template elsewhere in the same file.
+	tree := overlay(t, map[string]func(string) string{
+		"system/argocd/values.yaml.tmpl": func(s string) string {
+			return strings.Replace(s, "server.insecure: true", "server.insecure: true\n      timeout.reconciliation: 300s", 1)
+		},
+	})
+	res := mustRender(t, fixture("full"), dir, func(o *Options) { o.Templates = tree })
+	values, _ := os.ReadFile(filepath.Join(dir, "system/argocd/values.yaml"))
+	chart, _ := os.ReadFile(filepath.Join(dir, "system/argocd/Chart.yaml"))
+	if !bytes.Contains(values, []byte("memory: 1Gi")) {
+		t.Error("user edit lost")
+	}
+	if !bytes.Contains(values, []byte("timeout.reconciliation: 300s")) {
+		t.Error("template change not applied")
+	}
+	if !bytes.Contains(chart, []byte("version: 99.0.0")) {
+		t.Error("bot bump lost")
+	}
+	if len(res.Conflicts()) != 0 {
+		t.Errorf("unexpected conflicts: %+v", res.Conflicts())
+	}
+
+	// Now the template changes the very line the user edited: conflict,
+	// and nothing at all is written.
+	before := snapshot(t, dir)
+	clash := overlay(t, map[string]func(string) string{
+		"system/argocd/values.yaml.tmpl": func(s string) string {
+			return strings.Replace(strings.Replace(s, "server.insecure: true", "server.insecure: true\n      timeout.reconciliation: 300s", 1), "memory: 512Mi", "memory: 768Mi", 1)
+		},
+		"apps/homepage/kustomization.yaml": func(s string) string { return s + "# changed\n" },
+	})
+	res, err := render(t, fixture("full"), dir, func(o *Options) { o.Templates = clash })
+	if !errors.Is(err, ErrConflict) {
+		t.Fatalf("want ErrConflict, got %v", err)
+	}
+	c := res.Conflicts()
+	if len(c) != 1 || c[0].Path != "system/argocd/values.yaml" || len(c[0].Conflicts) != 1 || !strings.Contains(c[0].Conflicts[0], "768Mi") {
+		t.Fatalf("conflicts: %+v", c)
+	}
+	diffSnapshots(t, before, snapshot(t, dir))
+
+	// With --allow-conflicts the markers are written.
+	mustRender(t, fixture("full"), dir, func(o *Options) { o.Templates = clash; o.AllowConflicts = true })
+	values, _ = os.ReadFile(filepath.Join(dir, "system/argocd/values.yaml"))
+	if !bytes.Contains(values, []byte("<<<<<<< ")) || !bytes.Contains(values, []byte(">>>>>>> ")) {
+		t.Error("conflict markers missing")
+	}
+}
+
+func TestUserDeletionStaysDeletedUnlessTemplateChanges(t *testing.T) {
+	dir := t.TempDir()
+	mustRender(t, fixture("minimal"), dir, nil)
+	target := filepath.Join(dir, "apps/homepage/networkpolicy.yaml")
+	if err := os.Remove(target); err != nil {
+		t.Fatal(err)
+	}
+	mustRender(t, fixture("minimal"), dir, nil)
+	if _, err := os.Stat(target); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("deleted file came back although the template did not change")
+	}
+	tree := overlay(t, map[string]func(string) string{
+		"apps/homepage/networkpolicy.yaml": func(s string) string { return s + "# tightened\n" },
+	})
+	res := mustRender(t, fixture("minimal"), dir, func(o *Options) { o.Templates = tree })
+	if _, err := os.Stat(target); err != nil {
+		t.Fatalf("changed template did not restore the deleted file: %v (%+v)", err, res.Files)
+	}
+}
+
+func TestFailingTemplateLeavesTreeUntouched(t *testing.T) {
+	dir := t.TempDir()
+	mustRender(t, fixture("full"), dir, nil)
+	before := snapshot(t, dir)
+	broken := overlay(t, map[string]func(string) string{
+		"zz/late.yaml.tmpl": func(string) string { return "{{ .Spec.NoSuchField }}" },
+		"README.md.tmpl":    func(s string) string { return s + "\nchanged\n" },
+	})
+	_, err := render(t, fixture("full"), dir, func(o *Options) { o.Templates = broken })
+	if err == nil || !strings.Contains(err.Error(), "zz/late.yaml.tmpl") {
+		t.Fatalf("want a template error naming the file, got %v", err)
+	}
+	diffSnapshots(t, before, snapshot(t, dir))
+}
+
+func TestWithoutIdentityKeepsSecretsAndAddsMissing(t *testing.T) {
+	dir := t.TempDir()
+	mustRender(t, fixture("minimal"), dir, nil)
+	before := snapshot(t, dir)
+	victim := "metal/secrets/k3s-token.sops.yaml"
+	if err := os.Remove(filepath.Join(dir, victim)); err != nil {
+		t.Fatal(err)
+	}
+	res := mustRender(t, fixture("minimal"), dir, func(o *Options) { o.Identities = nil })
+	if res.SecretsUnchecked == 0 || res.SecretsGenerated != 1 {
+		t.Fatalf("unchecked %d, generated %d", res.SecretsUnchecked, res.SecretsGenerated)
+	}
+	after := snapshot(t, dir)
+	for p, b := range before {
+		if isSecretPath(p) && p != victim && !bytes.Equal(b, after[p]) {
+			t.Errorf("%s changed without an identity", p)
+		}
+	}
+	if _, ok := after[victim]; !ok {
+		t.Error("missing secret not regenerated")
+	}
+}
+
+func TestDisabledComponentIsAbsent(t *testing.T) {
+	dir := t.TempDir()
+	mustRender(t, fixture("minimal"), dir, nil)
+	tree := snapshot(t, dir)
+	has := func(prefix string) bool {
+		for p := range tree {
+			if strings.HasPrefix(p, prefix) {
+				return true
+			}
+		}
+		return false
+	}
+	if !has("apps/homepage/") || !has("system/argocd/") {
+		t.Error("default components missing")
+	}
+	for _, p := range sortedKeys(tree) {
+		if strings.HasPrefix(p, "apps/jellyfin/") {
+			t.Errorf("disabled jellyfin rendered: %s", p)
+		}
+	}
+	var st state
+	if err := yaml.Unmarshal(tree[stateFile], &st); err != nil || len(st.Files) == 0 {
+		t.Fatalf("state: %v", err)
+	}
+	if !sort.SliceIsSorted(st.Files, func(i, j int) bool { return st.Files[i].Path < st.Files[j].Path }) {
+		t.Error("state not sorted")
+	}
+}
+
+// overlay copies the embedded tree and applies edits (a missing file is
+// created from the edit of "").
+func overlay(t testing.TB, edits map[string]func(string) string) fs.FS {
+	t.Helper()
+	m := fstest.MapFS{}
+	err := fs.WalkDir(templates.Tree(), ".", func(p string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(templates.Tree(), p)
+		m[p] = &fstest.MapFile{Data: b, Mode: 0o644}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, fn := range edits {
+		old := ""
+		if f, ok := m[p]; ok {
+			old = string(f.Data)
+		}
+		m[p] = &fstest.MapFile{Data: []byte(fn(old)), Mode: 0o644}
+	}
+	return m
+}
+
+func BenchmarkFirstRenderFull(b *testing.B) {
+	ids := testIdentities(b)
+	for b.Loop() {
+		dir := b.TempDir()
+		_, err := Render(context.Background(), Options{ConfigPath: fixture("full"), OutDir: dir, Identities: ids, Now: fixedNow})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkNoopRerenderFull(b *testing.B) {
+	ids := testIdentities(b)
+	dir := b.TempDir()
+	opts := Options{ConfigPath: fixture("full"), OutDir: dir, Identities: ids, Now: fixedNow}
+	if _, err := Render(context.Background(), opts); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		res, err := Render(context.Background(), opts)
+		if err != nil || res.Changed() {
+			b.Fatal(err, "re-render changed files")
+		}
+	}
+}

@@ -1,0 +1,116 @@
+package generator
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+)
+
+// apply writes a merged render. Everything is first written to a staging
+// folder inside .hl/ (same file system, fsynced), then renamed into place,
+// then stale files are removed: a failure before the renames leaves the
+// repo untouched, and the renames themselves cannot fail half-way for
+// want of space or a template error.
+func apply(dir string, plan *Plan, res *Result, config []byte) error {
+	writes := map[string][]byte{}
+	modes := map[string]fs.FileMode{}
+	var deletes []string
+	for _, f := range res.Files {
+		switch f.Action {
+		case ActionAdd, ActionUpdate, ActionConflict:
+			writes[f.Path] = f.new
+			modes[f.Path] = 0o644
+			if pf, ok := plan.Files[f.Path]; ok {
+				modes[f.Path] = pf.Mode
+			}
+		case ActionDelete:
+			deletes = append(deletes, f.Path)
+		}
+	}
+	for p, content := range stateFiles(plan) {
+		old, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(p)))
+		if err != nil || !bytes.Equal(old, content) {
+			writes[p] = content
+			modes[p] = 0o644
+		}
+	}
+	if config != nil {
+		writes["hl.yaml"] = config
+		modes["hl.yaml"] = 0o644
+	}
+	// Files under .hl/base that the new plan no longer has.
+	oldBase, _ := listRepo(filepath.Join(dir, baseDir))
+	for p := range oldBase {
+		if _, ok := plan.Files[p]; !ok || plan.Files[p].Secret != nil {
+			deletes = append(deletes, path.Join(baseDir, p))
+		}
+	}
+	if len(writes) == 0 && len(deletes) == 0 {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Join(dir, stateDir), 0o755); err != nil {
+		return err
+	}
+	staging, err := os.MkdirTemp(filepath.Join(dir, stateDir), ".staging-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(staging)
+	order := sortedKeys(writes)
+	for _, p := range order {
+		if err := writeSynced(filepath.Join(staging, filepath.FromSlash(p)), writes[p], modes[p]); err != nil {
+			return fmt.Errorf("stage %s: %w (nothing written)", p, err)
+		}
+	}
+	for _, p := range order {
+		dst := filepath.Join(dir, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		if err := os.Rename(filepath.Join(staging, filepath.FromSlash(p)), dst); err != nil {
+			return fmt.Errorf("move %s into place: %w", p, err)
+		}
+	}
+	sort.Strings(deletes)
+	for _, p := range deletes {
+		abs := filepath.Join(dir, filepath.FromSlash(p))
+		if err := os.Remove(abs); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		removeEmptyParents(dir, filepath.Dir(abs))
+	}
+	return nil
+}
+
+func writeSynced(p string, data []byte, mode fs.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func removeEmptyParents(root, dir string) {
+	for dir != root && len(dir) > len(root) {
+		if os.Remove(dir) != nil {
+			return
+		}
+		dir = filepath.Dir(dir)
+	}
+}
