@@ -91,6 +91,8 @@ type Result struct {
 	// because no age identity was given.
 	SecretsUnchecked int      `json:"secretsUnchecked"`
 	Warnings         []string `json:"warnings,omitempty"`
+	// Roadmap maps every homelab capability to the files implementing it.
+	Roadmap []RoadmapItem `json:"roadmap"`
 	// Written is false for dry runs and refused (conflicting) renders.
 	Written bool `json:"written"`
 }
@@ -158,6 +160,9 @@ func Render(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{OutDir: opts.OutDir}
+	if res.Roadmap, err = Roadmap(plan, plan.data); err != nil {
+		return nil, err
+	}
 	if err := resolveSecrets(plan, opts, res); err != nil {
 		return nil, err
 	}

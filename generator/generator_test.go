@@ -464,3 +464,18 @@ func BenchmarkNoopRerenderFull(b *testing.B) {
 		}
 	}
 }
+
+func TestRoadmapCoveredByFullFixture(t *testing.T) {
+	res := mustRender(t, fixture("full"), t.TempDir(), nil)
+	if len(res.Roadmap) < 30 {
+		t.Fatalf("roadmap has %d items", len(res.Roadmap))
+	}
+	for _, it := range res.Roadmap {
+		if len(it.Files) == 0 && it.NotApplicable == "" {
+			t.Errorf("roadmap item %s (%s) has no file in the full render", it.ID, it.Title)
+		}
+		if it.ID == "metal-kickstart" && it.NotApplicable == "" {
+			t.Errorf("kickstart should not apply to a Debian homelab")
+		}
+	}
+}

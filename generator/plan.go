@@ -39,6 +39,7 @@ type Plan struct {
 	Files map[string]*File
 	// Recipients are the age recipients secrets are encrypted for.
 	Recipients []string
+	data       *Data
 }
 
 // Paths returns the plan's paths, sorted.
@@ -154,7 +155,7 @@ func BuildPlan(_ context.Context, h *config.Homelab, opts Options) (*Plan, error
 		return nil, fmt.Errorf("walk templates: %w", err)
 	}
 	sort.Strings(paths)
-	plan := &Plan{Files: map[string]*File{}, Recipients: h.Spec.Secrets.AgeRecipients}
+	plan := &Plan{Files: map[string]*File{}, Recipients: h.Spec.Secrets.AgeRecipients, data: data}
 	var errs []error
 	for _, p := range paths {
 		comp, ok := componentOf(p, data)

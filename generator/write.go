@@ -63,9 +63,14 @@ func apply(dir string, plan *Plan, res *Result, config []byte) error {
 	defer os.RemoveAll(staging)
 	order := sortedKeys(writes)
 	for _, p := range order {
-		if err := writeSynced(filepath.Join(staging, filepath.FromSlash(p)), writes[p], modes[p]); err != nil {
+		if err := writeFile(filepath.Join(staging, filepath.FromSlash(p)), writes[p], modes[p]); err != nil {
 			return fmt.Errorf("stage %s: %w (nothing written)", p, err)
 		}
+	}
+	// One syncfs for the whole staging tree instead of an fsync per file:
+	// the staged files are durable before any of them replaces a file.
+	if err := syncDir(staging); err != nil {
+		return fmt.Errorf("sync staged files: %w (nothing written)", err)
 	}
 	for _, p := range order {
 		dst := filepath.Join(dir, filepath.FromSlash(p))
@@ -87,23 +92,14 @@ func apply(dir string, plan *Plan, res *Result, config []byte) error {
 	return nil
 }
 
-func writeSynced(p string, data []byte, mode fs.FileMode) error {
+func writeFile(p string, data []byte, mode fs.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
-	if err != nil {
+	if err := os.WriteFile(p, data, mode); err != nil {
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return os.Chmod(p, mode) // WriteFile's mode is filtered by the umask
 }
 
 func removeEmptyParents(root, dir string) {

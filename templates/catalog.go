@@ -17,7 +17,7 @@ import (
 
 // FS holds the template tree and catalog.yaml.
 //
-//go:embed catalog.yaml all:tree
+//go:embed catalog.yaml roadmap.yaml all:tree
 var FS embed.FS
 
 // Tree returns the template tree: paths as they appear in a rendered repo,

@@ -24,6 +24,7 @@ type renderOptions struct {
 	Check          bool
 	AllowConflicts bool
 	Example        bool
+	Roadmap        bool
 }
 
 func newRenderCmd(ios *iostreams.IOStreams) *cobra.Command {
@@ -55,6 +56,7 @@ generated.`,
 	f.BoolVar(&opts.Check, "check", false, "exit 1 if the repo differs from a fresh render; write nothing (for CI)")
 	f.BoolVar(&opts.AllowConflicts, "allow-conflicts", false, "write conflicting files with conflict markers instead of refusing")
 	f.BoolVar(&opts.Example, "example", false, "render the embedded example hl.yaml (needs --out)")
+	f.BoolVar(&opts.Roadmap, "roadmap", false, "list every homelab capability with the files implementing it (always shown on a first render)")
 	return cmd
 }
 
@@ -140,6 +142,9 @@ func printRender(ios *iostreams.IOStreams, res *generator.Result, opts *renderOp
 	if res.SecretsUnchecked > 0 {
 		fmt.Fprintf(ios.ErrOut, "note: no age identity given: %d existing secret files kept as they are, not decrypted or checked\n", res.SecretsUnchecked)
 	}
+	if opts.Roadmap || counts[generator.ActionAdd] == len(res.Files) {
+		printRoadmap(ios, res.Roadmap)
+	}
 	verb := "rendered"
 	if !res.Written {
 		verb = "would render"
@@ -189,4 +194,21 @@ func defaultKeyPath() string {
 		dir = "."
 	}
 	return filepath.Join(dir, "hl", "age.key")
+}
+
+func printRoadmap(ios *iostreams.IOStreams, items []generator.RoadmapItem) {
+	fmt.Fprintln(ios.Out, "\nWhat this homelab has:")
+	for _, it := range items {
+		switch {
+		case len(it.Files) > 0:
+			fmt.Fprintf(ios.Out, "  [x] %s\n", it.Title)
+			for _, f := range it.Files {
+				fmt.Fprintf(ios.Out, "        %s\n", f)
+			}
+		case it.NotApplicable != "":
+			fmt.Fprintf(ios.Out, "  [-] %s (%s)\n", it.Title, it.NotApplicable)
+		default:
+			fmt.Fprintf(ios.Out, "  [ ] %s (missing)\n", it.Title)
+		}
+	}
 }
