@@ -125,10 +125,10 @@ func newData(h *config.Homelab) (*Data, error) {
 
 // Template file conventions in the tree:
 const (
-	tmplSuffix   = ".tmpl"       // executed with text/template, suffix dropped
-	nodeSegment  = "_node_"      // path segment expanded once per node
+	tmplSuffix   = ".tmpl"         // executed with text/template, suffix dropped
+	nodeSegment  = "_node_"        // path segment expanded once per node
 	secretsDecl  = "_secrets.yaml" // secret declarations (after .tmpl), not output
-	secretsDir   = "secrets"      // where a folder's declared secrets are written
+	secretsDir   = "secrets"       // where a folder's declared secrets are written
 	sopsSuffix   = ".sops.yaml"
 	keepEmptyTag = "# hl:keep-empty"
 )
@@ -285,8 +285,8 @@ type secretDecl struct {
 	RotateAfter string `yaml:"rotateAfter,omitempty"`
 	// Rotatable defaults to true; false when the value also lives in an
 	// app's database.
-	Rotatable *bool    `yaml:"rotatable,omitempty"`
-	Consumers []string `yaml:"consumers,omitempty"`
+	Rotatable *bool             `yaml:"rotatable,omitempty"`
+	Consumers []string          `yaml:"consumers,omitempty"`
 	Labels    map[string]string `yaml:"labels,omitempty"`
 }
 

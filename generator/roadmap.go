@@ -77,4 +77,3 @@ func notApplicable(when string, d *Data) string {
 	}
 	return ""
 }
-
