@@ -19,6 +19,7 @@ func funcs() template.FuncMap {
 		"nindent":  func(n int, s string) string { return "\n" + indent(n, s) },
 		"quote":    func(s any) string { return fmt.Sprintf("%q", fmt.Sprint(s)) },
 		"join":     func(sep string, xs []string) string { return strings.Join(xs, sep) },
+		"split":    func(sep, s string) []string { return strings.Split(s, sep) },
 		"sha256":   func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) },
 		"trimDot":  func(s string) string { return strings.TrimSuffix(s, ".") },
 		"upper":    strings.ToUpper,

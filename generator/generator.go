@@ -166,6 +166,7 @@ func Render(ctx context.Context, opts Options) (*Result, error) {
 	if err := resolveSecrets(plan, opts, res); err != nil {
 		return nil, err
 	}
+	addSecretKustomizations(plan)
 	if err := mergePlan(plan, st, opts, res); err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"golang.org/x/crypto/bcrypt"
 	"gopkg.in/yaml.v3"
 
 	"hl.dev/hl/internal/secrets"
@@ -236,9 +237,15 @@ func TestSecretsDecryptWithDeclaredShapeAndNoPlaintextLeaks(t *testing.T) {
 	if !hexRe.MatchString(token) {
 		t.Errorf("k3s token %d chars, not 32 hex bytes", len(token))
 	}
-	argo := vals["system/argocd/secrets/argocd-secret.sops.yaml"]
-	if len(argo["admin.password"]) != 32 || !strings.HasPrefix(argo["admin.password-hash"], "$2") {
-		t.Errorf("argocd admin password/hash not of the declared shape: %d chars, hash prefix %.3q", len(argo["admin.password"]), argo["admin.password-hash"])
+	dex := vals["platform/sso/secrets/dex-admin.sops.yaml"]
+	if len(dex["password"]) != 32 || bcrypt.CompareHashAndPassword([]byte(dex["password-hash"]), []byte(dex["password"])) != nil {
+		t.Errorf("dex admin password/hash not of the declared shape: %d chars, hash prefix %.3q", len(dex["password"]), dex["password-hash"])
+	}
+	// Copies carry the source's values into another namespace.
+	clients := vals["platform/sso/secrets/dex-clients.sops.yaml"]
+	argo := vals["platform/sso/secrets/argocd-oidc.sops.yaml"]
+	if clients["ARGOCD_CLIENT_SECRET"] == "" || argo["client-secret"] != clients["ARGOCD_CLIENT_SECRET"] {
+		t.Errorf("argocd-oidc does not carry dex-clients' ARGOCD_CLIENT_SECRET")
 	}
 	tree := snapshot(t, dir)
 	for sp, kv := range vals {
@@ -477,5 +484,35 @@ func TestRoadmapCoveredByFullFixture(t *testing.T) {
 		if it.ID == "metal-kickstart" && it.NotApplicable == "" {
 			t.Errorf("kickstart should not apply to a Debian homelab")
 		}
+	}
+}
+
+func TestAppValuesMergedIntoWrapperChart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "hl.yaml")
+	src, err := os.ReadFile(fixture("minimal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src = append(src, []byte("  apps:\n    gitea:\n      values:\n        replicaCount: 2\n        gitea:\n          config:\n            server: {LANDING_PAGE: explore}\n")...)
+	if err := os.WriteFile(cfg, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustRender(t, cfg, dir, nil)
+	b, err := os.ReadFile(filepath.Join(dir, "platform/gitea/values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v map[string]map[string]any
+	if err := yaml.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	g := v["gitea"]
+	if g["replicaCount"] != 2 {
+		t.Errorf("override not merged: replicaCount=%v", g["replicaCount"])
+	}
+	cfgMap, _ := g["gitea"].(map[string]any)["config"].(map[string]any)
+	if cfgMap["server"].(map[string]any)["LANDING_PAGE"] != "explore" || len(cfgMap) < 2 {
+		t.Errorf("deep merge lost template values or override: %v", cfgMap)
 	}
 }

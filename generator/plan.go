@@ -32,6 +32,14 @@ type SecretFile struct {
 	Spec secrets.Spec
 	// Source is the declaration it came from (for errors).
 	Source string
+	// CopyOf is the plan path of the secret whose values this one
+	// carries (KeyMap: key here → key there), for a value two namespaces
+	// need (an OIDC client secret in Dex and in the client app).
+	CopyOf string
+	KeyMap map[string]string
+	// ProvidedBy names who writes this secret (e.g. "hl bootstrap gitea"):
+	// hl never generates it, keeps it when present and warns when missing.
+	ProvidedBy string
 }
 
 // Plan is every file a render produces, keyed by slash path.
@@ -215,8 +223,10 @@ func BuildPlan(_ context.Context, h *config.Homelab, opts Options) (*Plan, error
 	if len(errs) > 0 {
 		return nil, joinErrs(errs)
 	}
-	addSecretKustomizations(plan)
 	addAppFiles(plan, data)
+	if err := mergeValues(plan, data); err != nil {
+		return nil, err
+	}
 	plan.Files[".sops.yaml"] = &File{Path: ".sops.yaml", Content: secrets.SopsConfig(h.Spec.Secrets.AgeRecipients), Mode: 0o644}
 	return plan, nil
 }
@@ -288,6 +298,25 @@ type secretDecl struct {
 	Rotatable *bool             `yaml:"rotatable,omitempty"`
 	Consumers []string          `yaml:"consumers,omitempty"`
 	Labels    map[string]string `yaml:"labels,omitempty"`
+	// Copies are further Secrets holding the same values (rotated
+	// together), e.g. a client secret both Dex and the client app read.
+	Copies []secretCopy `yaml:"copies,omitempty"`
+	// Provided marks a secret another step writes (its value is not
+	// hl's to generate), naming that step; providedKeys lists its keys.
+	Provided     string   `yaml:"provided,omitempty"`
+	ProvidedKeys []string `yaml:"providedKeys,omitempty"`
+}
+
+type secretCopy struct {
+	Name      string            `yaml:"name"`
+	Namespace string            `yaml:"namespace"`
+	Labels    map[string]string `yaml:"labels,omitempty"`
+	// Keys maps a key of the copy to the key of the declared secret.
+	Keys map[string]string `yaml:"keys"`
+	// Dir is the repo folder the copy is written to (default: the
+	// declaring folder); a copy for another component goes to that
+	// component's folder so its secrets Application applies it.
+	Dir string `yaml:"dir,omitempty"`
 }
 
 // declareSecrets reads a rendered _secrets.yaml (a YAML list of
@@ -300,6 +329,17 @@ func declareSecrets(plan *Plan, h *config.Homelab, dir, source string, content [
 		return fmt.Errorf("secrets declared in %s: %w", source, err)
 	}
 	for _, d := range decls {
+		if d.Provided != "" {
+			p := path.Join(dir, secretsDir, d.Name+sopsSuffix)
+			if len(d.Keys) > 0 || len(d.Copies) > 0 {
+				return fmt.Errorf("secrets declared in %s: %s: a provided secret has providedKeys, not keys or copies", source, d.Name)
+			}
+			if _, dup := plan.Files[p]; dup {
+				return fmt.Errorf("secrets declared in %s: %s declared twice", source, p)
+			}
+			plan.Files[p] = &File{Path: p, Mode: 0o644, Secret: &SecretFile{Spec: secrets.Spec{Name: d.Name, Namespace: d.Namespace}, Source: source, ProvidedBy: d.Provided}}
+			continue
+		}
 		spec := secrets.Spec{Name: d.Name, Namespace: d.Namespace, Type: d.Type, Labels: d.Labels, Consumers: d.Consumers, Rotatable: d.Rotatable == nil || *d.Rotatable}
 		ra := string(h.Spec.Secrets.RotateAfter)
 		if d.RotateAfter != "" {
@@ -328,6 +368,25 @@ func declareSecrets(plan *Plan, h *config.Homelab, dir, source string, content [
 			return fmt.Errorf("secrets declared in %s: %s declared twice", source, p)
 		}
 		plan.Files[p] = &File{Path: p, Mode: 0o644, Secret: &SecretFile{Spec: spec, Source: source}}
+		for _, c := range d.Copies {
+			cs := secrets.Spec{Name: c.Name, Namespace: c.Namespace, Type: d.Type, Labels: c.Labels, RotateAfter: spec.RotateAfter, Rotatable: spec.Rotatable}
+			for _, k := range sortedKeys(c.Keys) {
+				g, ok := d.Keys[c.Keys[k]]
+				if !ok {
+					return fmt.Errorf("secrets declared in %s: copy %s: key %s copies %q, which is not a declared key of %s", source, c.Name, k, c.Keys[k], d.Name)
+				}
+				cs.Keys = append(cs.Keys, secrets.Key{Name: k, Generator: g})
+			}
+			cdir := dir
+			if c.Dir != "" {
+				cdir = c.Dir
+			}
+			cp := path.Join(cdir, secretsDir, c.Name+sopsSuffix)
+			if _, dup := plan.Files[cp]; dup {
+				return fmt.Errorf("secrets declared in %s: %s declared twice", source, cp)
+			}
+			plan.Files[cp] = &File{Path: cp, Mode: 0o644, Secret: &SecretFile{Spec: cs, Source: source, CopyOf: p, KeyMap: c.Keys}}
+		}
 	}
 	return nil
 }
@@ -339,6 +398,10 @@ func addSecretKustomizations(plan *Plan) {
 	for _, p := range plan.Paths() {
 		f := plan.Files[p]
 		if f.Secret == nil {
+			continue
+		}
+		if f.Content == nil {
+			delete(plan.Files, p) // a provided secret not written yet
 			continue
 		}
 		dir := path.Dir(p)

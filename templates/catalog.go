@@ -35,8 +35,17 @@ type Catalog struct {
 	// K3s is the pinned k3s release.
 	K3s string `yaml:"k3s"`
 	// OS lists installable operating systems with pinned netboot images.
-	OS         []OSImage   `yaml:"os"`
+	OS []OSImage `yaml:"os"`
+	// Metal pins what the metal/ templates use besides the OS images.
+	Metal      MetalPins   `yaml:"metal"`
 	Components []Component `yaml:"components"`
+}
+
+// MetalPins are the metal/ template pins: the kube-vip image and the k3s
+// install script URL ("{version}" is replaced by the k3s version).
+type MetalPins struct {
+	KubeVIP          Image  `yaml:"kubeVip"`
+	K3sInstallScript string `yaml:"k3sInstallScript"`
 }
 
 // OSImage is a netboot kernel and initrd (or Fedora's PXE images) pinned
