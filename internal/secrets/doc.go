@@ -1,0 +1,56 @@
+// Package secrets owns every credential hl renders: generating secret
+// values, laying them out as Kubernetes Secret manifests, and encrypting
+// those manifests with SOPS (age recipients) so they can be committed.
+//
+// # What it owns
+//
+//   - Generators (password, hex, base64, ed25519-ssh, bcrypt, age). All
+//     randomness is read from an injected io.Reader: crypto/rand.Reader in
+//     production, a seeded stream (math/rand/v2 ChaCha8) in tests, so golden
+//     renders are reproducible. This includes the OpenSSH check bytes and the
+//     bcrypt salt, which the package derives from the reader instead of
+//     letting x/crypto read crypto/rand behind our back.
+//   - Spec: the description of one Secret (name, namespace, keys with their
+//     generator, rotateAfter, rotatable, consumers) and Render, which turns a
+//     Spec plus the previously rendered (decrypted) Secret into the new
+//     plaintext manifest, reusing existing values key by key.
+//   - SOPS: Encrypt, Decrypt, Recipients, UpdateKeys (sops updatekeys),
+//     Rotate (sops rotate), PlainEqual, and SopsConfig for .sops.yaml.
+//   - age keys: LoadIdentities (explicit path, SOPS_AGE_KEY_FILE,
+//     SOPS_AGE_KEY), GenerateIdentity and WriteIdentityFile.
+//
+// # File conventions
+//
+// Secrets live in files named *.sops.yaml. The rendered .sops.yaml has one
+// creation rule for `\.sops\.ya?ml$` with `encrypted_regex:
+// ^(data|stringData)$`, so only the data and stringData maps of a Secret are
+// encrypted; apiVersion, kind and metadata stay readable in git diffs and in
+// code review.
+//
+// # Metadata travels as annotations
+//
+// Because metadata is left in the clear, the facts the bot needs to schedule
+// rotation travel as annotations on the Secret itself, not in a side file:
+//
+//	hl.dev/generator     JSON object: key name -> generator spec
+//	hl.dev/generated-at  date the values were generated (YYYY-MM-DD, given by the caller)
+//	hl.dev/rotate-after  e.g. "90d" (absent: never rotate automatically)
+//	hl.dev/rotatable     "false" when the value also lives inside an app's
+//	                     database, so a git change alone cannot rotate it
+//	hl.dev/consumers     optional, comma separated workloads reading the Secret
+//
+// The package never reads the clock for generated-at; the caller passes the
+// date. The one place time.Now is used is sops' own lastmodified field, which
+// sops needs as additional data for the MAC and which carries no meaning for
+// hl (rotation is driven by hl.dev/generated-at).
+//
+// # Stability and integrity
+//
+// The sops MAC covers every value of the document, the cleartext metadata
+// included. Editing an annotation of an encrypted file by hand (or with a
+// byte-range edit) therefore breaks decryption; use `sops edit`, or re-render.
+// Encryption is randomised (fresh data key, IVs and age stanzas every time),
+// so re-encrypting unchanged plaintext produces a different file: callers
+// keep the existing file byte for byte when PlainEqual reports true and
+// Recipients still match the wanted set.
+package secrets
