@@ -183,7 +183,7 @@ func newSecretsCmd(ios *iostreams.IOStreams) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(keygen)
+	cmd.AddCommand(keygen, newSecretsStatusCmd(ios), newSecretsRotateCmd(ios))
 	return cmd
 }
 

@@ -37,6 +37,9 @@ const (
 	// KindAge: an age X25519 identity (AGE-SECRET-KEY-1...) in <key> and its
 	// recipient (age1...) in <key>.pub.
 	KindAge Kind = "age"
+	// KindLiteral: the fixed, non-secret Value (a username, a URL) that an
+	// app wants inside the same Secret as its credentials.
+	KindLiteral Kind = "literal"
 )
 
 // Suffixes of the keys derived from a multi-output generator.
@@ -78,17 +81,25 @@ const (
 // Generator describes how one key's value is produced. Its JSON form is what
 // the hl.dev/generator annotation records per key.
 type Generator struct {
-	Kind Kind `json:"kind"`
+	Kind Kind `json:"kind" yaml:"kind"`
 	// Length: characters for password and bcrypt, random bytes for hex and
 	// base64; 0 means the default. Must be 0 for ed25519-ssh and age.
-	Length int `json:"length,omitempty"`
+	Length int `json:"length,omitempty" yaml:"length,omitempty"`
 	// Charset for password and bcrypt; "" means alnum.
-	Charset Charset `json:"charset,omitempty"`
+	Charset Charset `json:"charset,omitempty" yaml:"charset,omitempty"`
 	// Chars is the alphabet when Charset is custom: distinct printable ASCII
 	// characters, at least two.
-	Chars string `json:"chars,omitempty"`
+	Chars string `json:"chars,omitempty" yaml:"chars,omitempty"`
 	// Cost is the bcrypt cost (4..31); 0 means DefaultBcryptCost.
-	Cost int `json:"cost,omitempty"`
+	Cost int `json:"cost,omitempty" yaml:"cost,omitempty"`
+	// HashKey names the key bcrypt writes the hash to (default
+	// <key>-hash): Argo CD, for one, wants the hash under a fixed name.
+	HashKey string `json:"hashKey,omitempty" yaml:"hashKey,omitempty"`
+	// User makes bcrypt write an htpasswd line "user:hash" instead of the
+	// bare hash (ingress-nginx basic auth, zot).
+	User string `json:"user,omitempty" yaml:"user,omitempty"`
+	// Value is the fixed value of a literal.
+	Value string `json:"value,omitempty" yaml:"value,omitempty"`
 }
 
 // Outputs returns the secret keys that a generator for key name fills, the
@@ -96,16 +107,37 @@ type Generator struct {
 func (g Generator) Outputs(name string) []string {
 	switch g.Kind {
 	case KindBcrypt:
-		return []string{name, name + HashSuffix}
+		return []string{name, g.hashKey(name)}
 	case KindEd25519SSH, KindAge:
 		return []string{name, name + PublicSuffix}
 	}
 	return []string{name}
 }
 
+func (g Generator) hashKey(name string) string {
+	if g.HashKey != "" {
+		return g.HashKey
+	}
+	return name + HashSuffix
+}
+
 // Validate reports whether g is a usable generator spec.
 func (g Generator) Validate() error {
+	if g.Kind != KindBcrypt && (g.HashKey != "" || g.User != "") {
+		return fmt.Errorf("hashKey and user are only valid for bcrypt")
+	}
+	if g.Kind != KindLiteral && g.Value != "" {
+		return fmt.Errorf("value is only valid for literal")
+	}
+	if strings.ContainsAny(g.User, ":\n") {
+		return fmt.Errorf("bcrypt user %q may not contain ':' or a newline", g.User)
+	}
 	switch g.Kind {
+	case KindLiteral:
+		if g.Value == "" || g.Length != 0 || g.Charset != "" || g.Chars != "" || g.Cost != 0 {
+			return fmt.Errorf("literal takes only a non-empty value")
+		}
+		return nil
 	case KindPassword, KindBcrypt:
 		if _, err := g.alphabet(); err != nil {
 			return err
@@ -227,7 +259,9 @@ func (g Generator) Generate(name string, r io.Reader) (map[string]string, error)
 		if err != nil {
 			return nil, err
 		}
-		out[name], out[name+HashSuffix] = pw, h
+		out[name], out[g.hashKey(name)] = pw, g.htpasswd(h)
+	case KindLiteral:
+		out[name] = g.Value
 	case KindEd25519SSH:
 		priv, pub, err := sshKey(r)
 		if err != nil {
@@ -253,8 +287,8 @@ func (g Generator) derive(name, primary string, existing map[string]string, r io
 	out := map[string]string{name: primary}
 	switch g.Kind {
 	case KindBcrypt:
-		if h, ok := existing[name+HashSuffix]; ok {
-			out[name+HashSuffix] = h
+		if h, ok := existing[g.hashKey(name)]; ok {
+			out[g.hashKey(name)] = h
 			break
 		}
 		if len(primary) > maxBcryptPassword {
@@ -264,7 +298,9 @@ func (g Generator) derive(name, primary string, existing map[string]string, r io
 		if err != nil {
 			return nil, err
 		}
-		out[name+HashSuffix] = h
+		out[g.hashKey(name)] = g.htpasswd(h)
+	case KindLiteral:
+		out[name] = g.Value // the declaration, not the file, is the truth
 	case KindEd25519SSH:
 		k, err := ssh.ParsePrivateKey([]byte(primary))
 		if err != nil {
@@ -476,4 +512,13 @@ func bech32Encode(hrp string, data []byte) string {
 		sb.WriteByte(charset[(chk>>uint(5*(5-i)))&31])
 	}
 	return sb.String()
+}
+
+// htpasswd formats a bcrypt hash as the generator asks: bare, or as an
+// htpasswd line for User.
+func (g Generator) htpasswd(hash string) string {
+	if g.User == "" {
+		return hash
+	}
+	return g.User + ":" + hash
 }

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"hl.dev/hl/bot/rotate"
+	"hl.dev/hl/internal/iostreams"
+)
+
+func newSecretsStatusCmd(ios *iostreams.IOStreams) *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "List every generated secret with its generated-at and rotation due date",
+		Long: `List every secret hl generates (read from the cleartext metadata of the
+*.sops.yaml files, nothing is decrypted): name, namespace, file, generated-at,
+rotate-after, the due date and whether it is due now. Copies are rotated
+with the secret they copy.`,
+		Example: "  hl secrets status\n  hl secrets status -o json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			all, err := rotate.Scan(cmd.Context(), dir, time.Now())
+			if err != nil {
+				return err
+			}
+			var gen []rotate.Secret
+			for _, s := range all {
+				if s.Generated {
+					gen = append(gen, s)
+				}
+			}
+			if ios.JSON() {
+				if gen == nil {
+					gen = []rotate.Secret{}
+				}
+				return ios.WriteJSON(gen)
+			}
+			tw := tabwriter.NewWriter(ios.Out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAMESPACE\tNAME\tGENERATED\tROTATE-AFTER\tDUE\tSTATUS\tFILE")
+			for _, s := range gen {
+				status := "ok"
+				switch {
+				case s.CopyOf != "":
+					status = "copy of " + filepath.Base(s.CopyOf)
+				case s.Due && !s.Rotatable:
+					status = "DUE (rotate by hand)"
+				case s.Due:
+					status = "DUE"
+				case s.RotateAfter == "":
+					status = "never rotated"
+				}
+				due := s.DueAt
+				if due == "" {
+					due = "-"
+				}
+				ra := s.RotateAfter
+				if ra == "" {
+					ra = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Namespace, s.Name, s.GeneratedAt, ra, due, status, s.File)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVarP(&dir, "dir", "C", ".", "repository root")
+	return cmd
+}
+
+func newSecretsRotateCmd(ios *iostreams.IOStreams) *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "rotate NAME",
+		Short: "Rotate one generated secret in the working tree (new values, fresh data key)",
+		Long: `Give a generated secret (NAME, NAMESPACE/NAME or its file) new values from
+its generator spec, encrypted with a fresh SOPS data key for the file's
+recipients. Its copies get the same new values, hl.dev/generated-at becomes
+today and the workloads that read it get a new hl.dev/secret-checksum-*
+annotation so they restart. Only files in the working tree change: review,
+commit and push them. No age identity is needed; values are never printed.`,
+		Example: "  hl secrets rotate dex-clients\n  hl secrets rotate gitea/gitea-metrics",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rot, err := rotate.RotateByName(cmd.Context(), dir, args[0], rotate.Options{})
+			if err != nil {
+				return &exitError{code: 1, msg: err.Error()}
+			}
+			if ios.JSON() {
+				return ios.WriteJSON(rot)
+			}
+			for _, f := range rot.Files {
+				ios.Printf("rotated  %s\n", f)
+			}
+			for _, w := range rot.Workloads {
+				ios.Printf("restarts %s %s (%s)\n", w.Kind, w.Name, w.File)
+			}
+			for _, m := range rot.ManualRestarts {
+				ios.Printf("by hand  %s\n", m)
+			}
+			ios.Errorf("rotated %s/%s: review and commit the changes\n", rot.Secret.Namespace, rot.Secret.Name)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&dir, "dir", "C", ".", "repository root")
+	return cmd
+}
