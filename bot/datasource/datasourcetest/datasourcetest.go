@@ -1,0 +1,459 @@
+// Package datasourcetest owns the real local servers the bot's tests
+// talk to: a Helm repository of charts packaged with the helm SDK and
+// indexed by helm's repo package, an in-process OCI registry (images and
+// Helm charts) behind bearer-token auth with Link-header pagination, a
+// GitHub API replaying recorded release fixtures with ETags, the k3s
+// channel server, and a Debian mirror's netboot installer tree.
+package datasourcetest
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chartutil"
+	helmreg "helm.sh/helm/v3/pkg/registry"
+	"helm.sh/helm/v3/pkg/repo"
+)
+
+// RepoRoot returns the repository root (for testdata paths).
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	dir, _ := os.Getwd()
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("no go.mod above the test")
+		}
+		dir = parent
+	}
+}
+
+// HelmRepo is an HTTP Helm repository.
+type HelmRepo struct {
+	*httptest.Server
+	t   testing.TB
+	dir string
+
+	mu    sync.Mutex
+	index []byte
+	// IndexGets counts GET /index.yaml; NotModified the 304s among them.
+	IndexGets, NotModified atomic.Int32
+}
+
+// NewHelmRepo packages each chart version with chartutil.Save and indexes
+// the folder with repo.IndexDirectory.
+func NewHelmRepo(t testing.TB, charts map[string][]string) *HelmRepo {
+	t.Helper()
+	h := &HelmRepo{t: t, dir: t.TempDir()}
+	h.Server = httptest.NewServer(http.HandlerFunc(h.serve))
+	t.Cleanup(h.Close)
+	for n, vs := range charts {
+		for _, v := range vs {
+			h.package_(n, v)
+		}
+	}
+	h.Reindex()
+	return h
+}
+
+func (h *HelmRepo) package_(n, v string) {
+	c := &chart.Chart{Metadata: &chart.Metadata{APIVersion: chart.APIVersionV2, Name: n, Version: v, AppVersion: v, Description: "test chart " + n}}
+	if _, err := chartutil.Save(c, h.dir); err != nil {
+		h.t.Fatalf("package %s-%s: %v", n, v, err)
+	}
+}
+
+// Add packages more versions and re-indexes (a release upstream).
+func (h *HelmRepo) Add(n string, versions ...string) {
+	for _, v := range versions {
+		h.package_(n, v)
+	}
+	h.Reindex()
+}
+
+// Reindex regenerates index.yaml from the packaged charts.
+func (h *HelmRepo) Reindex() {
+	idx, err := repo.IndexDirectory(h.dir, h.URL)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	idx.SortEntries()
+	p := filepath.Join(h.dir, "index.yaml")
+	if err := idx.WriteFile(p, 0o644); err != nil {
+		h.t.Fatal(err)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.SetIndex(b)
+}
+
+// SetIndex serves raw bytes as index.yaml (malformed-index tests).
+func (h *HelmRepo) SetIndex(b []byte) {
+	h.mu.Lock()
+	h.index = b
+	h.mu.Unlock()
+}
+
+func (h *HelmRepo) serve(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/index.yaml" {
+		if strings.HasSuffix(r.URL.Path, ".tgz") && !strings.Contains(r.URL.Path[1:], "/") {
+			http.ServeFile(w, r, filepath.Join(h.dir, filepath.Base(r.URL.Path)))
+			return
+		}
+		http.NotFound(w, r)
+		return
+	}
+	h.IndexGets.Add(1)
+	h.mu.Lock()
+	b := h.index
+	h.mu.Unlock()
+	sum := sha256.Sum256(b)
+	etag := `"` + hex.EncodeToString(sum[:8]) + `"`
+	w.Header().Set("ETag", etag)
+	if r.Header.Get("If-None-Match") == etag {
+		h.NotModified.Add(1)
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-yaml")
+	w.Write(b)
+}
+
+// Registry is an in-process OCI registry. Host is what image references
+// use; pushes go through an unauthenticated side door.
+type Registry struct {
+	*httptest.Server
+	Host       string
+	User, Pass string
+	pushHost   string
+	token      string
+	// TagPages counts tags/list requests; TokenGets token requests.
+	TagPages, TokenGets atomic.Int32
+}
+
+// NewRegistry starts a registry that demands a bearer token obtained with
+// user/pass (when user is not empty) and paginates tags/list.
+func NewRegistry(t testing.TB, user, pass string) *Registry {
+	t.Helper()
+	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	push := httptest.NewServer(inner)
+	t.Cleanup(push.Close)
+	r := &Registry{User: user, Pass: pass, token: fmt.Sprintf("tok-%d", time.Now().UnixNano()), pushHost: strings.TrimPrefix(push.URL, "http://")}
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { r.serve(w, req, inner) }))
+	t.Cleanup(r.Close)
+	r.Host = strings.TrimPrefix(r.URL, "http://")
+	return r
+}
+
+// Token is the bearer token the registry issues (to assert it is never
+// logged).
+func (r *Registry) Token() string { return r.token }
+
+func (r *Registry) serve(w http.ResponseWriter, req *http.Request, inner http.Handler) {
+	if req.URL.Path == "/token" {
+		r.TokenGets.Add(1)
+		u, p, ok := req.BasicAuth()
+		if !ok || u != r.User || p != r.Pass {
+			http.Error(w, `{"errors":[{"code":"UNAUTHORIZED"}]}`, http.StatusUnauthorized)
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]any{"token": r.token, "access_token": r.token, "expires_in": 300})
+		return
+	}
+	if r.User != "" && req.Header.Get("Authorization") != "Bearer "+r.token {
+		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="%s/token",service="test-registry",scope="repository:x:pull"`, r.URL))
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		w.Write([]byte(`{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`))
+		return
+	}
+	if !strings.HasSuffix(req.URL.Path, "/tags/list") {
+		inner.ServeHTTP(w, req)
+		return
+	}
+	r.TagPages.Add(1)
+	// Paginate as distribution does: n, last, and a Link header.
+	q := req.URL.Query()
+	full := req.Clone(req.Context())
+	full.URL.RawQuery = ""
+	rec := httptest.NewRecorder()
+	inner.ServeHTTP(rec, full)
+	if rec.Code != http.StatusOK {
+		w.WriteHeader(rec.Code)
+		w.Write(rec.Body.Bytes())
+		return
+	}
+	var list struct {
+		Name string   `json:"name"`
+		Tags []string `json:"tags"`
+	}
+	json.Unmarshal(rec.Body.Bytes(), &list)
+	sort.Strings(list.Tags)
+	if last := q.Get("last"); last != "" {
+		i := sort.SearchStrings(list.Tags, last)
+		for i < len(list.Tags) && list.Tags[i] <= last {
+			i++
+		}
+		list.Tags = list.Tags[i:]
+	}
+	if n, err := strconv.Atoi(q.Get("n")); err == nil && n > 0 && n < len(list.Tags) {
+		list.Tags = list.Tags[:n]
+		next := url.Values{"n": {strconv.Itoa(n)}, "last": {list.Tags[n-1]}}
+		w.Header().Set("Link", fmt.Sprintf(`<%s?%s>; rel="next"`, req.URL.Path, next.Encode()))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(list)
+}
+
+// PushImage writes a random image under each tag of repo.
+func (r *Registry) PushImage(t testing.TB, repoPath string, tags ...string) {
+	t.Helper()
+	img, err := random.Image(256, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tag := range tags {
+		ref, err := name.ParseReference(r.pushHost + "/" + repoPath + ":" + tag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.Write(ref, img); err != nil {
+			t.Fatalf("push %s: %v", ref, err)
+		}
+	}
+}
+
+// PushChart packages a chart and pushes it with helm's registry client
+// (which spells '+' as '_' in the tag).
+func (r *Registry) PushChart(t testing.TB, repoPath, chartName string, versions ...string) {
+	t.Helper()
+	dir := t.TempDir()
+	c, err := helmreg.NewClient(helmreg.ClientOptPlainHTTP(), helmreg.ClientOptCredentialsFile(filepath.Join(dir, "creds.json")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range versions {
+		ch := &chart.Chart{Metadata: &chart.Metadata{APIVersion: chart.APIVersionV2, Name: chartName, Version: v}}
+		p, err := chartutil.Save(ch, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref := fmt.Sprintf("%s/%s/%s:%s", r.pushHost, repoPath, chartName, v)
+		if _, err := c.Push(data, ref, helmreg.PushOptStrictMode(false)); err != nil {
+			t.Fatalf("helm push %s: %v", ref, err)
+		}
+	}
+}
+
+// GitHub replays recorded releases from testdata/bot/github/repos/<owner>/<repo>/releases.json,
+// paginated and with ETags; a matching If-None-Match gets a 304.
+type GitHub struct {
+	*httptest.Server
+	dir string
+	// Full counts 200 answers; NotModified 304s; Tokens the Authorization
+	// headers seen.
+	Full, NotModified atomic.Int32
+	mu                sync.Mutex
+	Auth              []string
+}
+
+// NewGitHub serves the fixtures under RepoRoot/testdata/bot/github.
+func NewGitHub(t testing.TB) *GitHub {
+	g := &GitHub{dir: filepath.Join(RepoRoot(t), "testdata", "bot", "github")}
+	g.Server = httptest.NewServer(http.HandlerFunc(g.serve))
+	t.Cleanup(g.Close)
+	return g
+}
+
+func (g *GitHub) serve(w http.ResponseWriter, r *http.Request) {
+	g.mu.Lock()
+	g.Auth = append(g.Auth, r.Header.Get("Authorization"))
+	g.mu.Unlock()
+	// /repos/{owner}/{repo}/releases
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	if len(parts) != 4 || parts[0] != "repos" || parts[3] != "releases" {
+		w.WriteHeader(http.StatusNotFound)
+		w.Write([]byte(`{"message":"Not Found","documentation_url":"https://docs.github.com/rest"}`))
+		return
+	}
+	b, err := os.ReadFile(filepath.Join(g.dir, "repos", parts[1], parts[2], "releases.json"))
+	if err != nil {
+		w.WriteHeader(http.StatusNotFound)
+		w.Write([]byte(`{"message":"Not Found"}`))
+		return
+	}
+	var all []json.RawMessage
+	if err := json.Unmarshal(b, &all); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	per, _ := strconv.Atoi(r.URL.Query().Get("per_page"))
+	if per <= 0 {
+		per = 30
+	}
+	page, _ := strconv.Atoi(r.URL.Query().Get("page"))
+	if page <= 0 {
+		page = 1
+	}
+	start, end := min((page-1)*per, len(all)), min(page*per, len(all))
+	body, _ := json.Marshal(all[start:end])
+	sum := sha256.Sum256(body)
+	etag := `W/"` + hex.EncodeToString(sum[:10]) + `"`
+	w.Header().Set("ETag", etag)
+	w.Header().Set("X-RateLimit-Limit", "5000")
+	w.Header().Set("X-RateLimit-Remaining", "4999")
+	if end < len(all) {
+		next := *r.URL
+		q := next.Query()
+		q.Set("page", strconv.Itoa(page+1))
+		next.RawQuery = q.Encode()
+		w.Header().Set("Link", fmt.Sprintf(`<%s%s>; rel="next"`, g.URL, next.RequestURI()))
+	}
+	if r.Header.Get("If-None-Match") == etag {
+		g.NotModified.Add(1)
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	g.Full.Add(1)
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Write(body)
+}
+
+// NewK3sChannels serves testdata/bot/k3s/channels.json at
+// /v1-release/channels and returns its URL.
+func NewK3sChannels(t testing.TB) (string, *atomic.Int32) {
+	b, err := os.ReadFile(filepath.Join(RepoRoot(t), "testdata", "bot", "k3s", "channels.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1-release/channels" {
+			http.NotFound(w, r)
+			return
+		}
+		hits.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(b)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/v1-release/channels", &hits
+}
+
+// Debian serves a mirror's installer tree: for each build,
+// dists/<suite>/main/installer-<arch>/<build>/images/SHA256SUMS with the
+// given files, under /debian/ and under snapshot-style
+// /archive/debian/<stamp>/ paths (any stamp).
+type Debian struct {
+	*httptest.Server
+	Suite, Arch string
+	// Builds maps a build to its date and its files' checksums (paths below images/).
+	Builds map[string]DebianBuild
+	// Stamps records the snapshot stamps asked for.
+	mu     sync.Mutex
+	Stamps []string
+}
+
+// DebianBuild is one installer build.
+type DebianBuild struct {
+	Date  time.Time
+	Files map[string]string
+}
+
+// NewDebian starts the mirror.
+func NewDebian(t testing.TB, suite, arch string, builds map[string]DebianBuild) *Debian {
+	d := &Debian{Suite: suite, Arch: arch, Builds: builds}
+	d.Server = httptest.NewServer(http.HandlerFunc(d.serve))
+	t.Cleanup(d.Close)
+	return d
+}
+
+// Base returns the installer folder URL on the plain mirror.
+func (d *Debian) Base() string {
+	return fmt.Sprintf("%s/debian/dists/%s/main/installer-%s", d.URL, d.Suite, d.Arch)
+}
+
+// SnapshotBase returns the installer folder URL in a snapshot.
+func (d *Debian) SnapshotBase(stamp string) string {
+	return fmt.Sprintf("%s/archive/debian/%s/dists/%s/main/installer-%s", d.URL, stamp, d.Suite, d.Arch)
+}
+
+func (d *Debian) serve(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Path
+	if strings.HasPrefix(p, "/archive/debian/") {
+		rest := strings.TrimPrefix(p, "/archive/debian/")
+		stamp, tail, _ := strings.Cut(rest, "/")
+		d.mu.Lock()
+		d.Stamps = append(d.Stamps, stamp)
+		d.mu.Unlock()
+		p = "/debian/" + tail
+	}
+	prefix := fmt.Sprintf("/debian/dists/%s/main/installer-%s/", d.Suite, d.Arch)
+	if !strings.HasPrefix(p, prefix) {
+		http.NotFound(w, r)
+		return
+	}
+	rest := strings.TrimPrefix(p, prefix)
+	if rest == "" {
+		// An Apache-style directory index.
+		var b bytes.Buffer
+		b.WriteString("<html><head><title>Index</title></head><body><pre>")
+		b.WriteString(`<a href="../">Parent Directory</a>                             -` + "\n")
+		var names []string
+		for n := range d.Builds {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			fmt.Fprintf(&b, `<a href="%s/">%s/</a>  %s    -`+"\n", url.PathEscape(n), n, d.Builds[n].Date.Format("2006-01-02 15:04"))
+		}
+		b.WriteString(`<a href="current/">current/</a>  2025-01-01 00:00    -` + "\n</pre></body></html>\n")
+		w.Header().Set("Content-Type", "text/html")
+		w.Write(b.Bytes())
+		return
+	}
+	build, tail, _ := strings.Cut(rest, "/")
+	if b, ok := d.Builds[build]; ok && tail == "images/SHA256SUMS" {
+		var names []string
+		for n := range b.Files {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			fmt.Fprintf(w, "%s  ./%s\n", b.Files[n], n)
+		}
+		return
+	}
+	http.NotFound(w, r)
+}

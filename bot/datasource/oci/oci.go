@@ -1,0 +1,179 @@
+// Package oci holds the datasources backed by OCI registries: container
+// images ("docker") and Helm charts pushed to OCI ("oci", whose tags spell
+// semver build metadata '+' as '_'). Tags are listed with
+// go-containerregistry, which follows the Link-header pagination and
+// handles the registry's bearer-token challenge with credentials from a
+// keychain.
+package oci
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"hl.dev/hl/bot"
+)
+
+// Lister lists tags; it is shared by both datasources.
+type Lister struct {
+	// Transport is wrapped by go-containerregistry's auth transport; it
+	// does the retries and caps bodies.
+	Transport http.RoundTripper
+	// Keychain resolves credentials per registry (default: the Docker
+	// config file, as docker and crane do).
+	Keychain authn.Keychain
+	// PageSize of tags/list requests (default 1000, the most ECR allows).
+	PageSize int
+	// MaxPages bounds pagination (default 50: 50 000 tags).
+	MaxPages int
+	// Insecure registries are spoken to over plain HTTP.
+	Insecure []string
+}
+
+func (l *Lister) options(ctx context.Context) []remote.Option {
+	kc := l.Keychain
+	if kc == nil {
+		kc = authn.DefaultKeychain
+	}
+	ps := l.PageSize
+	if ps <= 0 {
+		ps = 1000
+	}
+	opts := []remote.Option{
+		remote.WithContext(ctx),
+		remote.WithAuthFromKeychain(kc),
+		remote.WithPageSize(ps),
+		remote.WithUserAgent("hl-bot"),
+		// Retries with backoff happen in Transport (bounded, logged with
+		// redacted URLs); one attempt here avoids multiplying them.
+		remote.WithRetryBackoff(remote.Backoff{Steps: 1, Duration: 1}),
+	}
+	if l.Transport != nil {
+		opts = append(opts, remote.WithTransport(l.Transport))
+	}
+	return opts
+}
+
+func (l *Lister) repository(repo string) (name.Repository, error) {
+	var nopts []name.Option
+	host, _, _ := strings.Cut(repo, "/")
+	for _, h := range l.Insecure {
+		if h == host {
+			nopts = append(nopts, name.Insecure)
+		}
+	}
+	return name.NewRepository(repo, nopts...)
+}
+
+// Tags lists every tag of repo, page by page.
+func (l *Lister) Tags(ctx context.Context, repo string) ([]string, error) {
+	r, err := l.repository(repo)
+	if err != nil {
+		return nil, fmt.Errorf("repository %q: %w", repo, err)
+	}
+	p, err := remote.NewPuller(l.options(ctx)...)
+	if err != nil {
+		return nil, err
+	}
+	lister, err := p.Lister(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	maxPages := l.MaxPages
+	if maxPages <= 0 {
+		maxPages = 50
+	}
+	var tags []string
+	for pages := 0; lister.HasNext(); pages++ {
+		if pages == maxPages {
+			return nil, fmt.Errorf("%s: more than %d pages of tags", repo, maxPages)
+		}
+		page, err := lister.Next(ctx)
+		if err != nil {
+			return nil, err
+		}
+		tags = append(tags, page.Tags...)
+	}
+	return tags, nil
+}
+
+// Digest returns the manifest digest of repo:tag.
+func (l *Lister) Digest(ctx context.Context, repo, tag string) (string, error) {
+	r, err := l.repository(repo)
+	if err != nil {
+		return "", err
+	}
+	desc, err := remote.Head(r.Tag(tag), l.options(ctx)...)
+	if err != nil {
+		return "", err
+	}
+	return desc.Digest.String(), nil
+}
+
+// Images is the "docker" datasource: tags of container images.
+type Images struct{ Lister *Lister }
+
+// Name returns "docker".
+func (Images) Name() string { return "docker" }
+
+// Releases lists the image's tags.
+func (d Images) Releases(ctx context.Context, dep bot.Dependency) ([]bot.Release, error) {
+	tags, err := d.Lister.Tags(ctx, dep.Package)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]bot.Release, 0, len(tags))
+	for _, t := range tags {
+		out = append(out, bot.Release{Version: t})
+	}
+	return out, nil
+}
+
+// Pins returns the new digest for a reference pinned as tag@digest.
+func (d Images) Pins(ctx context.Context, dep bot.Dependency, version string) (map[string]string, error) {
+	if _, ok := dep.Related["digest"]; !ok {
+		return nil, nil
+	}
+	dg, err := d.Lister.Digest(ctx, dep.Package, version)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]string{"digest": dg}, nil
+}
+
+// Charts is the "oci" datasource: Helm charts in OCI registries.
+type Charts struct{ Lister *Lister }
+
+// Name returns "oci".
+func (Charts) Name() string { return "oci" }
+
+// ChartRepository is the registry repository of a chart: the oci:// URL
+// without its scheme, then the chart name.
+func ChartRepository(registryURL, chart string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(registryURL, "oci://"), "/") + "/" + chart
+}
+
+// Releases lists the chart's versions (tags with '_' read as '+').
+func (d Charts) Releases(ctx context.Context, dep bot.Dependency) ([]bot.Release, error) {
+	tags, err := d.Lister.Tags(ctx, ChartRepository(dep.RegistryURL, dep.Package))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]bot.Release, 0, len(tags))
+	for _, t := range tags {
+		out = append(out, bot.Release{Version: TagToVersion(t)})
+	}
+	return out, nil
+}
+
+// TagToVersion undoes Helm's OCI tag encoding ('+' is not allowed in
+// tags, so helm push writes '_').
+func TagToVersion(tag string) string { return strings.ReplaceAll(tag, "_", "+") }
+
+// VersionToTag is Helm's OCI tag encoding of a chart version.
+func VersionToTag(v string) string { return strings.ReplaceAll(v, "+", "_") }

@@ -1,0 +1,111 @@
+package oci_test
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+
+	"hl.dev/hl/bot"
+	"hl.dev/hl/bot/datasource/datasourcetest"
+	"hl.dev/hl/bot/datasource/internal/httpx"
+	"hl.dev/hl/bot/datasource/oci"
+)
+
+// keychain hands out fixed credentials for one registry host.
+type keychain struct{ host, user, pass string }
+
+func (k keychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
+	if r.RegistryStr() != k.host {
+		return authn.Anonymous, nil
+	}
+	return authn.FromConfig(authn.AuthConfig{Username: k.user, Password: k.pass}), nil
+}
+
+func versions(rels []bot.Release) []string {
+	var vs []string
+	for _, r := range rels {
+		vs = append(vs, r.Version)
+	}
+	sort.Strings(vs)
+	return vs
+}
+
+func TestImagesPaginatedWithBearerAuth(t *testing.T) {
+	reg := datasourcetest.NewRegistry(t, "bot", "hunter2")
+	var tags []string
+	for i := 0; i < 130; i++ {
+		tags = append(tags, fmt.Sprintf("1.%d.0", i))
+	}
+	tags = append(tags, "latest", "1.129.0-alpine")
+	reg.PushImage(t, "library/app", tags...)
+
+	l := &oci.Lister{Transport: httpx.Transport(httpx.Options{}), Keychain: keychain{reg.Host, "bot", "hunter2"}, PageSize: 25}
+	rels, err := oci.Images{Lister: l}.Releases(context.Background(), bot.Dependency{Datasource: "docker", Package: reg.Host + "/library/app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rels) != len(tags) {
+		t.Fatalf("%d tags, want %d", len(rels), len(tags))
+	}
+	if p := reg.TagPages.Load(); p < 6 {
+		t.Errorf("%d tags/list pages, want pagination (132 tags / 25)", p)
+	}
+	if reg.TokenGets.Load() == 0 {
+		t.Error("no bearer token was requested")
+	}
+
+	// Wrong credentials: an error, not a hang or an empty list.
+	bad := &oci.Lister{Transport: httpx.Transport(httpx.Options{}), Keychain: keychain{reg.Host, "bot", "wrong"}}
+	if _, err := (oci.Images{Lister: bad}).Releases(context.Background(), bot.Dependency{Package: reg.Host + "/library/app"}); err == nil {
+		t.Error("bad credentials: want an error")
+	}
+}
+
+func TestPaginationIsBounded(t *testing.T) {
+	reg := datasourcetest.NewRegistry(t, "", "")
+	var tags []string
+	for i := 0; i < 30; i++ {
+		tags = append(tags, fmt.Sprintf("0.0.%d", i))
+	}
+	reg.PushImage(t, "big/repo", tags...)
+	l := &oci.Lister{Transport: httpx.Transport(httpx.Options{}), PageSize: 5, MaxPages: 3}
+	_, err := l.Tags(context.Background(), reg.Host+"/big/repo")
+	if err == nil || !strings.Contains(err.Error(), "more than 3 pages") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestChartsPlusUnderscore(t *testing.T) {
+	reg := datasourcetest.NewRegistry(t, "bot", "pw")
+	reg.PushChart(t, "charts", "podinfo", "6.5.0", "6.5.4", "6.6.0+build.7")
+	l := &oci.Lister{Transport: httpx.Transport(httpx.Options{}), Keychain: keychain{reg.Host, "bot", "pw"}}
+	dep := bot.Dependency{Datasource: "oci", RegistryURL: "oci://" + reg.Host + "/charts", Package: "podinfo"}
+	rels, err := oci.Charts{Lister: l}.Releases(context.Background(), dep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(versions(rels), " "); got != "6.5.0 6.5.4 6.6.0+build.7" {
+		t.Errorf("versions = %s", got)
+	}
+	if oci.VersionToTag("1.0.0+k3s1") != "1.0.0_k3s1" || oci.TagToVersion("1.0.0_k3s1") != "1.0.0+k3s1" {
+		t.Error("tag encoding")
+	}
+}
+
+func TestDigestPin(t *testing.T) {
+	reg := datasourcetest.NewRegistry(t, "", "")
+	reg.PushImage(t, "x/app", "1.0.0", "1.1.0")
+	l := &oci.Lister{Transport: httpx.Transport(httpx.Options{})}
+	dep := bot.Dependency{Datasource: "docker", Package: reg.Host + "/x/app", Related: map[string]bot.Range{"digest": {Start: 1, End: 2}}}
+	pins, err := oci.Images{Lister: l}.Pins(context.Background(), dep, "1.1.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(pins["digest"], "sha256:") {
+		t.Errorf("pins = %v", pins)
+	}
+}

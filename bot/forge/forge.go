@@ -1,0 +1,124 @@
+// Package forge owns the bot's view of a code forge (Gitea, GitHub): the
+// branches, pull requests, labels, statuses and issues the run loop needs,
+// as one small interface with one sub-package per implementation.
+//
+// Implementations must be safe to call again after a partial failure: every
+// method is a lookup or an idempotent write, so a killed run can be re-run.
+package forge
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing/transport"
+)
+
+// PR states.
+const (
+	StateOpen   = "open"
+	StateClosed = "closed" // closed without merging
+	StateMerged = "merged"
+)
+
+// Commit status states (combined).
+const (
+	StatusPending = "pending"
+	StatusSuccess = "success"
+	StatusFailure = "failure"
+	StatusError   = "error"
+	StatusNone    = "" // no status reported yet
+)
+
+// ErrNotFound is returned (wrapped) when a looked-up object does not exist.
+var ErrNotFound = errors.New("not found")
+
+// PR is a pull request as the bot sees it.
+type PR struct {
+	Number  int
+	Title   string
+	Body    string
+	Head    string // branch name in the same repository
+	Base    string
+	State   string // StateOpen, StateClosed, StateMerged
+	HeadSHA string
+	Labels  []string
+	URL     string
+	// Mergeable is false when the forge reports a conflict with the base.
+	Mergeable bool
+	Created   time.Time
+}
+
+// Issue is an issue (the dependency dashboard).
+type Issue struct {
+	Number int
+	Title  string
+	Body   string
+	State  string // open, closed
+	URL    string
+}
+
+// ListOptions filters ListPRs.
+type ListOptions struct {
+	// State is StateOpen, "closed" (closed or merged) or "all" ("" = all).
+	State string
+	// HeadPrefix keeps only PRs whose head branch starts with it.
+	HeadPrefix string
+}
+
+// NewPR is a pull request to open.
+type NewPR struct {
+	Title, Body, Head, Base string
+	Labels                  []string
+}
+
+// MergeOptions tunes Merge.
+type MergeOptions struct {
+	// WhenChecksSucceed schedules the merge for when the head's checks
+	// pass instead of merging now.
+	WhenChecksSucceed bool
+	// Style is merge, rebase, squash ("" = merge).
+	Style        string
+	DeleteBranch bool
+	Message      string
+}
+
+// Forge is one repository on one forge.
+type Forge interface {
+	// Name is the forge type ("gitea", "github").
+	Name() string
+	// DefaultBranch of the repository.
+	DefaultBranch(ctx context.Context) (string, error)
+	// CloneURL is the HTTP(S) clone URL, without credentials.
+	CloneURL() string
+	// Auth authenticates go-git over HTTP (basic auth with the token).
+	Auth() transport.AuthMethod
+	// BotLogin is the forge login the token belongs to.
+	BotLogin(ctx context.Context) (string, error)
+
+	ListPRs(ctx context.Context, opts ListOptions) ([]PR, error)
+	// FindPR returns the newest PR with this head and base in any state,
+	// or ErrNotFound.
+	FindPR(ctx context.Context, head, base string) (*PR, error)
+	CreatePR(ctx context.Context, pr NewPR) (*PR, error)
+	UpdatePR(ctx context.Context, number int, title, body string) error
+	// ClosePR comments (when comment != "") and closes.
+	ClosePR(ctx context.Context, number int, comment string) error
+	// AddLabels attaches labels, creating missing ones.
+	AddLabels(ctx context.Context, number int, labels []string) error
+	// EnsureLabels creates the labels that do not exist yet.
+	EnsureLabels(ctx context.Context, labels []string) error
+	Merge(ctx context.Context, number int, opts MergeOptions) error
+	// CommitStatus is the combined status of a commit (StatusNone if none).
+	CommitStatus(ctx context.Context, sha string) (string, error)
+
+	// FindIssue returns the open issue with exactly this title, or
+	// ErrNotFound.
+	FindIssue(ctx context.Context, title string) (*Issue, error)
+	CreateIssue(ctx context.Context, title, body string) (*Issue, error)
+	UpdateIssue(ctx context.Context, number int, title, body string) error
+
+	// BranchLastCommitAuthor is the author email of the branch tip commit
+	// (ErrNotFound when the branch does not exist).
+	BranchLastCommitAuthor(ctx context.Context, branch string) (string, error)
+}

@@ -1,0 +1,411 @@
+// Package gitea implements forge.Forge on Gitea with the official SDK.
+// Every call goes through a retrying transport (bounded, with backoff), so
+// a flaky 5xx is absorbed and a persistent one surfaces as an error.
+package gitea
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	sdk "code.gitea.io/sdk/gitea"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+
+	"hl.dev/hl/bot/forge"
+	"hl.dev/hl/bot/internal/retry"
+)
+
+// Options configure New.
+type Options struct {
+	URL, Token, Owner, Repo string
+	// Transport is the base transport under the retries (tests inject
+	// failures here).
+	Transport http.RoundTripper
+	Attempts  int
+	Backoff   time.Duration
+	Timeout   time.Duration // per request (default 30s)
+}
+
+// Forge is one Gitea repository.
+type Forge struct {
+	opts   Options
+	mu     sync.Mutex // the SDK client's context is client-wide
+	c      *sdk.Client
+	labels map[string]int64
+	login  string
+}
+
+var _ forge.Forge = (*Forge)(nil)
+
+// New returns a Forge; it does not contact the server.
+func New(opts Options) (*Forge, error) {
+	if opts.URL == "" || opts.Owner == "" || opts.Repo == "" {
+		return nil, errors.New("gitea: url, owner and repo are required")
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = 30 * time.Second
+	}
+	opts.URL = strings.TrimSuffix(opts.URL, "/")
+	hc := &http.Client{
+		Timeout:   opts.Timeout,
+		Transport: &retry.Transport{Base: opts.Transport, Attempts: opts.Attempts, Backoff: opts.Backoff},
+	}
+	c, err := sdk.NewClient(opts.URL, sdk.SetToken(opts.Token), sdk.SetHTTPClient(hc), sdk.SetGiteaVersion(""))
+	if err != nil {
+		return nil, fmt.Errorf("gitea client: %w", err)
+	}
+	return &Forge{opts: opts, c: c}, nil
+}
+
+func (f *Forge) client(ctx context.Context) *sdk.Client {
+	f.mu.Lock()
+	f.c.SetContext(ctx)
+	return f.c
+}
+
+func (f *Forge) done() { f.mu.Unlock() }
+
+func wrap(what string, resp *sdk.Response, err error) error {
+	if err == nil {
+		return nil
+	}
+	if resp != nil && resp.StatusCode == http.StatusNotFound {
+		return fmt.Errorf("gitea: %s: %w", what, forge.ErrNotFound)
+	}
+	return fmt.Errorf("gitea: %s: %w", what, err)
+}
+
+// Name implements forge.Forge.
+func (f *Forge) Name() string { return "gitea" }
+
+// CloneURL implements forge.Forge.
+func (f *Forge) CloneURL() string {
+	return f.opts.URL + "/" + f.opts.Owner + "/" + f.opts.Repo + ".git"
+}
+
+// Auth implements forge.Forge.
+func (f *Forge) Auth() transport.AuthMethod {
+	if f.opts.Token == "" {
+		return nil
+	}
+	return &githttp.BasicAuth{Username: "hl-bot", Password: f.opts.Token}
+}
+
+// BotLogin implements forge.Forge.
+func (f *Forge) BotLogin(ctx context.Context) (string, error) {
+	if f.login != "" {
+		return f.login, nil
+	}
+	c := f.client(ctx)
+	defer f.done()
+	u, resp, err := c.GetMyUserInfo()
+	if err != nil {
+		return "", wrap("whoami", resp, err)
+	}
+	f.login = u.UserName
+	return f.login, nil
+}
+
+// DefaultBranch implements forge.Forge.
+func (f *Forge) DefaultBranch(ctx context.Context) (string, error) {
+	c := f.client(ctx)
+	defer f.done()
+	r, resp, err := c.GetRepo(f.opts.Owner, f.opts.Repo)
+	if err != nil {
+		return "", wrap("get repo", resp, err)
+	}
+	return r.DefaultBranch, nil
+}
+
+func toPR(p *sdk.PullRequest) forge.PR {
+	out := forge.PR{Number: int(p.Index), Title: p.Title, Body: p.Body, URL: p.HTMLURL, Mergeable: p.Mergeable}
+	if p.Head != nil {
+		out.Head, out.HeadSHA = p.Head.Ref, p.Head.Sha
+	}
+	if p.Base != nil {
+		out.Base = p.Base.Ref
+	}
+	switch {
+	case p.HasMerged:
+		out.State = forge.StateMerged
+	case p.State == sdk.StateClosed:
+		out.State = forge.StateClosed
+	default:
+		out.State = forge.StateOpen
+	}
+	for _, l := range p.Labels {
+		out.Labels = append(out.Labels, l.Name)
+	}
+	if p.Created != nil {
+		out.Created = *p.Created
+	}
+	return out
+}
+
+// ListPRs implements forge.Forge.
+func (f *Forge) ListPRs(ctx context.Context, opts forge.ListOptions) ([]forge.PR, error) {
+	state := sdk.StateAll
+	switch opts.State {
+	case forge.StateOpen:
+		state = sdk.StateOpen
+	case forge.StateClosed:
+		state = sdk.StateClosed
+	}
+	c := f.client(ctx)
+	defer f.done()
+	var out []forge.PR
+	for page := 1; ; page++ {
+		prs, resp, err := c.ListRepoPullRequests(f.opts.Owner, f.opts.Repo, sdk.ListPullRequestsOptions{
+			ListOptions: sdk.ListOptions{Page: page, PageSize: 50}, State: state, Sort: "oldest"})
+		if err != nil {
+			// Gitea answers 404 while a freshly pushed repo is still
+			// flagged empty; the caller has just cloned it, so it exists.
+			if resp != nil && resp.StatusCode == http.StatusNotFound && page == 1 {
+				return nil, nil
+			}
+			return nil, wrap("list pull requests", resp, err)
+		}
+		for _, p := range prs {
+			pr := toPR(p)
+			if strings.HasPrefix(pr.Head, opts.HeadPrefix) {
+				out = append(out, pr)
+			}
+		}
+		if len(prs) < 50 {
+			return out, nil
+		}
+	}
+}
+
+// FindPR implements forge.Forge: the newest PR from head into base.
+func (f *Forge) FindPR(ctx context.Context, head, base string) (*forge.PR, error) {
+	prs, err := f.ListPRs(ctx, forge.ListOptions{HeadPrefix: head})
+	if err != nil {
+		return nil, err
+	}
+	var best *forge.PR
+	for i := range prs {
+		if prs[i].Head == head && prs[i].Base == base && (best == nil || prs[i].Number > best.Number) {
+			best = &prs[i]
+		}
+	}
+	if best == nil {
+		return nil, fmt.Errorf("gitea: pull request %s → %s: %w", head, base, forge.ErrNotFound)
+	}
+	return best, nil
+}
+
+// CreatePR implements forge.Forge. It looks the head up first, so a retry
+// after a lost answer never opens a second PR.
+func (f *Forge) CreatePR(ctx context.Context, n forge.NewPR) (*forge.PR, error) {
+	if pr, err := f.FindPR(ctx, n.Head, n.Base); err == nil && pr.State == forge.StateOpen {
+		return pr, nil
+	}
+	ids, err := f.labelIDs(ctx, n.Labels)
+	if err != nil {
+		return nil, err
+	}
+	c := f.client(ctx)
+	p, resp, err := c.CreatePullRequest(f.opts.Owner, f.opts.Repo, sdk.CreatePullRequestOption{
+		Head: n.Head, Base: n.Base, Title: n.Title, Body: n.Body, Labels: ids})
+	f.done()
+	if err != nil {
+		// The server may have created it before failing to answer.
+		if pr, ferr := f.FindPR(ctx, n.Head, n.Base); ferr == nil && pr.State == forge.StateOpen {
+			return pr, nil
+		}
+		return nil, wrap("create pull request "+n.Head, resp, err)
+	}
+	pr := toPR(p)
+	return &pr, nil
+}
+
+// UpdatePR implements forge.Forge.
+func (f *Forge) UpdatePR(ctx context.Context, number int, title, body string) error {
+	c := f.client(ctx)
+	defer f.done()
+	_, resp, err := c.EditPullRequest(f.opts.Owner, f.opts.Repo, int64(number), sdk.EditPullRequestOption{Title: title, Body: &body})
+	return wrap(fmt.Sprintf("edit pull request #%d", number), resp, err)
+}
+
+// ClosePR implements forge.Forge.
+func (f *Forge) ClosePR(ctx context.Context, number int, comment string) error {
+	c := f.client(ctx)
+	defer f.done()
+	if comment != "" {
+		if _, resp, err := c.CreateIssueComment(f.opts.Owner, f.opts.Repo, int64(number), sdk.CreateIssueCommentOption{Body: comment}); err != nil {
+			return wrap(fmt.Sprintf("comment on #%d", number), resp, err)
+		}
+	}
+	closed := sdk.StateClosed
+	_, resp, err := c.EditPullRequest(f.opts.Owner, f.opts.Repo, int64(number), sdk.EditPullRequestOption{State: &closed})
+	return wrap(fmt.Sprintf("close pull request #%d", number), resp, err)
+}
+
+func (f *Forge) loadLabels(ctx context.Context) error {
+	if f.labels != nil {
+		return nil
+	}
+	c := f.client(ctx)
+	defer f.done()
+	m := map[string]int64{}
+	for page := 1; ; page++ {
+		ls, resp, err := c.ListRepoLabels(f.opts.Owner, f.opts.Repo, sdk.ListLabelsOptions{ListOptions: sdk.ListOptions{Page: page, PageSize: 50}})
+		if err != nil {
+			return wrap("list labels", resp, err)
+		}
+		for _, l := range ls {
+			m[l.Name] = l.ID
+		}
+		if len(ls) < 50 {
+			break
+		}
+	}
+	f.labels = m
+	return nil
+}
+
+var labelColors = map[string]string{"major": "#d73a4a", "minor": "#fbca04", "patch": "#0e8a16", "metal": "#5319e7"}
+
+// EnsureLabels implements forge.Forge.
+func (f *Forge) EnsureLabels(ctx context.Context, labels []string) error {
+	_, err := f.labelIDs(ctx, labels)
+	return err
+}
+
+func (f *Forge) labelIDs(ctx context.Context, labels []string) ([]int64, error) {
+	if err := f.loadLabels(ctx); err != nil {
+		return nil, err
+	}
+	var ids []int64
+	for _, name := range labels {
+		id, ok := f.labels[name]
+		if !ok {
+			color := labelColors[name]
+			if color == "" {
+				color = "#1d76db"
+			}
+			c := f.client(ctx)
+			l, resp, err := c.CreateLabel(f.opts.Owner, f.opts.Repo, sdk.CreateLabelOption{Name: name, Color: color})
+			f.done()
+			if err != nil {
+				f.labels = nil // another run may have created it; reload next time
+				return nil, wrap("create label "+name, resp, err)
+			}
+			id = l.ID
+			f.labels[name] = id
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+// AddLabels implements forge.Forge.
+func (f *Forge) AddLabels(ctx context.Context, number int, labels []string) error {
+	ids, err := f.labelIDs(ctx, labels)
+	if err != nil || len(ids) == 0 {
+		return err
+	}
+	c := f.client(ctx)
+	defer f.done()
+	_, resp, err := c.AddIssueLabels(f.opts.Owner, f.opts.Repo, int64(number), sdk.IssueLabelsOption{Labels: ids})
+	return wrap(fmt.Sprintf("label #%d", number), resp, err)
+}
+
+// Merge implements forge.Forge.
+func (f *Forge) Merge(ctx context.Context, number int, o forge.MergeOptions) error {
+	style := sdk.MergeStyle(o.Style)
+	if style == "" {
+		style = sdk.MergeStyleMerge
+	}
+	del := o.DeleteBranch
+	c := f.client(ctx)
+	defer f.done()
+	ok, resp, err := c.MergePullRequest(f.opts.Owner, f.opts.Repo, int64(number), sdk.MergePullRequestOption{
+		Style: style, Message: o.Message, DeleteBranchAfterMerge: &del, MergeWhenChecksSucceed: o.WhenChecksSucceed})
+	if err != nil {
+		return wrap(fmt.Sprintf("merge #%d", number), resp, err)
+	}
+	// 201 Created: the merge is scheduled for when checks succeed.
+	if !ok && (resp == nil || resp.StatusCode != http.StatusCreated) {
+		code := 0
+		if resp != nil {
+			code = resp.StatusCode
+		}
+		return fmt.Errorf("gitea: merge #%d: refused (HTTP %d, e.g. mergeability still being checked)", number, code)
+	}
+	return nil
+}
+
+// CommitStatus implements forge.Forge.
+func (f *Forge) CommitStatus(ctx context.Context, sha string) (string, error) {
+	c := f.client(ctx)
+	defer f.done()
+	st, resp, err := c.GetCombinedStatus(f.opts.Owner, f.opts.Repo, sha)
+	if err != nil {
+		return "", wrap("status of "+sha, resp, err)
+	}
+	if st.TotalCount == 0 && len(st.Statuses) == 0 {
+		return forge.StatusNone, nil
+	}
+	return string(st.State), nil
+}
+
+// FindIssue implements forge.Forge.
+func (f *Forge) FindIssue(ctx context.Context, title string) (*forge.Issue, error) {
+	c := f.client(ctx)
+	defer f.done()
+	for page := 1; ; page++ {
+		is, resp, err := c.ListRepoIssues(f.opts.Owner, f.opts.Repo, sdk.ListIssueOption{
+			ListOptions: sdk.ListOptions{Page: page, PageSize: 50}, State: sdk.StateOpen, Type: sdk.IssueTypeIssue})
+		if err != nil {
+			return nil, wrap("list issues", resp, err)
+		}
+		for _, i := range is {
+			if i.Title == title {
+				return &forge.Issue{Number: int(i.Index), Title: i.Title, Body: i.Body, State: string(i.State), URL: i.HTMLURL}, nil
+			}
+		}
+		if len(is) < 50 {
+			return nil, fmt.Errorf("gitea: issue %q: %w", title, forge.ErrNotFound)
+		}
+	}
+}
+
+// CreateIssue implements forge.Forge.
+func (f *Forge) CreateIssue(ctx context.Context, title, body string) (*forge.Issue, error) {
+	c := f.client(ctx)
+	defer f.done()
+	i, resp, err := c.CreateIssue(f.opts.Owner, f.opts.Repo, sdk.CreateIssueOption{Title: title, Body: body})
+	if err != nil {
+		return nil, wrap("create issue", resp, err)
+	}
+	return &forge.Issue{Number: int(i.Index), Title: i.Title, Body: i.Body, State: string(i.State), URL: i.HTMLURL}, nil
+}
+
+// UpdateIssue implements forge.Forge.
+func (f *Forge) UpdateIssue(ctx context.Context, number int, title, body string) error {
+	c := f.client(ctx)
+	defer f.done()
+	_, resp, err := c.EditIssue(f.opts.Owner, f.opts.Repo, int64(number), sdk.EditIssueOption{Title: title, Body: &body})
+	return wrap(fmt.Sprintf("edit issue #%d", number), resp, err)
+}
+
+// BranchLastCommitAuthor implements forge.Forge (author email).
+func (f *Forge) BranchLastCommitAuthor(ctx context.Context, branch string) (string, error) {
+	c := f.client(ctx)
+	defer f.done()
+	b, resp, err := c.GetRepoBranch(f.opts.Owner, f.opts.Repo, branch)
+	if err != nil {
+		return "", wrap("branch "+branch, resp, err)
+	}
+	if b.Commit == nil || b.Commit.Author == nil {
+		return "", nil
+	}
+	return b.Commit.Author.Email, nil
+}

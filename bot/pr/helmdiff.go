@@ -1,0 +1,184 @@
+package pr
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/pmezard/go-difflib/difflib"
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/engine"
+	"helm.sh/helm/v3/pkg/repo"
+	"sigs.k8s.io/yaml"
+)
+
+// ChartDiff is the rendered difference between two chart versions.
+type ChartDiff struct {
+	Summary string // e.g. "2 manifests changed, +4 −1 lines"
+	Full    string // unified diff, truncated to MaxFullDiff
+}
+
+// MaxFullDiff bounds the full diff in a PR body.
+const MaxFullDiff = 60000
+
+// ChartRenderer renders charts from HTTP(S) chart repositories in process
+// with the Helm SDK (OCI charts are not rendered yet).
+type ChartRenderer struct {
+	Client *http.Client
+	mu     sync.Mutex
+	index  map[string]*repo.IndexFile
+}
+
+func (r *ChartRenderer) client() *http.Client {
+	if r.Client != nil {
+		return r.Client
+	}
+	return http.DefaultClient
+}
+
+func (r *ChartRenderer) get(ctx context.Context, u string, max int64) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := r.client().Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, max))
+}
+
+func (r *ChartRenderer) loadIndex(ctx context.Context, repoURL string) (*repo.IndexFile, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if idx := r.index[repoURL]; idx != nil {
+		return idx, nil
+	}
+	b, err := r.get(ctx, strings.TrimSuffix(repoURL, "/")+"/index.yaml", 64<<20)
+	if err != nil {
+		return nil, err
+	}
+	idx := &repo.IndexFile{}
+	if err := yaml.Unmarshal(b, idx); err != nil {
+		return nil, fmt.Errorf("index of %s: %w", repoURL, err)
+	}
+	if r.index == nil {
+		r.index = map[string]*repo.IndexFile{}
+	}
+	r.index[repoURL] = idx
+	return idx, nil
+}
+
+func (r *ChartRenderer) chart(ctx context.Context, repoURL, name, version string) (*chart.Chart, error) {
+	idx, err := r.loadIndex(ctx, repoURL)
+	if err != nil {
+		return nil, err
+	}
+	cv, err := idx.Get(name, version)
+	if err != nil || len(cv.URLs) == 0 {
+		return nil, fmt.Errorf("chart %s %s not in %s", name, version, repoURL)
+	}
+	base, err := url.Parse(strings.TrimSuffix(repoURL, "/") + "/")
+	if err != nil {
+		return nil, err
+	}
+	ref, err := url.Parse(cv.URLs[0])
+	if err != nil {
+		return nil, err
+	}
+	b, err := r.get(ctx, base.ResolveReference(ref).String(), 32<<20)
+	if err != nil {
+		return nil, err
+	}
+	return loader.LoadArchive(bytes.NewReader(b))
+}
+
+func render(ch *chart.Chart, values map[string]any) (map[string]string, error) {
+	rv, err := chartutil.ToRenderValues(ch, values, chartutil.ReleaseOptions{Name: "release", Namespace: "default", IsInstall: true}, chartutil.DefaultCapabilities)
+	if err != nil {
+		return nil, err
+	}
+	out, err := engine.Render(ch, rv)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range out {
+		if strings.HasSuffix(k, "NOTES.txt") || strings.TrimSpace(v) == "" {
+			delete(out, k)
+		}
+	}
+	return out, nil
+}
+
+// Diff renders chart name at from and at to from the HTTP repository
+// repoURL with values (the wrapper chart's values for this subchart) and
+// diffs the manifests.
+func (r *ChartRenderer) Diff(ctx context.Context, repoURL, name, from, to string, values map[string]any) (*ChartDiff, error) {
+	if !strings.HasPrefix(repoURL, "http://") && !strings.HasPrefix(repoURL, "https://") {
+		return nil, fmt.Errorf("rendered diff: only HTTP chart repositories are supported, not %s", repoURL)
+	}
+	var rendered [2]map[string]string
+	for i, v := range []string{from, to} {
+		ch, err := r.chart(ctx, repoURL, name, v)
+		if err != nil {
+			return nil, err
+		}
+		if rendered[i], err = render(ch, values); err != nil {
+			return nil, fmt.Errorf("render %s %s: %w", name, v, err)
+		}
+	}
+	return diffManifests(rendered[0], rendered[1]), nil
+}
+
+func diffManifests(a, b map[string]string) *ChartDiff {
+	var keys []string
+	for k := range a {
+		keys = append(keys, k)
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	var full strings.Builder
+	files, plus, minus := 0, 0, 0
+	for _, k := range keys {
+		if a[k] == b[k] {
+			continue
+		}
+		d, _ := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
+			A: difflib.SplitLines(a[k]), B: difflib.SplitLines(b[k]), FromFile: "a/" + k, ToFile: "b/" + k, Context: 3})
+		files++
+		for _, l := range strings.Split(d, "\n") {
+			switch {
+			case strings.HasPrefix(l, "+++"), strings.HasPrefix(l, "---"):
+			case strings.HasPrefix(l, "+"):
+				plus++
+			case strings.HasPrefix(l, "-"):
+				minus++
+			}
+		}
+		full.WriteString(d)
+	}
+	if files == 0 {
+		return &ChartDiff{Summary: "no change in the rendered manifests"}
+	}
+	f := full.String()
+	if len(f) > MaxFullDiff {
+		f = f[:MaxFullDiff] + "\n… (truncated)"
+	}
+	return &ChartDiff{Summary: fmt.Sprintf("%d manifests changed, +%d −%d lines", files, plus, minus), Full: strings.TrimRight(f, "\n")}
+}

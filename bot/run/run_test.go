@@ -1,0 +1,459 @@
+package run_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	sdk "code.gitea.io/sdk/gitea"
+	git "github.com/go-git/go-git/v5"
+	gitconfig "github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/repo"
+
+	"hl.dev/hl/bot/forge"
+	giteaforge "hl.dev/hl/bot/forge/gitea"
+	"hl.dev/hl/bot/lookup"
+	"hl.dev/hl/bot/run"
+	"hl.dev/hl/internal/config"
+	"hl.dev/hl/internal/gitea/testserver"
+)
+
+func TestMain(m *testing.M) { testserver.Main(m) }
+
+// helmRepo is a chart repository served over HTTP from charts the Helm
+// SDK packaged.
+type helmRepo struct {
+	dir string
+	srv *httptest.Server
+}
+
+func newHelmRepo(t testing.TB, versions ...string) *helmRepo {
+	h := &helmRepo{dir: t.TempDir()}
+	h.srv = httptest.NewServer(http.FileServer(http.Dir(h.dir)))
+	t.Cleanup(h.srv.Close)
+	for _, v := range versions {
+		h.publish(t, v)
+	}
+	return h
+}
+
+func (h *helmRepo) publish(t testing.TB, version string) {
+	t.Helper()
+	ch := &chart.Chart{
+		Metadata: &chart.Metadata{APIVersion: "v2", Name: "podinfo", Version: version, AppVersion: version},
+		Values:   map[string]any{"replicas": 1},
+		Templates: []*chart.File{{Name: "templates/cm.yaml", Data: []byte(
+			"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-podinfo\ndata:\n  version: {{ .Chart.Version | quote }}\n  replicas: {{ .Values.replicas | quote }}\n")}},
+	}
+	if _, err := chartutil.Save(ch, h.dir); err != nil {
+		t.Fatal(err)
+	}
+	idx, err := repo.IndexDirectory(h.dir, h.srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := idx.WriteFile(filepath.Join(h.dir, "index.yaml"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newRegistry(t testing.TB, repoName string, tags ...string) string {
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	for _, tag := range tags {
+		img, err := random.Image(64, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, err := name.ParseReference(host+"/"+repoName+":"+tag, name.Insecure)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.Write(ref, img); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return host
+}
+
+// env is one scenario: a Gitea repo owned by the bot user, a chart repo
+// and a registry.
+type env struct {
+	srv         *testserver.Server
+	owner, name string
+	botToken    string
+	admin       *sdk.Client
+	helm        *helmRepo
+	regHost     string
+	opts        run.Options
+}
+
+func newEnv(t testing.TB) *env {
+	ctx := context.Background()
+	srv := testserver.ForTest(t)
+	u, err := srv.CreateUser(ctx, srv.UniqueName("bot"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{srv: srv, owner: u.Name, name: srv.UniqueName("homelab"), botToken: u.Token}
+	botc, err := sdk.NewClient(srv.URL, sdk.SetToken(u.Token), sdk.SetGiteaVersion(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := botc.CreateRepo(sdk.CreateRepoOption{Name: e.name, DefaultBranch: "main"}); err != nil {
+		t.Fatal(err)
+	}
+	if e.admin, err = sdk.NewClient(srv.URL, sdk.SetToken(srv.AdminToken), sdk.SetGiteaVersion("")); err != nil {
+		t.Fatal(err)
+	}
+	e.helm = newHelmRepo(t, "1.0.0", "1.0.1", "2.0.0")
+	e.regHost = newRegistry(t, "app/web", "1.0.0", "1.1.0")
+
+	files := map[string]string{
+		"README.md": "# homelab\n",
+		"apps/web/Chart.yaml": fmt.Sprintf(`apiVersion: v2
+name: web
+version: 0.1.0
+dependencies:
+  - name: podinfo
+    version: 1.0.0 # pinned
+    repository: %s
+`, e.helm.srv.URL),
+		"apps/web/values.yaml": fmt.Sprintf(`podinfo:
+  replicas: 3
+  image:   %s/app/web:1.0.0   # keep spacing
+`, e.regHost),
+	}
+	e.push(t, u.Name, u.Token, files, "initial")
+	f, err := giteaforge.New(giteaforge.Options{URL: srv.URL, Token: u.Token, Owner: e.owner, Repo: e.name, Backoff: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.opts = run.Options{
+		Forge:  f,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Bot:    config.Bot{Automerge: []string{"patch"}},
+		Lookup: lookup.Config{InsecureRegistries: []string{e.regHost}, Retries: 1, Backoff: 10 * time.Millisecond},
+	}
+	return e
+}
+
+// push commits files on top of main (cloning it when it exists) as user.
+func (e *env) push(t testing.TB, user, token string, files map[string]string, msg string) {
+	t.Helper()
+	dir := t.TempDir()
+	auth := &githttp.BasicAuth{Username: user, Password: token}
+	url := e.srv.URL + "/" + e.owner + "/" + e.name + ".git"
+	r, err := git.PlainClone(dir, false, &git.CloneOptions{URL: url, Auth: auth})
+	if err != nil {
+		if r, err = git.PlainInit(dir, false); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.CreateRemote(&gitconfig.RemoteConfig{Name: "origin", URLs: []string{url}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wt, _ := r.Worktree()
+	for p, c := range files {
+		os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755)
+		if err := os.WriteFile(filepath.Join(dir, p), []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		wt.Add(p)
+	}
+	sig := &object.Signature{Name: user, Email: user + "@example.com", When: time.Now()}
+	h, err := wt.Commit(msg, &git.CommitOptions{Author: sig, Committer: sig})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Push(&git.PushOptions{Auth: auth, RefSpecs: []gitconfig.RefSpec{gitconfig.RefSpec(h.String() + ":refs/heads/main")}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *env) file(t testing.TB, ref, p string) string {
+	t.Helper()
+	b, _, err := e.admin.GetFile(e.owner, e.name, ref, p)
+	if err != nil {
+		t.Fatalf("get %s@%s: %v", p, ref, err)
+	}
+	return string(b)
+}
+
+func (e *env) prs(t testing.TB) map[string][]*sdk.PullRequest {
+	t.Helper()
+	ps, _, err := e.admin.ListRepoPullRequests(e.owner, e.name, sdk.ListPullRequestsOptions{State: sdk.StateAll, ListOptions: sdk.ListOptions{PageSize: 50}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]*sdk.PullRequest{}
+	for _, p := range ps {
+		out[p.Head.Ref] = append(out[p.Head.Ref], p)
+	}
+	return out
+}
+
+func (e *env) run(t testing.TB) *run.Result {
+	t.Helper()
+	start := time.Now()
+	res, err := run.Run(context.Background(), e.opts)
+	if err != nil {
+		t.Fatalf("run: %v (%+v)", err, res)
+	}
+	t.Logf("run in %v: %+v", time.Since(start).Round(time.Millisecond), res.Actions)
+	return res
+}
+
+// assertMinimalDiff checks that branch's file differs from base's only in
+// the bytes old → new, at one place.
+func assertMinimalDiff(t *testing.T, base, branch, old, new string) {
+	t.Helper()
+	i := 0
+	for i < len(base) && i < len(branch) && base[i] == branch[i] {
+		i++
+	}
+	j := 0
+	for j < len(base)-i && j < len(branch)-i && base[len(base)-1-j] == branch[len(branch)-1-j] {
+		j++
+	}
+	gotOld, gotNew := base[i:len(base)-j], branch[i:len(branch)-j]
+	// Common prefixes of the versions shrink the window; widen to compare.
+	if !strings.Contains(old, gotOld) || !strings.Contains(new, gotNew) || strings.Replace(base, old, new, 1) != branch {
+		t.Errorf("diff is %q → %q, want only %q → %q\nbase:\n%s\nbranch:\n%s", gotOld, gotNew, old, new, base, branch)
+	}
+}
+
+func hasLabel(p *sdk.PullRequest, l string) bool {
+	for _, x := range p.Labels {
+		if x.Name == l {
+			return true
+		}
+	}
+	return false
+}
+
+func TestScenario(t *testing.T) {
+	e := newEnv(t)
+
+	// 1. Outdated pins → one PR per package and major, minimal diffs.
+	res := e.run(t)
+	if n := res.Count("create"); n != 3 {
+		t.Fatalf("created %d PRs, want 3: %+v warnings=%v", n, res.Actions, res.Warnings)
+	}
+	prs := e.prs(t)
+	chartMain := e.file(t, "main", "apps/web/Chart.yaml")
+	valuesMain := e.file(t, "main", "apps/web/values.yaml")
+	for head, want := range map[string]struct{ file, old, new, typ, title string }{
+		"hl-bot/podinfo-1.x": {"apps/web/Chart.yaml", "1.0.0", "1.0.1", "patch", "Update podinfo to 1.0.1"},
+		"hl-bot/podinfo-2.x": {"apps/web/Chart.yaml", "1.0.0", "2.0.0", "major", "Update podinfo to 2.0.0 (major)"},
+		"hl-bot/app-web-1.x": {"apps/web/values.yaml", "1.0.0", "1.1.0", "minor", ""},
+	} {
+		ps := prs[head]
+		if len(ps) != 1 {
+			t.Fatalf("%s: %d PRs", head, len(ps))
+		}
+		p := ps[0]
+		if want.title != "" && p.Title != want.title {
+			t.Errorf("%s: title %q, want %q", head, p.Title, want.title)
+		}
+		if !hasLabel(p, "upgrade") || !hasLabel(p, want.typ) {
+			t.Errorf("%s: labels %v", head, p.Labels)
+		}
+		if !strings.Contains(p.Body, "<!-- hl-bot: ") || !strings.Contains(p.Body, "`"+want.old+"` → `"+want.new+"`") {
+			t.Errorf("%s: body lacks marker or table:\n%s", head, p.Body)
+		}
+		base := chartMain
+		if want.file == "apps/web/values.yaml" {
+			base = valuesMain
+		}
+		assertMinimalDiff(t, base, e.file(t, head, want.file), want.old, want.new)
+	}
+	if b := prs["hl-bot/podinfo-2.x"][0].Body; !strings.Contains(b, "Rendered diff") || !strings.Contains(b, `+  version: "2.0.0"`) {
+		t.Errorf("major PR body lacks the rendered diff:\n%s", b)
+	}
+	if is, _, err := e.admin.ListRepoIssues(e.owner, e.name, sdk.ListIssueOption{KeyWord: run.DashboardTitle, Type: sdk.IssueTypeIssue}); err != nil || len(is) != 1 {
+		t.Errorf("dashboard issues: %d, %v", len(is), err)
+	}
+
+	// 2. Re-run: nothing changes.
+	res = e.run(t)
+	if res.Count("create")+res.Count("update")+res.Count("rebase") != 0 {
+		t.Errorf("idempotent re-run acted: %+v", res.Actions)
+	}
+
+	// 3. A newer patch is published: the same PR is updated in place.
+	old := prs["hl-bot/podinfo-1.x"][0]
+	e.helm.publish(t, "1.0.2")
+	res = e.run(t)
+	after := e.prs(t)["hl-bot/podinfo-1.x"]
+	if len(after) != 1 || after[0].Index != old.Index || after[0].Title != "Update podinfo to 1.0.2" || after[0].Head.Sha == old.Head.Sha {
+		t.Errorf("patch PR not updated in place: before #%d %s, after %+v", old.Index, old.Head.Sha, after[0])
+	}
+	assertMinimalDiff(t, chartMain, e.file(t, "hl-bot/podinfo-1.x", "apps/web/Chart.yaml"), "1.0.0", "1.0.2")
+
+	// 4. A human closes the major PR: it stays closed.
+	major := prs["hl-bot/podinfo-2.x"][0]
+	closed := sdk.StateClosed
+	if _, _, err := e.admin.EditPullRequest(e.owner, e.name, major.Index, sdk.EditPullRequestOption{State: &closed}); err != nil {
+		t.Fatal(err)
+	}
+	res = e.run(t)
+	if ps := e.prs(t)["hl-bot/podinfo-2.x"]; len(ps) != 1 || ps[0].State != sdk.StateClosed || res.Count("ignored") != 1 {
+		t.Errorf("closed major PR reopened or duplicated: %d PRs, actions %+v", len(ps), res.Actions)
+	}
+
+	// 5. The base changes the same file: the patch branch is rebuilt on it.
+	e.push(t, e.srv.AdminUser, e.srv.AdminToken, map[string]string{
+		"apps/web/Chart.yaml": strings.Replace(chartMain, "version: 0.1.0", "version: 0.2.0", 1)}, "bump wrapper")
+	res = e.run(t)
+	var rebased bool
+	for _, a := range res.Actions {
+		rebased = rebased || (a.Branch == "hl-bot/podinfo-1.x" && a.Verb == "rebase")
+	}
+	if !rebased {
+		t.Errorf("patch PR not rebased: %+v", res.Actions)
+	}
+	got := e.file(t, "hl-bot/podinfo-1.x", "apps/web/Chart.yaml")
+	if !strings.Contains(got, "version: 0.2.0") || !strings.Contains(got, "version: 1.0.2 # pinned") {
+		t.Errorf("rebased branch content:\n%s", got)
+	}
+
+	// 6. Automerge of the patch PR after a green status.
+	p := e.prs(t)["hl-bot/podinfo-1.x"][0]
+	status := func(s sdk.StatusState) {
+		if _, _, err := e.admin.CreateStatus(e.owner, e.name, p.Head.Sha, sdk.CreateStatusOption{State: s, Context: "ci/woodpecker/pr/validate"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	status(sdk.StatusPending)
+	e.run(t) // schedules "merge when checks succeed"
+	status(sdk.StatusSuccess)
+	merged := false
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline) && !merged; time.Sleep(300 * time.Millisecond) {
+		q, _, err := e.admin.GetPullRequest(e.owner, e.name, p.Index)
+		merged = err == nil && q.HasMerged
+	}
+	if merged {
+		t.Log("automerge: Gitea's scheduled merge fired on the success status")
+	} else {
+		t.Log("automerge: scheduled merge did not fire in 15s; the next run merges the green PR directly")
+		for i := 0; i < 3 && !merged; i++ {
+			res = e.run(t)
+			q, _, _ := e.admin.GetPullRequest(e.owner, e.name, p.Index)
+			merged = q.HasMerged
+			if !merged {
+				time.Sleep(2 * time.Second)
+			}
+		}
+		if !merged {
+			t.Errorf("patch PR not merged after green status: %+v", res.Actions)
+		}
+	}
+}
+
+// failAfter fails every request after the first n.
+type failAfter struct {
+	n, calls atomic.Int64
+}
+
+func (f *failAfter) RoundTrip(r *http.Request) (*http.Response, error) {
+	if f.calls.Add(1) > f.n.Load() {
+		return nil, fmt.Errorf("injected failure")
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func TestKilledMidRunLeavesNoDuplicates(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	for _, n := range []int64{3, 7, 11} {
+		ft := &failAfter{}
+		ft.n.Store(n)
+		f, err := giteaforge.New(giteaforge.Options{URL: e.srv.URL, Token: e.botToken, Owner: e.owner, Repo: e.name, Transport: ft, Attempts: 2, Backoff: time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := e.opts
+		o.Forge = f
+		if _, err := run.Run(ctx, o); err == nil {
+			t.Logf("failure after %d calls: run finished anyway", n)
+		} else if strings.Contains(err.Error(), e.botToken) {
+			t.Errorf("token in error: %v", err)
+		}
+	}
+	e.run(t)
+	res := e.run(t)
+	for head, ps := range e.prs(t) {
+		if len(ps) != 1 {
+			t.Errorf("%s: %d PRs", head, len(ps))
+		}
+	}
+	if len(e.prs(t)) != 3 || res.Count("create") != 0 {
+		t.Errorf("after recovery: %d branches with PRs, actions %+v", len(e.prs(t)), res.Actions)
+	}
+	is, _, _ := e.admin.ListRepoIssues(e.owner, e.name, sdk.ListIssueOption{KeyWord: run.DashboardTitle, Type: sdk.IssueTypeIssue})
+	if len(is) != 1 {
+		t.Errorf("%d dashboard issues", len(is))
+	}
+}
+
+func TestDryRunWritesNothing(t *testing.T) {
+	e := newEnv(t)
+	o := e.opts
+	o.DryRun = true
+	res, err := run.Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Count("create") != 3 || len(e.prs(t)) != 0 {
+		t.Errorf("dry run: %+v, %d PRs", res.Actions, len(e.prs(t)))
+	}
+}
+
+func TestLimits(t *testing.T) {
+	e := newEnv(t)
+	e.opts.Bot.Limits = config.Limits{MaxPRsPerRun: 1, MaxOpenPRs: 2}
+	res := e.run(t)
+	if res.Count("create") != 1 || res.Count("rate-limited") != 2 {
+		t.Errorf("run 1: %+v", res.Actions)
+	}
+	res = e.run(t)
+	if res.Count("create") != 1 || res.Count("rate-limited") != 1 {
+		t.Errorf("run 2: %+v", res.Actions)
+	}
+	is, err := e.opts.Forge.FindIssue(context.Background(), run.DashboardTitle)
+	if err != nil || !strings.Contains(is.Body, "max 2 open PRs") {
+		t.Errorf("dashboard: %v\n%v", err, is)
+	}
+}
+
+func BenchmarkRunOnce(b *testing.B) {
+	e := newEnv(b)
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := run.Run(ctx, e.opts); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+var _ = forge.StateOpen

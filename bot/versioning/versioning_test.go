@@ -1,0 +1,177 @@
+package versioning_test
+
+import (
+	"testing"
+
+	"hl.dev/hl/bot"
+	"hl.dev/hl/bot/versioning"
+)
+
+type order struct{ scheme, a, b string }
+
+// TestCompare: every pair a < b.
+func TestCompare(t *testing.T) {
+	for _, tt := range []order{
+		{"semver", "1.2.3", "1.2.4"},
+		{"semver", "v1.2.3", "v1.10.0"},
+		{"semver", "1.2.3-rc.1", "1.2.3"},
+		{"semver", "1.2.3-rc.2", "1.2.3-rc.10"},
+		{"semver", "9.1.3", "10.0.0"},
+		{"docker", "1.25.3-alpine", "1.25.4-alpine"},
+		{"docker", "1.9", "1.10"},
+		{"docker", "v1.2.3", "v1.2.10"},
+		{"docker", "2024.10.1", "2024.11.0"},
+		{"docker", "1.0.0rc1", "1.0.0"},
+		{"docker", "v1.0.0-rc.2", "v1.0.0-rc.10"},
+		{"docker", "v1.0.0-beta.1", "v1.0.0"},
+		{"k3s", "v1.33.5+k3s1", "v1.33.5+k3s2"},
+		{"k3s", "v1.33.5+k3s2", "v1.34.0+k3s1"},
+		{"k3s", "v1.34.0-rc1+k3s1", "v1.34.0+k3s1"},
+		{"k3s", "v1.9.0+k3s1", "v1.10.0+k3s1"},
+		{"loose", "20230607+deb12u4", "20230607+deb12u15"},
+		{"loose", "20230607+deb12u15", "20250803+deb13u1"},
+	} {
+		s, ok := versioning.Get(tt.scheme)
+		if !ok {
+			t.Fatalf("no scheme %s", tt.scheme)
+		}
+		if c := s.Compare(tt.a, tt.b); c != -1 {
+			t.Errorf("%s: Compare(%s, %s) = %d, want -1", tt.scheme, tt.a, tt.b, c)
+		}
+		if c := s.Compare(tt.b, tt.a); c != 1 {
+			t.Errorf("%s: Compare(%s, %s) = %d, want 1", tt.scheme, tt.b, tt.a, c)
+		}
+	}
+}
+
+func TestValid(t *testing.T) {
+	for _, tt := range []struct {
+		scheme, v string
+		valid     bool
+	}{
+		{"semver", "1.2.3", true}, {"semver", "v1.2.3", true}, {"semver", "1.2", true},
+		{"semver", "latest", false}, {"semver", "~1.2.0", false}, {"semver", "release-1.2", false},
+		{"docker", "1.25.3-alpine", true}, {"docker", "v1.2.3", true}, {"docker", "2024.10.1", true}, {"docker", "16", true},
+		{"docker", "20241001", true},
+		{"docker", "latest", false}, {"docker", "stable-alpine", false},
+		{"docker", "sha-1a2b3c4", false}, {"docker", "1a2b3c4d5e6f", false},
+		{"docker", "0123abc4567def8901234567890abcdef0123456", false},
+		{"docker", "sha256-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.sig", false},
+		{"docker", "1.2.3-9f8e7d6c", false},
+		{"k3s", "v1.33.5+k3s1", true}, {"k3s", "v1.34.0-rc1+k3s1", true},
+		{"k3s", "v1.33.5", false}, {"k3s", "v1.33.5-k3s1", false}, {"k3s", "1.33.5+k3s1", false},
+		{"loose", "20230607+deb12u15", true}, {"loose", "current", false},
+	} {
+		s, _ := versioning.Get(tt.scheme)
+		if got := s.Valid(tt.v); got != tt.valid {
+			t.Errorf("%s: Valid(%q) = %v, want %v", tt.scheme, tt.v, got, tt.valid)
+		}
+	}
+}
+
+func TestUpdateType(t *testing.T) {
+	for _, tt := range []struct{ scheme, a, b, want string }{
+		{"semver", "1.2.3", "2.0.0", bot.UpdateMajor},
+		{"semver", "1.2.3", "1.3.0", bot.UpdateMinor},
+		{"semver", "1.2.3", "1.2.4", bot.UpdatePatch},
+		{"semver", "v1.19.1", "v1.19.2", bot.UpdatePatch},
+		{"docker", "1.25.3-alpine", "1.26.0-alpine", bot.UpdateMinor},
+		{"docker", "2024.10.1", "2025.1.0", bot.UpdateMajor},
+		{"docker", "v1.2.3", "v1.2.4", bot.UpdatePatch},
+		{"k3s", "v1.33.5+k3s1", "v1.33.5+k3s2", bot.UpdatePatch},
+		{"k3s", "v1.33.5+k3s1", "v1.33.6+k3s1", bot.UpdatePatch},
+		{"k3s", "v1.33.5+k3s1", "v1.34.0+k3s1", bot.UpdateMinor},
+		{"loose", "20230607+deb12u4", "20230607+deb12u15", bot.UpdatePatch},
+		{"loose", "20230607+deb12u15", "20250803+deb13u1", bot.UpdateMajor},
+	} {
+		s, _ := versioning.Get(tt.scheme)
+		if got := s.UpdateType(tt.a, tt.b); got != tt.want {
+			t.Errorf("%s: UpdateType(%s, %s) = %s, want %s", tt.scheme, tt.a, tt.b, got, tt.want)
+		}
+	}
+}
+
+func TestCompatibleDocker(t *testing.T) {
+	s, _ := versioning.Get("docker")
+	for _, tt := range []struct {
+		a, b string
+		want bool
+	}{
+		{"1.25.3-alpine", "1.26.0-alpine", true},
+		{"1.25.3-alpine", "1.26.0", false}, // suffix differs
+		{"1.25.3-alpine", "1.26.0-bookworm", false},
+		{"1.25.3", "1.26", false},  // number of parts
+		{"v1.2.3", "1.2.4", false}, // v prefix
+		{"v1.2.3", "v1.2.4", true},
+		{"1.25.3", "1.26.0-rc.1", true}, // a pre-release is not a flavour
+		{"1.25.3", "latest", false},
+	} {
+		if got := s.Compatible(tt.a, tt.b); got != tt.want {
+			t.Errorf("Compatible(%s, %s) = %v, want %v", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
+
+func TestPrerelease(t *testing.T) {
+	for _, tt := range []struct {
+		scheme, v string
+		want      bool
+	}{
+		{"semver", "1.2.3-rc.1", true}, {"semver", "1.2.3", false},
+		{"docker", "1.0.0rc1", true}, {"docker", "v2.0.0-beta.3", true}, {"docker", "1.25.3-alpine", false},
+		{"k3s", "v1.34.0-rc1+k3s1", true}, {"k3s", "v1.34.0+k3s1", false},
+	} {
+		s, _ := versioning.Get(tt.scheme)
+		if got := s.IsPrerelease(tt.v); got != tt.want {
+			t.Errorf("%s: IsPrerelease(%s) = %v", tt.scheme, tt.v, got)
+		}
+	}
+}
+
+func TestSemverRanges(t *testing.T) {
+	s, _ := versioning.Get("semver")
+	r := s.(versioning.Ranges)
+	for _, tt := range []struct {
+		rng, floor, newV, replaced string
+		matchesNew                 bool
+	}{
+		{"~5.41.0", "5.41.0", "5.43.2", "~5.43.2", false},
+		{"^1.2.0", "1.2.0", "2.3.1", "^2.3.1", false},
+		{"^1.2.0", "1.2.0", "1.9.0", "^1.9.0", true},
+		{"1.2.x", "1.2.0", "2.3.1", "2.3.x", false},
+		{"7.x.x", "7.0.0", "8.1.0", "8.x.x", false},
+		{">=1.0.0", "1.0.0", "3.0.0", ">=3.0.0", true},
+		{"^v1.2", "1.2.0", "2.0.0", "^v2.0", false},
+	} {
+		if !r.IsRange(tt.rng) {
+			t.Errorf("IsRange(%s) = false", tt.rng)
+			continue
+		}
+		if f, ok := r.Floor(tt.rng); !ok || f != tt.floor {
+			t.Errorf("Floor(%s) = %s, %v; want %s", tt.rng, f, ok, tt.floor)
+		}
+		if got := r.Matches(tt.newV, tt.rng); got != tt.matchesNew {
+			t.Errorf("Matches(%s, %s) = %v", tt.newV, tt.rng, got)
+		}
+		if got, err := r.Replace(tt.rng, tt.newV); err != nil || got != tt.replaced {
+			t.Errorf("Replace(%s, %s) = %s, %v; want %s", tt.rng, tt.newV, got, err, tt.replaced)
+		}
+	}
+	if r.IsRange("1.2.3") {
+		t.Error("a version is not a range")
+	}
+	if _, err := r.Replace(">=1.0.0 <2.0.0", "2.1.0"); err == nil {
+		t.Error("compound ranges are not rewritten")
+	}
+}
+
+func TestFor(t *testing.T) {
+	for _, tt := range []struct{ versioning, datasource, want string }{
+		{"", "docker", "docker"}, {"", "k3s-channel", "k3s"}, {"", "helm", "semver"}, {"", "unknown", "semver"},
+		{"k3s", "github-releases", "k3s"}, {"", "debian-netboot", "loose"},
+	} {
+		if got := versioning.For(tt.versioning, tt.datasource).Name(); got != tt.want {
+			t.Errorf("For(%q, %q) = %s, want %s", tt.versioning, tt.datasource, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,104 @@
+#!/bin/sh
+# Post-install of cp1 (server): runs inside the freshly installed
+# debian 12 at the end of the unattended install (preseed late_command).
+# It finishes the OS setup, stages k3s v1.33.5+k3s1 for the first boot and
+# tells hl metal serve the install is done, so the next PXE boot of this
+# machine boots its disk. Any failure stops the install before that callback.
+# hl metal serve replaces @@HL_CALLBACK_TOKEN@@ when serving this file.
+set -eu
+HL_URL=http://192.168.10.5:8080
+NODE=cp1
+MAC=52:54:00:aa:00:01
+TOKEN='@@HL_CALLBACK_TOKEN@@'
+fetch() {
+	curl -fsS --retry 5 -H "Authorization: Bearer $TOKEN" -o "$2" "$HL_URL/nodes/$NODE/$1"
+}
+
+# Admin access: user "hl", SSH keys only, sudo without a password (it has
+# none); root stays locked and sshd refuses root and passwords.
+install -d -m 700 -o hl -g hl /home/hl/.ssh
+cat > /home/hl/.ssh/authorized_keys <<'KEYS'
+ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBrrNnO6ES1fjcsZpjIeu89t/Ks17zrxqWfKRjw/Wcxc admin@homelab
+KEYS
+chown hl:hl /home/hl/.ssh/authorized_keys
+chmod 600 /home/hl/.ssh/authorized_keys
+echo 'hl ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/hl
+chmod 440 /etc/sudoers.d/hl
+passwd -l root
+mkdir -p /etc/ssh/sshd_config.d
+cat > /etc/ssh/sshd_config.d/10-hl.conf <<'SSHD'
+PermitRootLogin no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+SSHD
+
+# Static address 192.168.10.11 on the interface with MAC $MAC.
+IFACE=eno1
+if [ -z "$IFACE" ]; then
+	IFACE=$(ip -o link | awk -v mac="$MAC" 'tolower($0) ~ mac { sub(/:$/, "", $2); sub(/@.*/, "", $2); print $2; exit }')
+fi
+CIDR=192.168.10.0/24
+PREFIX=${CIDR#*/}
+cat > /etc/network/interfaces <<NET
+source /etc/network/interfaces.d/*
+
+auto lo
+iface lo inet loopback
+
+allow-hotplug $IFACE
+iface $IFACE inet static
+	address 192.168.10.11/$PREFIX
+	gateway 192.168.10.1
+NET
+: > /etc/resolv.conf
+echo 'nameserver 192.168.10.1' >> /etc/resolv.conf
+echo 'nameserver 1.1.1.1' >> /etc/resolv.conf
+
+# AppArmor on (Debian's kernel default, made explicit) with its tools, so
+# k3s' containerd confines containers with its default profile.
+systemctl enable apparmor
+if ! grep -q 'apparmor=1' /etc/default/grub; then
+	sed -i 's/^GRUB_CMDLINE_LINUX="\(.*\)"/GRUB_CMDLINE_LINUX="\1 apparmor=1 security=apparmor"/' /etc/default/grub
+	update-grub
+fi
+
+# Unattended security updates (kured reboots the node when one needs it).
+cat > /etc/apt/apt.conf.d/20auto-upgrades <<'APT'
+APT::Periodic::Update-Package-Lists "1";
+APT::Periodic::Unattended-Upgrade "1";
+APT
+systemctl enable unattended-upgrades
+
+# k3s: its config (with the join token, fetched with this node's install
+# token), the kube-vip static pod holding the API VIP, and a
+# first-boot unit installing k3s v1.33.5+k3s1 as server.
+install -d -m 700 /etc/rancher/k3s
+fetch k3s-config.yaml /etc/rancher/k3s/config.yaml
+chmod 600 /etc/rancher/k3s/config.yaml
+install -d -m 755 /var/lib/rancher/k3s/agent/pod-manifests
+fetch kube-vip.yaml /var/lib/rancher/k3s/agent/pod-manifests/kube-vip.yaml
+cat > /etc/systemd/system/hl-k3s-install.service <<'UNIT'
+[Unit]
+Description=hl: install k3s v1.33.5+k3s1 (server) on first boot
+Wants=network-online.target
+After=network-online.target
+ConditionPathExists=!/usr/local/bin/k3s
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+Restart=on-failure
+RestartSec=30
+Environment=INSTALL_K3S_VERSION=v1.33.5+k3s1
+Environment=INSTALL_K3S_EXEC=server
+ExecStart=/bin/sh -c 'curl -fsSL --retry 10 -o /run/hl-k3s-install.sh https://raw.githubusercontent.com/k3s-io/k3s/v1.33.5+k3s1/install.sh && sh /run/hl-k3s-install.sh'
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+systemctl enable hl-k3s-install.service
+
+# Done: report the install (with the new SSH host key, which hl metal
+# rollout pins when it reboots this node) so the next PXE boot is local.
+HOSTKEY=$(cat /etc/ssh/ssh_host_ed25519_key.pub 2>/dev/null || true)
+curl -fsS --retry 5 -X POST -H "Authorization: Bearer $TOKEN" --data-urlencode "hostKey=$HOSTKEY" "$HL_URL/callback/$MAC"
