@@ -10,8 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"hl.dev/hl/bot/forge"
-	giteaforge "hl.dev/hl/bot/forge/gitea"
 	"hl.dev/hl/bot/lookup"
 	botrun "hl.dev/hl/bot/run"
 	"hl.dev/hl/internal/config"
@@ -71,15 +69,8 @@ func runBotRun(ctx context.Context, ios *iostreams.IOStreams, opts *botRunOption
 		return &exitError{code: 1, msg: err.Error()}
 	}
 	h := doc.Homelab
-	if h.Spec.Forge.Type != "" && h.Spec.Forge.Type != config.ForgeGitea {
-		return &exitError{code: 1, msg: fmt.Sprintf("hl bot run: forge %q is not supported yet", h.Spec.Forge.Type)}
-	}
-	token := os.Getenv("HL_GITEA_TOKEN")
-	if token == "" {
-		token = os.Getenv("HL_FORGE_TOKEN")
-	}
-	var fg forge.Forge
-	fg, err = giteaforge.New(giteaforge.Options{URL: h.Spec.Forge.URL, Token: token, Owner: h.Spec.Forge.Owner, Repo: h.Spec.Forge.Repo})
+	token := forgeToken(h)
+	fg, err := newForge(ctx, h)
 	if err != nil {
 		return &exitError{code: 1, msg: err.Error()}
 	}

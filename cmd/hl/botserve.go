@@ -21,9 +21,8 @@ import (
 	"hl.dev/hl/internal/secrets"
 )
 
-// Hooks the daemon's passes come from. The upgrade pass (bot/run) and the
-// forge constructor (bot/forge/<forge>) are other packages' work; until
-// they are wired here the daemon logs that the pass is not available.
+// Hooks the daemon's passes come from, set in forge.go: the upgrade pass
+// (bot/run) and the forge constructor (bot/forge/<forge>).
 var (
 	botUpgradePass func(ctx context.Context, h *config.Homelab, dryRun bool) error
 	botNewForge    func(ctx context.Context, h *config.Homelab) (forge.Forge, error)

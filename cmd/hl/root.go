@@ -33,7 +33,11 @@ func newRootCmd(ios *iostreams.IOStreams) *cobra.Command {
 		newSchemaCmd(ios),
 		newConfigCmd(ios),
 		newRenderCmd(ios),
+		newBootstrapCmd(ios),
 		newSecretsCmd(ios),
+		newMetalCmd(ios),
+		newInitCmd(ios),
+		newBotCmd(ios),
 	)
 	return root
 }

@@ -1,0 +1,234 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"hl.dev/hl/bootstrap"
+	"hl.dev/hl/internal/iostreams"
+	"hl.dev/hl/internal/secrets"
+)
+
+// envGiteaToken holds the Gitea access token for hl bootstrap gitea.
+const envGiteaToken = "HL_GITEA_TOKEN"
+
+type bootstrapGiteaOptions struct {
+	Dir       string
+	URL       string
+	Owner     string
+	Repo      string
+	Branch    string
+	BotUser   string
+	TokenFile string
+	AgeKey    string
+	Adopt     bool
+	DryRun    bool
+}
+
+func newBootstrapCmd(ios *iostreams.IOStreams) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bootstrap",
+		Short: "Seed the forge with the rendered repository",
+	}
+	cmd.AddCommand(newBootstrapGiteaCmd(ios))
+	return cmd
+}
+
+func newBootstrapGiteaCmd(ios *iostreams.IOStreams) *cobra.Command {
+	opts := &bootstrapGiteaOptions{}
+	cmd := &cobra.Command{
+		Use:   "gitea",
+		Short: "Create the Gitea repo, push the render, add deploy key, webhooks, bot and branch protection",
+		Long: `Bootstrap the rendered repository (--dir) into Gitea, step by step:
+
+  owner              the organisation (or your user namespace)
+  repo               a private repository, marked with the topic hl-managed
+  bot-user           the bot account
+  bot-token          its token (write:repository, write:issue, read:user),
+                     stored SOPS-encrypted in platform/hl-bot/secrets/
+  bot-collaborator   the bot gets write access
+  deploy-key         an ed25519 key, read-only, stored for Argo CD in
+                     system/argocd/secrets/repo-deploy-key.sops.yaml
+  webhook-argocd     refresh on push, random secret stored SOPS-encrypted
+  webhook-woodpecker pipelines on push and pull request, likewise
+  labels             the labels the bot puts on its pull requests
+  render             re-render so the pushed tree passes hl render --check
+  push               the tree as the first commit of the default branch
+  branch-protection  pull requests and Woodpecker's validate check required
+
+Every step checks first and changes only what is missing, so a second run
+reports "unchanged" everywhere and an interrupted run completes when re-run.
+An existing non-empty repository hl did not create is refused unless
+--adopt.
+
+The token (a site administrator's: it creates the bot user) comes from
+--token-file, $HL_GITEA_TOKEN, or a prompt on a terminal; it is never
+printed. An age identity (--age-key, $SOPS_AGE_KEY_FILE, $SOPS_AGE_KEY) is
+optional: with it, stored credentials are verified and reused.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runBootstrapGitea(cmd.Context(), ios, opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Dir, "dir", ".", "the rendered repository (holds hl.yaml)")
+	f.StringVar(&opts.URL, "url", "", "Gitea URL (default: hl.yaml spec.forge.url)")
+	f.StringVar(&opts.Owner, "owner", "", "organisation or user (default: spec.forge.owner)")
+	f.StringVar(&opts.Repo, "repo", "", "repository name (default: spec.forge.repo)")
+	f.StringVar(&opts.Branch, "branch", "", "default branch (default: spec.forge.defaultBranch, else main)")
+	f.StringVar(&opts.BotUser, "bot-user", bootstrap.DefaultBotUser, "name of the bot account")
+	f.StringVar(&opts.TokenFile, "token-file", "", "read the Gitea token from this file (- for stdin) instead of $"+envGiteaToken)
+	f.StringVar(&opts.AgeKey, "age-key", "", "age identity file to verify stored credentials (default: $SOPS_AGE_KEY_FILE, $SOPS_AGE_KEY)")
+	f.BoolVar(&opts.Adopt, "adopt", false, "manage an existing non-empty repository that hl did not create")
+	f.BoolVar(&opts.DryRun, "dry-run", false, "print the plan and change nothing")
+	return cmd
+}
+
+func runBootstrapGitea(ctx context.Context, ios *iostreams.IOStreams, opts *bootstrapGiteaOptions) error {
+	token, err := giteaToken(ios, opts.TokenFile)
+	if err != nil {
+		return &exitError{code: 2, msg: err.Error()}
+	}
+	bopts := bootstrap.Options{
+		Dir: opts.Dir, URL: opts.URL, Owner: opts.Owner, Repo: opts.Repo, Branch: opts.Branch,
+		Token: token, BotUser: opts.BotUser, Adopt: opts.Adopt, DryRun: opts.DryRun,
+	}
+	switch ids, err := secrets.LoadIdentities(opts.AgeKey); {
+	case err == nil:
+		bopts.Identities = ids
+	case !errors.Is(err, secrets.ErrNoIdentities):
+		return &exitError{code: 1, msg: err.Error()}
+	}
+	if !ios.JSON() {
+		p := &stepPrinter{ios: ios, tty: ios.IsStdoutTTY()}
+		bopts.Progress = p.print
+	}
+	res, err := bootstrap.Run(ctx, bopts)
+	if res == nil {
+		return &exitError{code: 1, msg: err.Error()}
+	}
+	if ios.JSON() {
+		out := struct {
+			*bootstrap.Result
+			Error string `json:"error,omitempty"`
+		}{Result: res}
+		if err != nil {
+			out.Error = err.Error()
+		}
+		if werr := ios.WriteJSON(out); werr != nil {
+			return werr
+		}
+	} else {
+		for _, w := range res.Warnings {
+			fmt.Fprintln(ios.ErrOut, "warning:", w)
+		}
+		if err == nil {
+			fmt.Fprintln(ios.ErrOut, bootstrapSummary(res))
+		}
+	}
+	if err != nil {
+		return &exitError{code: 1, msg: err.Error()}
+	}
+	return nil
+}
+
+// giteaToken reads the token from --token-file, $HL_GITEA_TOKEN or, on a
+// terminal, a prompt that does not echo.
+func giteaToken(ios *iostreams.IOStreams, file string) (string, error) {
+	var tok string
+	switch {
+	case file == "-":
+		line, err := bufio.NewReader(ios.In).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", fmt.Errorf("read token from stdin: %w", err)
+		}
+		tok = line
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("read token: %w", err)
+		}
+		tok = string(b)
+	case os.Getenv(envGiteaToken) != "":
+		tok = os.Getenv(envGiteaToken)
+	default:
+		f, ok := ios.In.(*os.File)
+		if !ok || !ios.IsStdinTTY() {
+			return "", fmt.Errorf("no Gitea token: set $%s, pass --token-file, or run in a terminal to be asked", envGiteaToken)
+		}
+		fmt.Fprint(ios.ErrOut, "Gitea access token (site administrator; input hidden): ")
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(ios.ErrOut)
+		if err != nil {
+			return "", fmt.Errorf("read token: %w", err)
+		}
+		tok = string(b)
+	}
+	tok = strings.TrimSpace(tok)
+	if tok == "" {
+		return "", errors.New("the Gitea token is empty")
+	}
+	return tok, nil
+}
+
+// stepPrinter shows each step as it runs: on a terminal a pending line that
+// the result replaces, otherwise one line per finished step.
+type stepPrinter struct {
+	ios *iostreams.IOStreams
+	tty bool
+}
+
+var stepMarks = map[bootstrap.Status]string{
+	bootstrap.StatusCreated:   "+",
+	bootstrap.StatusUpdated:   "~",
+	bootstrap.StatusUnchanged: "=",
+	bootstrap.StatusPlanned:   "?",
+	bootstrap.StatusSkipped:   "-",
+	bootstrap.StatusFailed:    "!",
+}
+
+func (p *stepPrinter) print(s bootstrap.StepResult) {
+	if s.Status == bootstrap.StatusRunning {
+		if p.tty {
+			fmt.Fprintf(p.ios.Out, "  %-19s ...", s.Name)
+		}
+		return
+	}
+	if p.tty {
+		fmt.Fprint(p.ios.Out, "\r\033[K")
+	}
+	detail := s.Detail
+	if s.Status == bootstrap.StatusFailed {
+		detail = s.Error
+	}
+	status := string(s.Status)
+	if s.Status == bootstrap.StatusPlanned {
+		status = "would"
+	}
+	fmt.Fprintf(p.ios.Out, "%s %-19s %-9s %s\n", stepMarks[s.Status], s.Name, status, detail)
+}
+
+func bootstrapSummary(res *bootstrap.Result) string {
+	counts := map[bootstrap.Status]int{}
+	for _, s := range res.Steps {
+		counts[s.Status]++
+	}
+	where := res.HTMLURL
+	if where == "" {
+		where = res.URL + "/" + res.Owner + "/" + res.Repo
+	}
+	if res.DryRun {
+		return fmt.Sprintf("dry run for %s: %d steps would change, %d unchanged, %d skipped; nothing was changed",
+			where, counts[bootstrap.StatusPlanned], counts[bootstrap.StatusUnchanged], counts[bootstrap.StatusSkipped])
+	}
+	return fmt.Sprintf("bootstrapped %s: %d created, %d updated, %d unchanged, %d skipped",
+		where, counts[bootstrap.StatusCreated], counts[bootstrap.StatusUpdated], counts[bootstrap.StatusUnchanged], counts[bootstrap.StatusSkipped])
+}
