@@ -11,13 +11,14 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/pmezard/go-difflib/difflib"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/engine"
 	"helm.sh/helm/v3/pkg/repo"
 	"sigs.k8s.io/yaml"
+
+	"hl.dev/hl/internal/merge"
 )
 
 // ChartDiff is the rendered difference between two chart versions.
@@ -159,8 +160,7 @@ func diffManifests(a, b map[string]string) *ChartDiff {
 		if a[k] == b[k] {
 			continue
 		}
-		d, _ := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
-			A: difflib.SplitLines(a[k]), B: difflib.SplitLines(b[k]), FromFile: "a/" + k, ToFile: "b/" + k, Context: 3})
+		d := merge.Diff([]byte(a[k]), []byte(b[k]), "a/"+k, "b/"+k, 3)
 		files++
 		for _, l := range strings.Split(d, "\n") {
 			switch {

@@ -12,7 +12,7 @@ import (
 	"sort"
 	"strings"
 
-	"go.yaml.in/yaml/v3"
+	"gopkg.in/yaml.v3"
 )
 
 // ChecksumAnnotationPrefix + secret name is the pod template annotation

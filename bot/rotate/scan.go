@@ -23,7 +23,7 @@ import (
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
+	"gopkg.in/yaml.v3"
 
 	"hl.dev/hl/generator"
 	"hl.dev/hl/internal/config"
