@@ -139,7 +139,7 @@ func TestInitPipedInput(t *testing.T) {
 		"bootstrap: run hl bootstrap gitea",
 		"Next steps:",
 		"hl metal serve",
-		"hl bootstrap cluster",
+		"kubectl kustomize --enable-helm bootstrap/",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)

@@ -234,7 +234,7 @@ func (w *wizard) nextSteps(h *config.Homelab) {
 	fmt.Fprintf(&b, "  %d. PXE boot the nodes: on %s run hl metal serve (%s DHCP), then power on %s with network boot first;\n     they install %s %s and join the cluster.\n",
 		step, s.Metal.PXE.Address, s.Metal.PXE.DHCPMode, strings.Join(names, ", "), s.Metal.OS.Name, s.Metal.OS.Version)
 	step++
-	fmt.Fprintf(&b, "  %d. Bootstrap the cluster once %s answers on https://%s:6443: hl bootstrap cluster\n     (installs Argo CD, which then syncs everything in the repo).\n", step, server, s.Network.ControlPlaneVIP)
+	fmt.Fprintf(&b, "  %d. Bootstrap the cluster once %s answers on https://%s:6443: \n     kubectl -n argocd create secret generic sops-age --from-file=keys.txt=<your age key>\n     kubectl kustomize --enable-helm bootstrap/ | kubectl apply --server-side -f -\n     (installs Argo CD, which then syncs everything in the repo; see bootstrap/README.md).\n", step, server, s.Network.ControlPlaneVIP)
 	b.WriteString("Re-run hl init to change answers, or edit hl.yaml and run hl render.\n")
 	fmt.Fprint(w.out, b.String())
 }
