@@ -92,8 +92,12 @@ func resolveSecrets(plan *Plan, opts Options, res *Result) error {
 	}
 	wg.Wait()
 	// Copies carry their source's values, so they go once sources are done.
+	srcs := make([][]byte, len(copies)) // read before copy goroutines write plains
 	for i, f := range copies {
-		src := plains[f.Secret.CopyOf]
+		srcs[i] = plains[f.Secret.CopyOf]
+	}
+	for i, f := range copies {
+		src := srcs[i]
 		run(len(sources)+i, f, func() (secretOutcome, string, []byte, error) {
 			return resolveCopy(f, src, opts, want)
 		})

@@ -173,7 +173,7 @@ func newMetalImagesCmd(ios *iostreams.IOStreams) *cobra.Command {
 	pull := &cobra.Command{
 		Use:   "pull",
 		Short: "Download the pinned netboot kernel and initrd, verified by sha256",
-		Long: `Download the kernel and initrd pinned in metal/os.yaml into the
+		Long: `Download the kernel and initrd pinned in metal/images.yaml into the
 content-addressed cache (<cache>/sha256/<sum>), checking each against its
 pinned sha256 while it streams. An image without a pinned checksum is
 refused; a mismatch fails and leaves nothing in the cache. --mirror
@@ -211,7 +211,7 @@ FROM=TO rewrites URL prefixes (http, https or file URLs).`,
 			return nil
 		},
 	}
-	pull.Flags().StringVar(&opts.Dir, "dir", ".", "root of the rendered repo (holds metal/os.yaml)")
+	pull.Flags().StringVar(&opts.Dir, "dir", ".", "root of the rendered repo (holds metal/images.yaml)")
 	pull.Flags().StringVar(&opts.Cache, "cache", metal.DefaultCacheDir(), "image cache folder")
 	pull.Flags().StringArrayVar(&opts.Mirrors, "mirror", nil, "FROM=TO URL prefix rewrite (repeatable)")
 	cmd.AddCommand(pull)

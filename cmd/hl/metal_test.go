@@ -41,7 +41,7 @@ func TestMetalRolloutDryRunOSPin(t *testing.T) {
 	gitIn(t, dir, "init", "-q", "-b", "main")
 	gitIn(t, dir, "add", "-A")
 	gitIn(t, dir, "commit", "-q", "-m", "render")
-	osFile := filepath.Join(dir, "metal", "os.yaml")
+	osFile := filepath.Join(dir, "metal", "images.yaml")
 	b, _ := os.ReadFile(osFile)
 	bumped := strings.ReplaceAll(string(b), "20230607+deb12u15", "20230607+deb12u16")
 	bumped = strings.Replace(bumped, "d8808aa4ca188560da1e6d749dcb930c87a5fd8b11ebff1f3fa6d728af35203d", strings.Repeat("1", 64), 1)
@@ -94,7 +94,7 @@ func TestMetalImagesPullMismatch(t *testing.T) {
 		y := "name: debian\nversion: \"12\"\nrepo: http://deb.example\nkernel:\n  url: http://upstream.example/linux\n  sha256: " + kernelSum +
 			"\ninitrd:\n  url: http://upstream.example/initrd.gz\n  sha256: " + sum(initrd) + "\n"
 		os.MkdirAll(filepath.Join(dir, "metal"), 0o755)
-		if err := os.WriteFile(filepath.Join(dir, "metal", "os.yaml"), []byte(y), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, "metal", "images.yaml"), []byte(y), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}

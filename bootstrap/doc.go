@@ -1,0 +1,48 @@
+// Package bootstrap owns seeding a forge with a rendered homelab: for Gitea
+// it creates the organisation and the private repository, the bot user with
+// a scoped token, the read-only deploy key Argo CD clones with, the Argo CD
+// and Woodpecker webhooks, the labels the bot uses, pushes the rendered
+// tree as the first commit (go-git over HTTP with token auth) and protects
+// the default branch.
+//
+// # Steps
+//
+// A bootstrap is an ordered list of steps. Each step has a Check (is it
+// done? what would Apply do?) and an Apply. A run checks every step in
+// order and applies only those not done, so a second run reports every
+// step unchanged and a run interrupted anywhere (a failed API call, a
+// killed process) completes on the next run without duplicates. --dry-run
+// only checks.
+//
+// # Credentials written into the repo
+//
+// The credentials Gitea holds a copy of (deploy key, webhook secrets, bot
+// token) are written SOPS-encrypted into the rendered repo before the first
+// commit, next to the files hl render generates:
+//
+//	system/argocd/secrets/repo-deploy-key.sops.yaml        Argo CD repository Secret (type, url, sshPrivateKey)
+//	system/argocd/secrets/argocd-webhook.sops.yaml         webhook.gogs.secret (+ webhook.gitea.secret alias)
+//	platform/woodpecker/secrets/woodpecker-webhook.sops.yaml  secret
+//	platform/hl-bot/secrets/hl-bot-token.sops.yaml          token (+ username, url)
+//
+// hl render leaves them alone: it either never declared these paths (user
+// files to it) or declares them as provided by bootstrap and only lists
+// them for KSOPS. Bootstrap re-renders after writing them (step render), so
+// the pushed tree is exactly what `hl render --check` expects. They are
+// marked hl.dev/rotatable: false: the value also lives in Gitea, so changing
+// it in git alone would break it.
+//
+// Each Gitea object is created before its file is written. A run stopped
+// in between finds the object without a file and replaces it (new key, new
+// token, new webhook: Gitea's API sets a webhook secret only on creation),
+// so no credential exists only on one side. The deploy key file carries its public key as a
+// cleartext annotation, so a lost deploy key is re-added without decrypting
+// anything; with an age identity the stored bot token is verified against
+// Gitea and a lost webhook gets its stored secret back.
+//
+// # What marks a repo as hl's
+//
+// The repository topic hl-managed (set when hl creates or adopts it) and
+// .hl/state.yaml in its tree. An existing empty repository is taken over;
+// an existing non-empty one without the topic is refused unless Adopt.
+package bootstrap
