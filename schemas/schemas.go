@@ -16,7 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-//go:embed *.json
+//go:embed *.json crds/*.json
 var FS embed.FS
 
 // Names of the embedded schemas.

@@ -38,6 +38,8 @@ func newRootCmd(ios *iostreams.IOStreams) *cobra.Command {
 		newMetalCmd(ios),
 		newInitCmd(ios),
 		newBotCmd(ios),
+		newValidateCmd(ios),
+		newChartsCmd(ios),
 	)
 	return root
 }
