@@ -4,18 +4,19 @@ FUZZTIME  ?= 20s
 BENCHTIME ?= 1s
 export CGO_ENABLED ?= 1
 
-.PHONY: all build test unit fuzz lint vet fmt schema bench gitea tidy clean
+.PHONY: all build test unit fuzz lint vet fmt schema bench gitea tidy clean e2e-pxe
 
 all: build
 
 build:
 	$(GO) build -o bin/hl ./cmd/hl
 
-## test: everything CI checks — lint, the whole suite, a bounded fuzz run.
-test: lint gitea unit fuzz
+## test: everything CI checks — lint, the whole suite, the QEMU PXE boot
+## (alone, so the emulated installer is not starved), a bounded fuzz run.
+test: lint gitea unit e2e-pxe fuzz
 
 unit:
-	$(GO) test -count=1 -timeout 40m ./...
+	$(GO) test -count=1 -timeout 40m -skip '^TestE2EPXE$$' ./...
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/config
@@ -46,3 +47,9 @@ tidy:
 
 clean:
 	rm -rf bin
+
+## e2e-pxe: the QEMU PXE end-to-end test alone (root; Debian packages
+## dnsmasq qemu-system-x86 ipxe-qemu debian-installer-12-netboot-amd64).
+## `make unit` runs it too (go test ./...).
+e2e-pxe:
+	HL_E2E_PXE_TIMEOUT=$${HL_E2E_PXE_TIMEOUT:-8m} $(GO) test -count=1 -timeout 15m -run '^TestE2EPXE$$' -v ./internal/metal

@@ -1,0 +1,274 @@
+package metal
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"hl.dev/hl/internal/secrets"
+	"hl.dev/hl/schemas"
+)
+
+func TestRenderedIndexAndOS(t *testing.T) {
+	dir := renderedRepo(t, "valid/ha")
+	idx, err := LoadIndex(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(idx.Names(), ","); got != "cp1,cp2,cp3,worker1,worker2" {
+		t.Errorf("nodes %s", got)
+	}
+	// worker2 is written 52-54-00-10-00-12 in hl.yaml: the index normalises.
+	if n, ok := idx.ByMAC("52:54:00:10:00:12"); !ok || n.Name != "worker2" || n.Role != RoleAgent {
+		t.Errorf("worker2 by MAC: %+v %v", n, ok)
+	}
+	cp1, _ := idx.ByName("cp1")
+	if !cp1.FirstServer || cp1.Rejoin != "https://172.16.10.100:6443" || cp1.InstallConfig != "preseed.cfg" {
+		t.Errorf("cp1 %+v", cp1)
+	}
+	if idx.Server != "http://172.16.10.2:8080" || idx.DHCPMode != "proxy" || idx.K3s == "" || idx.NodeCIDR != "172.16.10.0/24" {
+		t.Errorf("index %+v", idx)
+	}
+	pin, err := LoadOSPin(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The real checksums of the Debian package debian-installer-12-netboot-amd64.
+	if pin.Ref() != (OSRef{"debian", "12"}) || pin.Kernel.SHA256 != "d8808aa4ca188560da1e6d749dcb930c87a5fd8b11ebff1f3fa6d728af35203d" ||
+		pin.Initrd.SHA256 != "cb24a28a5ba13dfb22e6e75bdd8ab997dbdee6e3ec6c1102f6c7f93044bd817d" {
+		t.Errorf("os pin %+v", pin)
+	}
+}
+
+func TestRenderedK3sConfigs(t *testing.T) {
+	dir := renderedRepo(t, "valid/ha")
+	node := func(name, file string) string { return readFile(t, filepath.Join(dir, "metal/nodes", name, file)) }
+	cp1, cp2, w1 := node("cp1", "k3s-config.yaml"), node("cp2", "k3s-config.yaml"), node("worker1", "k3s-config.yaml")
+	for name, c := range map[string]string{"cp1": cp1, "cp2": cp2, "worker1": w1} {
+		if !strings.Contains(c, `token: "`+PlaceholderK3sToken+`"`) {
+			t.Errorf("%s: no token placeholder:\n%s", name, c)
+		}
+	}
+	for _, want := range []string{"cluster-init: true", "secrets-encryption: true", "  - 172.16.10.100\n", "disable:\n  - servicelb\n  - traefik"} {
+		if !strings.Contains(cp1, want) {
+			t.Errorf("cp1 lacks %q:\n%s", want, cp1)
+		}
+	}
+	if !strings.Contains(cp2, "server: https://172.16.10.100:6443") || strings.Contains(cp2, "cluster-init") {
+		t.Errorf("cp2 must join the VIP:\n%s", cp2)
+	}
+	if !strings.Contains(w1, "server: https://172.16.10.100:6443") || strings.Contains(w1, "secrets-encryption") {
+		t.Errorf("worker1 must join the VIP as agent:\n%s", w1)
+	}
+	for _, n := range []string{"cp1", "cp2", "cp3"} {
+		kv := node(n, "kube-vip.yaml")
+		if !strings.Contains(kv, "ghcr.io/kube-vip/kube-vip:v") || !strings.Contains(kv, `value: "172.16.10.100"`) {
+			t.Errorf("%s kube-vip:\n%s", n, kv)
+		}
+		if !strings.Contains(node(n, "post-install.sh"), "pod-manifests/kube-vip.yaml") {
+			t.Errorf("%s post-install does not place kube-vip", n)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "metal/nodes/worker1/kube-vip.yaml")); err == nil {
+		t.Error("agents get no kube-vip")
+	}
+
+	// One server: no kube-vip, agents join the server itself.
+	single := renderedRepo(t, "metal/e2e-full")
+	if _, err := os.Stat(filepath.Join(single, "metal/nodes/node1/kube-vip.yaml")); err == nil {
+		t.Error("a single server needs no kube-vip")
+	}
+	if c := readFile(t, filepath.Join(single, "metal/nodes/node2/k3s-config.yaml")); !strings.Contains(c, "server: https://10.99.0.11:6443") {
+		t.Errorf("agent of a single server:\n%s", c)
+	}
+}
+
+func TestRenderedInstallConfigDebian(t *testing.T) {
+	dir := renderedRepo(t, "valid/ha")
+	p := readFile(t, filepath.Join(dir, "metal/nodes/worker1/preseed.cfg"))
+	for _, want := range []string{
+		"d-i partman-auto/disk string /dev/nvme0n1",
+		"d-i grub-installer/bootdev string /dev/nvme0n1",
+		"d-i netcfg/hostname string worker1",
+		"d-i passwd/root-login boolean false",
+		"d-i passwd/user-password-crypted password !",
+		"apparmor apparmor-utils unattended-upgrades",
+		"d-i pkgsel/update-policy select unattended-upgrades",
+		"d-i mirror/http/hostname string snapshot.debian.org\n",
+		"d-i mirror/http/directory string /archive/debian/",
+		"Bearer " + PlaceholderCallbackToken,
+		"http://172.16.10.2:8080/nodes/worker1/post-install.sh",
+	} {
+		if !strings.Contains(p, want) {
+			t.Errorf("preseed lacks %q", want)
+		}
+	}
+	post := readFile(t, filepath.Join(dir, "metal/nodes/worker1/post-install.sh"))
+	for _, want := range []string{
+		"address 172.16.10.21/$PREFIX", "passwd -l root", "PermitRootLogin no", "PasswordAuthentication no",
+		"systemctl enable apparmor", "APT::Periodic::Unattended-Upgrade \"1\";",
+		"INSTALL_K3S_VERSION=v", "INSTALL_K3S_EXEC=agent", "raw.githubusercontent.com/k3s-io/k3s/v",
+		"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC6jbetxbp3eof0Aj31M3uJxtuN+4ZA34QwawtArMBUq laptop\nKEYS",
+		`"$HL_URL/callback/$MAC"`, "MAC=52:54:00:10:00:11",
+	} {
+		if !strings.Contains(post, want) {
+			t.Errorf("post-install lacks %q", want)
+		}
+	}
+	boot := readFile(t, filepath.Join(dir, "metal/nodes/worker1/boot.ipxe"))
+	for _, want := range []string{"#!ipxe\n", "kernel http://172.16.10.2:8080/os/debian/12/kernel ", "url=http://172.16.10.2:8080/nodes/worker1/preseed.cfg", "initrd --name initrd.gz http://172.16.10.2:8080/os/debian/12/initrd"} {
+		if !strings.Contains(boot, want) {
+			t.Errorf("boot.ipxe lacks %q:\n%s", want, boot)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "metal/nodes/worker1/kickstart.cfg")); err == nil {
+		t.Error("a Debian node has no kickstart")
+	}
+	// The scripts parse.
+	for _, n := range []string{"cp1", "worker1"} {
+		if out, err := exec.Command("sh", "-n", filepath.Join(dir, "metal/nodes", n, "post-install.sh")).CombinedOutput(); err != nil {
+			t.Errorf("%s post-install.sh: %v\n%s", n, err, out)
+		}
+	}
+}
+
+func TestRenderedInstallConfigFedora(t *testing.T) {
+	src := readFile(t, configPath("valid/ha"))
+	src = strings.Replace(src, "      dhcpMode: proxy\n", "      dhcpMode: proxy\n    os: {name: fedora, version: \"42\"}\n", 1)
+	cfg := filepath.Join(t.TempDir(), "fedora.yaml")
+	writeFile(t, cfg, src)
+	dir := renderConfigFile(t, "fedora/ha", cfg)
+	ks := readFile(t, filepath.Join(dir, "metal/nodes/cp2/kickstart.cfg"))
+	for _, want := range []string{
+		"selinux --enforcing", "rootpw --lock", "user --name=hl --groups=wheel --lock",
+		`sshkey --username=hl "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBrrNnO6ES1fjcsZpjIeu89t/Ks17zrxqWfKRjw/Wcxc admin@homelab"`,
+		"ignoredisk --only-use=sda", "clearpart --all --initlabel --drives=sda", "dnf5-plugin-automatic",
+		"url --url=https://dl.fedoraproject.org/pub/fedora/linux/releases/42/Everything/x86_64/os",
+		"%post --erroronfail", "Bearer " + PlaceholderCallbackToken,
+	} {
+		if !strings.Contains(ks, want) {
+			t.Errorf("kickstart lacks %q", want)
+		}
+	}
+	post := readFile(t, filepath.Join(dir, "metal/nodes/cp2/post-install.sh"))
+	for _, want := range []string{"SELINUX=enforcing", "dnf5-automatic.timer", "apply_updates = yes", "mac-address=$MAC", "address1=172.16.10.12/$PREFIX,172.16.10.1"} {
+		if !strings.Contains(post, want) {
+			t.Errorf("fedora post-install lacks %q", want)
+		}
+	}
+	boot := readFile(t, filepath.Join(dir, "metal/nodes/cp2/boot.ipxe"))
+	if !strings.Contains(boot, "inst.ks=http://172.16.10.2:8080/nodes/cp2/kickstart.cfg") || !strings.Contains(boot, "/os/fedora/42/kernel") {
+		t.Errorf("fedora boot.ipxe:\n%s", boot)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "metal/nodes/cp2/preseed.cfg")); err == nil {
+		t.Error("a Fedora node has no preseed")
+	}
+	idx, err := LoadIndex(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := idx.ByName("cp2"); n.InstallConfig != "kickstart.cfg" {
+		t.Errorf("index install config %q", n.InstallConfig)
+	}
+	if out, err := exec.Command("sh", "-n", filepath.Join(dir, "metal/nodes/cp2/post-install.sh")).CombinedOutput(); err != nil {
+		t.Errorf("post-install.sh: %v\n%s", err, out)
+	}
+}
+
+func TestRenderedDnsmasq(t *testing.T) {
+	proxy := readFile(t, filepath.Join(renderedRepo(t, "valid/ha"), DnsmasqConf))
+	full := readFile(t, filepath.Join(renderedRepo(t, "valid/single-node"), DnsmasqConf))
+	for _, c := range []string{proxy, full} {
+		for _, want := range []string{"\nport=0\n", "\nenable-tftp\n", "dhcp-userclass=set:ipxe,iPXE"} {
+			if !strings.Contains(c, want) {
+				t.Errorf("dnsmasq.conf lacks %q:\n%s", want, c)
+			}
+		}
+	}
+	for _, want := range []string{"dhcp-range=172.16.10.2,proxy", "pxe-service=tag:!ipxe,x86PC,\"hl: chainload iPXE\",undionly.kpxe", "pxe-service=tag:ipxe,x86PC,\"hl: boot\",http://172.16.10.2:8080/boot.ipxe"} {
+		if !strings.Contains(proxy, want) {
+			t.Errorf("proxy dnsmasq.conf lacks %q", want)
+		}
+	}
+	for _, want := range []string{"dhcp-range=10.20.0.2,static", "dhcp-host=1c:69:7a:0a:bc:de,10.20.0.11,nuc", "dhcp-option=option:router,10.20.0.1", "dhcp-option=option:dns-server,10.20.0.1,9.9.9.9", "dhcp-boot=tag:ipxe,http://10.20.0.2:8080/boot.ipxe", "dhcp-boot=tag:!ipxe,tag:!efi64,undionly.kpxe"} {
+		if !strings.Contains(full, want) {
+			t.Errorf("full dnsmasq.conf lacks %q", want)
+		}
+	}
+	// dnsmasq itself accepts both.
+	bin, err := exec.LookPath("dnsmasq")
+	if err != nil {
+		t.Fatalf("dnsmasq not found: install the Debian package dnsmasq (%v)", err)
+	}
+	for name, c := range map[string]string{"proxy": proxy, "full": full} {
+		f := filepath.Join(t.TempDir(), "dnsmasq.conf")
+		writeFile(t, f, c)
+		if out, err := exec.Command(bin, "--test", "--conf-file="+f).CombinedOutput(); err != nil {
+			t.Errorf("dnsmasq --test (%s): %v\n%s", name, err, out)
+		}
+	}
+}
+
+func TestRenderedWoodpeckerMetalPipeline(t *testing.T) {
+	for _, cfg := range []string{"valid/ha", "valid/single-node"} {
+		dir := renderedRepo(t, cfg)
+		data, err := os.ReadFile(filepath.Join(dir, ".woodpecker/metal.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := schemas.ValidateYAML(schemas.Woodpecker, data); err != nil {
+			t.Errorf("%s: .woodpecker/metal.yaml: %v", cfg, err)
+		}
+		for _, want := range []string{"event: push", "branch: main", `path: "metal/**"`, "hl metal rollout", "from_secret: hl_metal_api_token"} {
+			if !strings.Contains(string(data), want) {
+				t.Errorf("%s: metal.yaml lacks %q", cfg, want)
+			}
+		}
+	}
+}
+
+// TestNoPlaintextSecrets: no value of a metal secret appears anywhere in
+// the rendered repo outside its SOPS file.
+func TestNoPlaintextSecrets(t *testing.T) {
+	dir := renderedRepo(t, "valid/ha")
+	var values []string
+	for _, name := range []string{"k3s-token", "metal-callback-key", "metal-api-token"} {
+		cipher := readFile(t, filepath.Join(dir, "metal/secrets", name+".sops.yaml"))
+		plain, err := secrets.Decrypt([]byte(cipher), testIdentities(t)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ex, err := secrets.ReadSecret(plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range ex.Values {
+			values = append(values, v)
+		}
+	}
+	if len(values) != 3 {
+		t.Fatalf("values %d", len(values))
+	}
+	sec, err := LoadSecrets(dir, testIdentities(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	values = append(values, sec.NodeToken("52:54:00:10:00:01"))
+	err = filepath.WalkDir(dir, func(p string, e os.DirEntry, err error) error {
+		if err != nil || e.IsDir() || strings.HasSuffix(p, ".sops.yaml") {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		for _, v := range values {
+			if strings.Contains(string(b), v) {
+				t.Errorf("%s holds a secret value in plain text", p)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
