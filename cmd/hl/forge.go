@@ -8,8 +8,8 @@ import (
 	"strings"
 
 	"hl.dev/hl/bot/forge"
-	githubforge "hl.dev/hl/bot/forge/github"
 	giteaforge "hl.dev/hl/bot/forge/gitea"
+	githubforge "hl.dev/hl/bot/forge/github"
 	"hl.dev/hl/bot/lookup"
 	botrun "hl.dev/hl/bot/run"
 	"hl.dev/hl/internal/config"
