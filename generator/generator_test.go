@@ -21,6 +21,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"gopkg.in/yaml.v3"
 
+	"hl.dev/hl/internal/config"
 	"hl.dev/hl/internal/secrets"
 	"hl.dev/hl/templates"
 )
@@ -514,5 +515,48 @@ func TestAppValuesMergedIntoWrapperChart(t *testing.T) {
 	cfgMap, _ := g["gitea"].(map[string]any)["config"].(map[string]any)
 	if cfgMap["server"].(map[string]any)["LANDING_PAGE"] != "explore" || len(cfgMap) < 2 {
 		t.Errorf("deep merge lost template values or override: %v", cfgMap)
+	}
+}
+
+// TestComponentsPresentExactlyWhenEnabled: for every fixture and every
+// catalog component, its folder (with the app.yaml the root ApplicationSet
+// reads) exists if and only if hl.yaml enables it.
+func TestComponentsPresentExactlyWhenEnabled(t *testing.T) {
+	for _, fx := range []string{"minimal", "single-node", "ha", "full"} {
+		t.Run(fx, func(t *testing.T) {
+			dir := t.TempDir()
+			mustRender(t, fixture(fx), dir, nil)
+			doc, _, err := config.Load(fixture(fx))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tree := snapshot(t, dir)
+			on, off := 0, 0
+			for _, c := range templates.MustCatalog().Components {
+				folder := c.Layer + "/" + c.Name + "/"
+				_, hasApp := tree[folder+"app.yaml"]
+				files := 0
+				for p := range tree {
+					if strings.HasPrefix(p, folder) {
+						files++
+					}
+				}
+				if doc.Homelab.Enabled(c.Name) {
+					on++
+					if !hasApp {
+						t.Errorf("%s is enabled but %sapp.yaml is missing", c.Name, folder)
+					}
+				} else {
+					off++
+					if files > 0 {
+						t.Errorf("%s is disabled but %d files are rendered under %s", c.Name, files, folder)
+					}
+				}
+			}
+			t.Logf("%d enabled, %d disabled", on, off)
+			if fx == "full" && off != 0 {
+				t.Errorf("the full fixture disables %d components", off)
+			}
+		})
 	}
 }
