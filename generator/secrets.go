@@ -198,7 +198,7 @@ func resolveWith(f *File, opts Options, want []string, render func(oldPlain []by
 	if err != nil {
 		return 0, "", nil, fmt.Errorf("render %s: %w", p, err)
 	}
-	equal, err := secrets.PlainEqual(existing, newPlain, opts.Identities...)
+	equal, err := secrets.PlainTextEqual(oldPlain, newPlain)
 	if err != nil {
 		return 0, "", nil, fmt.Errorf("compare %s: %w", p, err)
 	}

@@ -53,6 +53,11 @@ func apply(dir string, plan *Plan, res *Result, config []byte) error {
 	if len(writes) == 0 && len(deletes) == 0 {
 		return nil
 	}
+	if empty, err := isEmptyDir(dir); err != nil {
+		return err
+	} else if empty {
+		return applyFresh(dir, writes, modes)
+	}
 	if err := os.MkdirAll(filepath.Join(dir, stateDir), 0o755); err != nil {
 		return err
 	}
@@ -109,4 +114,48 @@ func removeEmptyParents(root, dir string) {
 		}
 		dir = filepath.Dir(dir)
 	}
+}
+
+// isEmptyDir reports whether dir is missing or holds nothing.
+func isEmptyDir(dir string) (bool, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return true, nil
+	}
+	return len(entries) == 0, err
+}
+
+// applyFresh writes a first render: the whole tree goes to a sibling
+// folder, which then replaces the missing or empty target in one rename,
+// so a failure at any point leaves no half-written repo behind.
+func applyFresh(dir string, writes map[string][]byte, modes map[string]fs.FileMode) error {
+	parent := filepath.Dir(filepath.Clean(dir))
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return err
+	}
+	staging, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".hl-render-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(staging) // gone after a successful rename
+	for _, p := range sortedKeys(writes) {
+		if err := writeFile(filepath.Join(staging, filepath.FromSlash(p)), writes[p], modes[p]); err != nil {
+			return fmt.Errorf("stage %s: %w (nothing written)", p, err)
+		}
+	}
+	if err := os.Chmod(staging, 0o755); err != nil { // MkdirTemp makes it 0700
+		return err
+	}
+	if err := syncDir(staging); err != nil {
+		return fmt.Errorf("sync staged files: %w (nothing written)", err)
+	}
+	// os.Rename refuses an existing directory as the target even when it
+	// is empty; the empty target goes first.
+	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("replace empty %s: %w (nothing written)", dir, err)
+	}
+	if err := os.Rename(staging, dir); err != nil {
+		return fmt.Errorf("move the render into %s: %w (nothing written)", dir, err)
+	}
+	return nil
 }

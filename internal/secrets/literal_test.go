@@ -43,3 +43,31 @@ func TestLiteralAndNamedHash(t *testing.T) {
 		}
 	}
 }
+
+func TestPlainTextEqualMatchesPlainEqual(t *testing.T) {
+	ids, rcpt := testKey(t)
+	spec := Spec{Name: "s", Namespace: "n", Rotatable: true, Keys: []Key{{Name: "p", Generator: Generator{Kind: KindPassword}}}}
+	plain, err := Render(spec, nil, "2026-01-02", seeded(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cipher, err := Encrypt(plain, []string{rcpt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := Decrypt(cipher, ids...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := Render(spec, nil, "2026-01-02", seeded(4))
+	for _, c := range []struct {
+		new  []byte
+		want bool
+	}{{plain, true}, {other, false}} {
+		a, err1 := PlainEqual(cipher, c.new, ids...)
+		b, err2 := PlainTextEqual(dec, c.new)
+		if err1 != nil || err2 != nil || a != c.want || b != c.want {
+			t.Errorf("want %v: PlainEqual %v %v, PlainTextEqual %v %v", c.want, a, err1, b, err2)
+		}
+	}
+}

@@ -194,15 +194,30 @@ func PlainEqual(existingCipher, newPlain []byte, identities ...age.Identity) (bo
 	if err != nil {
 		return false, err
 	}
+	return branchesEqual(old.Branches, newPlain)
+}
+
+// PlainTextEqual is PlainEqual for a caller that already decrypted the
+// existing file (Decrypt's output): the same document comparison without
+// a second decryption.
+func PlainTextEqual(oldPlain, newPlain []byte) (bool, error) {
+	old, err := newStore().LoadPlainFile(oldPlain)
+	if err != nil {
+		return false, fmt.Errorf("parsing old plaintext: %w", err)
+	}
+	return branchesEqual(old, newPlain)
+}
+
+func branchesEqual(old sops.TreeBranches, newPlain []byte) (bool, error) {
 	branches, err := newStore().LoadPlainFile(newPlain)
 	if err != nil {
 		return false, fmt.Errorf("parsing new plaintext: %w", err)
 	}
-	if len(branches) != len(old.Branches) {
+	if len(branches) != len(old) {
 		return false, nil
 	}
 	for i := range branches {
-		if !old.Branches[i].Equals(branches[i]) {
+		if !old[i].Equals(branches[i]) {
 			return false, nil
 		}
 	}
