@@ -12,38 +12,20 @@ import (
 // MirrorChart rewrites a chart repository URL through spec.mirrors.charts
 // (longest matching prefix wins).
 func (d *Data) MirrorChart(url string) string {
-	return rewrite(url, d.Spec.Mirrors.Charts)
+	if to, ok := config.RewritePrefix(url, d.Spec.Mirrors.Charts); ok {
+		return to
+	}
+	return url
 }
 
 // MirrorImage rewrites an image reference through spec.mirrors.registries.
 // Bare Docker Hub names are expanded first so "docker.io" mirrors apply.
 func (d *Data) MirrorImage(ref string) string {
-	return rewrite(normaliseImage(ref), d.Spec.Mirrors.Registries)
-}
-
-func normaliseImage(ref string) string {
-	first, _, hasSlash := strings.Cut(ref, "/")
-	if hasSlash && (strings.ContainsAny(first, ".:") || first == "localhost") {
-		return ref
+	ref = config.NormaliseImage(ref)
+	if to, ok := config.RewritePrefix(ref, d.Spec.Mirrors.Registries); ok {
+		return to
 	}
-	if !hasSlash {
-		return "docker.io/library/" + ref
-	}
-	return "docker.io/" + ref
-}
-
-func rewrite(s string, mirrors []config.Mirror) string {
-	best, to := -1, ""
-	for _, m := range mirrors {
-		from := strings.TrimSuffix(m.From, "/")
-		if (s == from || strings.HasPrefix(s, from+"/")) && len(from) > best {
-			best, to = len(from), strings.TrimSuffix(m.To, "/")+s[len(from):]
-		}
-	}
-	if best < 0 {
-		return s
-	}
-	return to
+	return ref
 }
 
 // Image returns the pinned, mirrored "repository:tag" of the current

@@ -101,19 +101,10 @@ func orStar(v string) string {
 
 // applyMirrors rewrites u by the longest matching mirror prefix.
 func applyMirrors(u string, mirrors []config.Mirror) string {
-	best := -1
-	for i, m := range mirrors {
-		if m.From == "" || !strings.HasPrefix(u, m.From) {
-			continue
-		}
-		if best < 0 || len(m.From) > len(mirrors[best].From) {
-			best = i
-		}
+	if to, ok := config.RewritePrefix(u, mirrors); ok {
+		return to
 	}
-	if best < 0 {
-		return u
-	}
-	return mirrors[best].To + strings.TrimPrefix(u, mirrors[best].From)
+	return u
 }
 
 // writeAtomic writes data to path through a temporary file in its folder.

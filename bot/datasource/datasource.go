@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -195,43 +194,19 @@ func (l *Lookup) Mirror(dep bot.Dependency) bot.Dependency {
 func Mirror(dep bot.Dependency, m config.Mirrors) bot.Dependency {
 	switch dep.Datasource {
 	case "helm", "oci":
-		if to, ok := rewrite(dep.RegistryURL, m.Charts); ok {
+		if to, ok := config.RewritePrefix(dep.RegistryURL, m.Charts); ok {
 			dep.RegistryURL = to
 		}
 	case "docker":
-		if to, ok := rewrite(NormaliseImage(dep.Package), m.Registries); ok {
+		if to, ok := config.RewritePrefix(config.NormaliseImage(dep.Package), m.Registries); ok {
 			dep.Package = to
 		}
 	}
 	return dep
 }
 
-// NormaliseImage expands Docker Hub short names (nginx →
-// docker.io/library/nginx) so registry mirrors keyed by docker.io apply.
-func NormaliseImage(ref string) string {
-	first, _, hasSlash := strings.Cut(ref, "/")
-	if hasSlash && (strings.ContainsAny(first, ".:") || first == "localhost") {
-		return ref
-	}
-	if !hasSlash {
-		return "docker.io/library/" + ref
-	}
-	return "docker.io/" + ref
-}
-
-func rewrite(s string, mirrors []config.Mirror) (string, bool) {
-	best, to := -1, ""
-	for _, m := range mirrors {
-		from := strings.TrimSuffix(m.From, "/")
-		if from == "" {
-			continue
-		}
-		if (s == from || strings.HasPrefix(s, from+"/")) && len(from) > best {
-			best, to = len(from), strings.TrimSuffix(m.To, "/")+s[len(from):]
-		}
-	}
-	return to, best >= 0
-}
+// NormaliseImage is config.NormaliseImage (kept for the extractors).
+func NormaliseImage(ref string) string { return config.NormaliseImage(ref) }
 
 // Releases returns dep's releases, asking its datasource at most once per
 // key for the lifetime of l.
