@@ -83,6 +83,8 @@ type Component struct {
 	Images   map[string]Image `yaml:"images,omitempty"`
 	// Host is the first label of the component's hostname, if it has a UI.
 	Host string `yaml:"host,omitempty"`
+	// Volumes are the PVCs the component creates that backups copies.
+	Volumes []string `yaml:"volumes,omitempty"`
 }
 
 // Requirement is a dependency on another component, optionally only when
