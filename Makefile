@@ -39,7 +39,7 @@ schema:
 gitea:
 	bash scripts/build-gitea.sh
 
-bench:
+bench: gitea
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
 
 tidy:
