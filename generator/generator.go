@@ -176,7 +176,7 @@ func Render(ctx context.Context, opts Options) (*Result, error) {
 	if opts.DryRun {
 		return res, nil
 	}
-	if err := apply(opts.OutDir, plan, res, configBytes); err != nil {
+	if err := apply(opts.OutDir, plan, st, res, configBytes); err != nil {
 		return res, err
 	}
 	res.Written = true

@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strings"
 )
 
 // apply writes a merged render. Everything is first written to a staging
@@ -16,7 +17,7 @@ import (
 // then stale files are removed: a failure before the renames leaves the
 // repo untouched, and the renames themselves cannot fail half-way for
 // want of space or a template error.
-func apply(dir string, plan *Plan, res *Result, config []byte) error {
+func apply(dir string, plan *Plan, st *state, res *Result, config []byte) error {
 	writes := map[string][]byte{}
 	modes := map[string]fs.FileMode{}
 	var deletes []string
@@ -33,7 +34,13 @@ func apply(dir string, plan *Plan, res *Result, config []byte) error {
 		}
 	}
 	for p, content := range stateFiles(plan) {
-		old, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(p)))
+		// Merge bases were read by readState already; only the few other
+		// state files are read again.
+		old, ok := st.base[strings.TrimPrefix(p, baseDir+"/")]
+		var err error
+		if !ok || !strings.HasPrefix(p, baseDir+"/") {
+			old, err = os.ReadFile(filepath.Join(dir, filepath.FromSlash(p)))
+		}
 		if err != nil || !bytes.Equal(old, content) {
 			writes[p] = content
 			modes[p] = 0o644
