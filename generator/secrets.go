@@ -66,43 +66,68 @@ func resolveSecrets(plan *Plan, opts Options, res *Result) error {
 			seeds = append(seeds, seed)
 		}
 	}
-	plains := map[string][]byte{}
+	// A pool of GOMAXPROCS workers takes the dearest secrets first (a
+	// bcrypt hash costs more than everything else together), and a copy
+	// becomes ready the moment its own source is done.
+	type job struct {
+		i   int
+		f   *File
+		run func() (secretOutcome, string, []byte, error)
+	}
+	n := len(sources) + len(copies)
+	outcomes := make([]secretOutcome, n)
+	warnings := make([]string, n)
+	errs := make([]error, n)
+	plains := make(map[string][]byte, n)
+	isSource := make(map[string]bool, len(sources))
+	for _, f := range sources {
+		isSource[f.Path] = true
+	}
+	copiesOf := map[string][]int{}
+	queued := len(sources)
+	for i, f := range copies {
+		if !isSource[f.Secret.CopyOf] {
+			errs[len(sources)+i] = fmt.Errorf("%s: copy of %s, which is not a generated secret", f.Path, f.Secret.CopyOf)
+			continue
+		}
+		copiesOf[f.Secret.CopyOf] = append(copiesOf[f.Secret.CopyOf], i)
+		queued++
+	}
+	order := make([]int, len(sources))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return work(sources[order[a]]) > work(sources[order[b]]) })
+	jobs := make(chan job, n)
+	for _, i := range order {
+		f, seed := sources[i], seeds[i]
+		jobs <- job{i, f, func() (secretOutcome, string, []byte, error) {
+			return resolveSecret(f, opts, want, today, rand.NewChaCha8(seed))
+		}}
+	}
 	var mu sync.Mutex
-	outcomes := make([]secretOutcome, len(sources)+len(copies))
-	warnings := make([]string, len(outcomes))
-	errs := make([]error, len(outcomes))
-	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
 	var wg sync.WaitGroup
-	run := func(i int, f *File, fn func() (secretOutcome, string, []byte, error)) {
-		wg.Add(1)
-		sem <- struct{}{}
+	wg.Add(queued)
+	for range min(runtime.GOMAXPROCS(0), max(queued, 1)) {
 		go func() {
-			defer func() { <-sem; wg.Done() }()
-			var plain []byte
-			outcomes[i], warnings[i], plain, errs[i] = fn()
-			mu.Lock()
-			plains[f.Path] = plain
-			mu.Unlock()
+			for j := range jobs {
+				var plain []byte
+				outcomes[j.i], warnings[j.i], plain, errs[j.i] = j.run()
+				mu.Lock()
+				plains[j.f.Path] = plain
+				for _, c := range copiesOf[j.f.Path] {
+					f, src := copies[c], plain
+					jobs <- job{len(sources) + c, f, func() (secretOutcome, string, []byte, error) {
+						return resolveCopy(f, src, opts, want)
+					}}
+				}
+				mu.Unlock()
+				wg.Done()
+			}
 		}()
 	}
-	for i, f := range sources {
-		run(i, f, func() (secretOutcome, string, []byte, error) {
-			return resolveSecret(f, opts, want, today, rand.NewChaCha8(seeds[i]))
-		})
-	}
 	wg.Wait()
-	// Copies carry their source's values, so they go once sources are done.
-	srcs := make([][]byte, len(copies)) // read before copy goroutines write plains
-	for i, f := range copies {
-		srcs[i] = plains[f.Secret.CopyOf]
-	}
-	for i, f := range copies {
-		src := srcs[i]
-		run(len(sources)+i, f, func() (secretOutcome, string, []byte, error) {
-			return resolveCopy(f, src, opts, want)
-		})
-	}
-	wg.Wait()
+	close(jobs)
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -122,6 +147,22 @@ func resolveSecrets(plan *Plan, opts Options, res *Result) error {
 		}
 	}
 	return nil
+}
+
+// work estimates what resolving a secret costs, to start the dearest
+// first: a bcrypt hash costs 2^cost rounds, everything else is cheap.
+func work(f *File) int {
+	w := 1
+	for _, k := range f.Secret.Spec.Keys {
+		if k.Generator.Kind == secrets.KindBcrypt {
+			c := k.Generator.Cost
+			if c == 0 {
+				c = secrets.DefaultBcryptCost
+			}
+			w += 1 << c
+		}
+	}
+	return w
 }
 
 // resolveSecret decides one generated secret's ciphertext; it also returns

@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"sort"
-	"strings"
 )
 
 // apply writes a merged render. Everything is first written to a staging
@@ -34,14 +32,12 @@ func apply(dir string, plan *Plan, st *state, res *Result, config []byte) error 
 		}
 	}
 	for p, content := range stateFiles(plan) {
-		// Merge bases were read by readState already; only the few other
-		// state files are read again.
-		old, ok := st.base[strings.TrimPrefix(p, baseDir+"/")]
-		var err error
-		if !ok || !strings.HasPrefix(p, baseDir+"/") {
+		// The merge base was read by readState already.
+		old, err := st.baseRaw, error(nil)
+		if p != baseFile {
 			old, err = os.ReadFile(filepath.Join(dir, filepath.FromSlash(p)))
 		}
-		if err != nil || !bytes.Equal(old, content) {
+		if err != nil || old == nil || !bytes.Equal(old, content) {
 			writes[p] = content
 			modes[p] = 0o644
 		}
@@ -50,13 +46,8 @@ func apply(dir string, plan *Plan, st *state, res *Result, config []byte) error 
 		writes["hl.yaml"] = config
 		modes["hl.yaml"] = 0o644
 	}
-	// Files under .hl/base that the new plan no longer has.
-	oldBase, _ := listRepo(filepath.Join(dir, baseDir))
-	for p := range oldBase {
-		if _, ok := plan.Files[p]; !ok || plan.Files[p].Secret != nil {
-			deletes = append(deletes, path.Join(baseDir, p))
-		}
-	}
+	// An old-style .hl/base/ tree, replaced by .hl/merge-base.
+	deletes = append(deletes, st.legacy...)
 	if len(writes) == 0 && len(deletes) == 0 {
 		return nil
 	}
@@ -74,8 +65,9 @@ func apply(dir string, plan *Plan, st *state, res *Result, config []byte) error 
 	}
 	defer os.RemoveAll(staging)
 	order := sortedKeys(writes)
+	stage := newStager(staging)
 	for _, p := range order {
-		if err := writeFile(filepath.Join(staging, filepath.FromSlash(p)), writes[p], modes[p]); err != nil {
+		if err := stage.write(p, writes[p], modes[p]); err != nil {
 			return fmt.Errorf("stage %s: %w (nothing written)", p, err)
 		}
 	}
@@ -104,14 +96,44 @@ func apply(dir string, plan *Plan, st *state, res *Result, config []byte) error 
 	return nil
 }
 
-func writeFile(p string, data []byte, mode fs.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
+// stager writes files under a fresh folder, creating each directory once
+// and calling chmod only when the umask actually stripped a wanted bit
+// (file creation dominates a render; see BENCHMARKS.md).
+type stager struct {
+	root  string
+	dirs  map[string]bool
+	exact map[fs.FileMode]bool // modes WriteFile is known to create exactly
+}
+
+func newStager(root string) *stager {
+	return &stager{root: root, dirs: map[string]bool{root: true}, exact: map[fs.FileMode]bool{}}
+}
+
+func (s *stager) write(rel string, data []byte, mode fs.FileMode) error {
+	p := filepath.Join(s.root, filepath.FromSlash(rel))
+	if d := filepath.Dir(p); !s.dirs[d] {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+		for ; len(d) > len(s.root); d = filepath.Dir(d) {
+			s.dirs[d] = true
+		}
 	}
 	if err := os.WriteFile(p, data, mode); err != nil {
 		return err
 	}
-	return os.Chmod(p, mode) // WriteFile's mode is filtered by the umask
+	if s.exact[mode] {
+		return nil
+	}
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Perm() == mode.Perm() {
+		s.exact[mode] = true // the umask leaves this mode alone
+		return nil
+	}
+	return os.Chmod(p, mode) // WriteFile's mode was filtered by the umask
 }
 
 func removeEmptyParents(root, dir string) {
@@ -145,8 +167,9 @@ func applyFresh(dir string, writes map[string][]byte, modes map[string]fs.FileMo
 		return err
 	}
 	defer os.RemoveAll(staging) // gone after a successful rename
+	stage := newStager(staging)
 	for _, p := range sortedKeys(writes) {
-		if err := writeFile(filepath.Join(staging, filepath.FromSlash(p)), writes[p], modes[p]); err != nil {
+		if err := stage.write(p, writes[p], modes[p]); err != nil {
 			return fmt.Errorf("stage %s: %w (nothing written)", p, err)
 		}
 	}
