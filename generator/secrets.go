@@ -1,6 +1,7 @@
 package generator
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -239,9 +240,13 @@ func resolveWith(f *File, opts Options, want []string, render func(oldPlain []by
 	if err != nil {
 		return 0, "", nil, fmt.Errorf("render %s: %w", p, err)
 	}
-	equal, err := secrets.PlainTextEqual(oldPlain, newPlain)
-	if err != nil {
-		return 0, "", nil, fmt.Errorf("compare %s: %w", p, err)
+	// Same bytes is the common case (a re-render); otherwise compare as
+	// documents, so formatting alone never re-encrypts.
+	equal := bytes.Equal(oldPlain, newPlain)
+	if !equal {
+		if equal, err = secrets.PlainTextEqual(oldPlain, newPlain); err != nil {
+			return 0, "", nil, fmt.Errorf("compare %s: %w", p, err)
+		}
 	}
 	switch {
 	case equal && sameRecipients:
