@@ -9,7 +9,7 @@ import (
 
 // A typical rendered Secret: a few passwords and tokens, one ssh key,
 // encrypted for two recipients (admin key + cluster key).
-func benchSecret(b *testing.B) ([]byte, []string) {
+func benchSecret(b testing.TB) ([]byte, []string) {
 	_, rcpt := testKey(b)
 	_, other := otherKey(b, 60)
 	spec := testSpec()

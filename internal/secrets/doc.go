@@ -19,6 +19,33 @@
 //   - age keys: LoadIdentities (explicit path, SOPS_AGE_KEY_FILE,
 //     SOPS_AGE_KEY), GenerateIdentity and WriteIdentityFile.
 //
+// # The sops file format, implemented here
+//
+// The sops YAML file format (the document tree with its comments, the
+// AES-256-GCM value encryption, the MAC, the metadata block) is implemented
+// in this package (sopstree.go, sopscrypt.go, sopsmeta.go), ported from the
+// getsops/sops library at the version in go.mod. Only sops' age key source
+// (github.com/getsops/sops/v3/age) is linked, to wrap and unwrap the data
+// key for age recipients and to validate recipients. The library's root
+// package imports its key service, which links the AWS, GCP, Azure, Vault
+// and HuaweiCloud KMS SDKs and gRPC: their package initialisers cost hl
+// tens of megabytes of memory at start-up, whatever the command. The
+// library was also slow for hl's small files (a regexp compiled per value,
+// a YAML marshal-and-parse round trip per scalar): this implementation
+// compiles each rule once and batches the scalars.
+//
+// The library stays in the tests only, where it proves compatibility
+// (compat_test.go): files we write decrypt with the library, to the bytes
+// the library gives for its own encryption of the same plaintext, and
+// through its CLI path (identities from SOPS_AGE_KEY_FILE); files the
+// library writes, under every kind of encryption rule, decrypt here to the
+// library's bytes; tampering fails in both; deps_test.go keeps the key
+// service out of hl's import graph. Any sops YAML file with age keys and a
+// single key group can be read, whatever its rules and value types
+// (strings, numbers, booleans, timestamps, comments); files hl writes have
+// encrypted_regex ^(data|stringData)$, two-space indentation and one key
+// group of age keys.
+//
 // # File conventions
 //
 // Secrets live in files named *.sops.yaml. The rendered .sops.yaml has one

@@ -11,11 +11,7 @@ import (
 	"time"
 
 	"filippo.io/age"
-	"github.com/getsops/sops/v3"
-	"github.com/getsops/sops/v3/aes"
 	sopsage "github.com/getsops/sops/v3/age"
-	"github.com/getsops/sops/v3/config"
-	sopsyaml "github.com/getsops/sops/v3/stores/yaml"
 )
 
 // EncryptedRegex selects the parts of a document sops encrypts: the data
@@ -30,13 +26,16 @@ const SecretPathRegex = `\.sops\.ya?ml$`
 var (
 	ErrNoIdentities       = errors.New("no age identity given")
 	ErrNoMatchingIdentity = errors.New("none of the age identities can decrypt this file")
-	ErrMACMismatch        = errors.New("sops MAC mismatch: the file was modified outside sops")
-	ErrNotEncrypted       = errors.New("not a sops-encrypted file")
-	ErrAlreadyEncrypted   = errors.New("document already has sops metadata")
+	// ErrMACMismatch: a value or the MAC does not authenticate, or the MAC
+	// does not match the values.
+	ErrMACMismatch      = errors.New("sops MAC mismatch: the file was modified outside sops")
+	ErrNotEncrypted     = errors.New("not a sops-encrypted file")
+	ErrAlreadyEncrypted = errors.New("document already has sops metadata")
 )
 
-// sopsVersion is written into the metadata, as the sops CLI does; it is the
-// linked sops module version.
+// sopsVersion is written into the metadata, as the sops CLI does: the
+// version of the linked sops module, whose file format this package
+// implements and whose age key source it uses.
 var sopsVersion = sync.OnceValue(func() string {
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, m := range bi.Deps {
@@ -48,20 +47,22 @@ var sopsVersion = sync.OnceValue(func() string {
 	return "3.13.3"
 })
 
-func newStore() *sopsyaml.Store {
-	return sopsyaml.NewStore(&config.YAMLStoreConfig{Indent: 2})
+// sopsFile is a loaded sops file: its documents (values encrypted or not,
+// depending on the step) and its metadata.
+type sopsFile struct {
+	branches []treeBranch
+	md       metadata
 }
 
 // Encrypt encrypts the data/stringData values of plainYAML (sops format,
 // YAML store) for the given age recipients (age1..., as in .sops.yaml). A
 // fresh data key and IVs are drawn from crypto/rand on every call.
 func Encrypt(plainYAML []byte, recipients []string) ([]byte, error) {
-	group, err := keyGroup(recipients)
+	keys, err := masterKeys(recipients)
 	if err != nil {
 		return nil, err
 	}
-	store := newStore()
-	branches, err := store.LoadPlainFile(plainYAML)
+	branches, err := loadPlain(plainYAML)
 	if err != nil {
 		return nil, fmt.Errorf("parsing YAML to encrypt: %w", err)
 	}
@@ -69,29 +70,28 @@ func Encrypt(plainYAML []byte, recipients []string) ([]byte, error) {
 		return nil, errors.New("nothing to encrypt: empty YAML document")
 	}
 	for _, b := range branches {
-		if store.HasSopsTopLevelKey(b) {
+		if hasSopsTopLevelKey(b) {
 			return nil, ErrAlreadyEncrypted
 		}
 	}
-	tree := sops.Tree{
-		Branches: branches,
-		Metadata: sops.Metadata{
-			EncryptedRegex: EncryptedRegex,
-			Version:        sopsVersion(),
+	return encryptFile(&sopsFile{
+		branches: branches,
+		md: metadata{
+			encryptedRegex: EncryptedRegex,
+			version:        sopsVersion(),
 		},
-	}
-	return encryptTree(tree, group)
+	}, keys)
 }
 
 // Decrypt returns the plaintext YAML of a sops file, after verifying its
 // MAC. Only the given identities are used: the environment and
 // ~/.config/sops are never consulted (see LoadIdentities).
 func Decrypt(cipherYAML []byte, identities ...age.Identity) ([]byte, error) {
-	tree, _, err := decryptTree(cipherYAML, identities)
+	f, _, err := decryptFile(cipherYAML, identities)
 	if err != nil {
 		return nil, err
 	}
-	out, err := newStore().EmitPlainFile(tree.Branches)
+	out, err := emitPlain(f.branches)
 	if err != nil {
 		return nil, fmt.Errorf("emitting decrypted YAML: %w", err)
 	}
@@ -101,19 +101,21 @@ func Decrypt(cipherYAML []byte, identities ...age.Identity) ([]byte, error) {
 // Recipients lists the age recipients a sops file is encrypted for, in file
 // order. Master keys of other types (pgp, kms, ...) are not listed.
 func Recipients(cipherYAML []byte) ([]string, error) {
-	tree, err := loadEncrypted(cipherYAML)
+	f, err := loadEncrypted(cipherYAML)
 	if err != nil {
 		return nil, err
 	}
+	return f.md.ageRecipients(), nil
+}
+
+func (md *metadata) ageRecipients() []string {
 	var out []string
-	for _, g := range tree.Metadata.KeyGroups {
-		for _, k := range g {
-			if ak, ok := k.(*sopsage.MasterKey); ok {
-				out = append(out, ak.Recipient)
-			}
+	for _, g := range md.keyGroups {
+		for _, k := range g.age {
+			out = append(out, k.recipient)
 		}
 	}
-	return out, nil
+	return out
 }
 
 // UpdateKeys re-wraps the file's data key for exactly the given recipients
@@ -136,24 +138,26 @@ func UpdateKeys(cipherYAML []byte, recipients []string, identities ...age.Identi
 	}
 	// Decrypting checks the identities and the MAC before anything is
 	// rewritten, and yields the data key.
-	_, dataKey, err := decryptTree(cipherYAML, identities)
+	f, err := loadEncrypted(cipherYAML)
 	if err != nil {
 		return nil, err
 	}
-	tree, err := loadEncrypted(cipherYAML)
+	plain := &sopsFile{branches: cloneBranches(f.branches), md: f.md}
+	dataKey, err := decryptLoaded(plain, identities)
 	if err != nil {
 		return nil, err
 	}
-	group, err := keyGroup(want)
+	keys, err := masterKeys(want)
 	if err != nil {
 		return nil, err
 	}
-	if err := wrapDataKey(group, dataKey); err != nil {
+	group, err := wrapDataKey(keys, dataKey)
+	if err != nil {
 		return nil, err
 	}
-	tree.Metadata.KeyGroups = []sops.KeyGroup{group}
-	tree.Metadata.ShamirThreshold = 0
-	return newStore().EmitEncryptedFile(tree)
+	f.md.keyGroups = []keyGroup{group}
+	f.md.shamirThreshold = 0
+	return emitEncrypted(f)
 }
 
 // Rotate decrypts the file and encrypts it again under a new data key with
@@ -167,19 +171,18 @@ func Rotate(cipherYAML []byte, recipients []string, identities ...age.Identity) 
 			return nil, err
 		}
 	}
-	group, err := keyGroup(recipients)
+	keys, err := masterKeys(recipients)
 	if err != nil {
 		return nil, err
 	}
-	tree, _, err := decryptTree(cipherYAML, identities)
+	f, _, err := decryptFile(cipherYAML, identities)
 	if err != nil {
 		return nil, err
 	}
-	tree.Metadata.MessageAuthenticationCode = ""
-	tree.Metadata.DataKey = nil
-	tree.Metadata.ShamirThreshold = 0
-	tree.Metadata.Version = sopsVersion()
-	return encryptTree(tree, group)
+	f.md.mac = ""
+	f.md.shamirThreshold = 0
+	f.md.version = sopsVersion()
+	return encryptFile(f, keys)
 }
 
 // PlainEqual reports whether existingCipher decrypts to the same document as
@@ -190,26 +193,26 @@ func Rotate(cipherYAML []byte, recipients []string, identities ...age.Identity) 
 // Recipients match), keep existingCipher byte for byte instead of
 // re-encrypting.
 func PlainEqual(existingCipher, newPlain []byte, identities ...age.Identity) (bool, error) {
-	old, _, err := decryptTree(existingCipher, identities)
+	old, _, err := decryptFile(existingCipher, identities)
 	if err != nil {
 		return false, err
 	}
-	return branchesEqual(old.Branches, newPlain)
+	return branchesEqual(old.branches, newPlain)
 }
 
 // PlainTextEqual is PlainEqual for a caller that already decrypted the
 // existing file (Decrypt's output): the same document comparison without
 // a second decryption.
 func PlainTextEqual(oldPlain, newPlain []byte) (bool, error) {
-	old, err := newStore().LoadPlainFile(oldPlain)
+	old, err := loadPlain(oldPlain)
 	if err != nil {
 		return false, fmt.Errorf("parsing old plaintext: %w", err)
 	}
 	return branchesEqual(old, newPlain)
 }
 
-func branchesEqual(old sops.TreeBranches, newPlain []byte) (bool, error) {
-	branches, err := newStore().LoadPlainFile(newPlain)
+func branchesEqual(old []treeBranch, newPlain []byte) (bool, error) {
+	branches, err := loadPlain(newPlain)
 	if err != nil {
 		return false, fmt.Errorf("parsing new plaintext: %w", err)
 	}
@@ -217,7 +220,7 @@ func branchesEqual(old sops.TreeBranches, newPlain []byte) (bool, error) {
 		return false, nil
 	}
 	for i := range branches {
-		if !old[i].Equals(branches[i]) {
+		if !treeEqual(old[i], branches[i]) {
 			return false, nil
 		}
 	}
@@ -268,118 +271,173 @@ func normalizeRecipients(recipients []string) ([]string, error) {
 	return out, nil
 }
 
-func keyGroup(recipients []string) (sops.KeyGroup, error) {
-	rs, err := normalizeRecipients(recipients)
-	if err != nil {
-		return nil, err
+// masterKeys parses the (deduplicated) recipients into sops age master
+// keys, which wrap the data key.
+func masterKeys(recipients []string) ([]*sopsage.MasterKey, error) {
+	rs := dedupe(recipients)
+	if len(rs) == 0 {
+		return nil, errors.New("no age recipients given")
 	}
-	group := make(sops.KeyGroup, 0, len(rs))
+	keys := make([]*sopsage.MasterKey, 0, len(rs))
 	for _, r := range rs {
 		k, err := sopsage.MasterKeyFromRecipient(r)
 		if err != nil {
 			return nil, fmt.Errorf("age recipient %q: %w", r, err)
 		}
-		group = append(group, k)
+		keys = append(keys, k)
 	}
-	return group, nil
+	return keys, nil
 }
 
-// wrapDataKey encrypts the data key for every key of the group directly,
-// bypassing sops' keyservice (whose local server would look for identities
-// in the environment).
-func wrapDataKey(group sops.KeyGroup, dataKey []byte) error {
-	for _, k := range group {
+// wrapDataKey encrypts the data key for every recipient with sops' age key
+// source (an armored age file per recipient), without sops' key service,
+// whose local server would look for identities in the environment.
+func wrapDataKey(keys []*sopsage.MasterKey, dataKey []byte) (keyGroup, error) {
+	var g keyGroup
+	for _, k := range keys {
 		if err := k.Encrypt(dataKey); err != nil {
-			return fmt.Errorf("wrapping data key for %s: %w", k.ToString(), err)
+			return keyGroup{}, fmt.Errorf("wrapping data key for %s: %w", k.ToString(), err)
+		}
+		g.age = append(g.age, ageKey{recipient: k.Recipient, enc: k.EncryptedKey})
+	}
+	return g, nil
+}
+
+func hasSopsTopLevelKey(b treeBranch) bool {
+	for _, item := range b {
+		if item.Key == sopsMetadataKey {
+			return true
 		}
 	}
-	return nil
+	return false
 }
 
-func encryptTree(tree sops.Tree, group sops.KeyGroup) ([]byte, error) {
+func cloneBranches(in []treeBranch) []treeBranch {
+	out := make([]treeBranch, len(in))
+	for i, b := range in {
+		out[i] = cloneValue(b).(treeBranch)
+	}
+	return out
+}
+
+// encryptFile encrypts f's plaintext documents in place under a new data
+// key wrapped for keys, sets lastmodified and the MAC, and emits the file.
+func encryptFile(f *sopsFile, keys []*sopsage.MasterKey) ([]byte, error) {
 	dataKey := make([]byte, 32)
 	if _, err := rand.Read(dataKey); err != nil {
 		return nil, err
 	}
-	if err := wrapDataKey(group, dataKey); err != nil {
+	group, err := wrapDataKey(keys, dataKey)
+	if err != nil {
 		return nil, err
 	}
-	tree.Metadata.KeyGroups = []sops.KeyGroup{group}
-	cipher := aes.NewCipher()
-	mac, err := tree.Encrypt(dataKey, cipher)
+	f.md.keyGroups = []keyGroup{group}
+	c, err := newValueCipher(dataKey)
+	if err != nil {
+		return nil, err
+	}
+	mac, err := encryptBranches(f.branches, &f.md, c)
 	if err != nil {
 		return nil, fmt.Errorf("encrypting: %w", err)
 	}
 	// sops bookkeeping only (additional data of the MAC); hl tracks secret
 	// age in hl.dev/generated-at.
-	tree.Metadata.LastModified = time.Now().UTC().Truncate(time.Second)
-	tree.Metadata.MessageAuthenticationCode, err = cipher.Encrypt(mac, dataKey, tree.Metadata.LastModified.Format(time.RFC3339))
-	if err != nil {
+	f.md.lastModified = time.Now().UTC().Truncate(time.Second)
+	if f.md.mac, err = c.encrypt(mac, f.md.lastModified.Format(time.RFC3339)); err != nil {
 		return nil, fmt.Errorf("encrypting MAC: %w", err)
 	}
-	out, err := newStore().EmitEncryptedFile(tree)
+	return emitEncrypted(f)
+}
+
+func emitEncrypted(f *sopsFile) ([]byte, error) {
+	branches, err := withMetadata(f.branches, &f.md)
+	if err != nil {
+		return nil, fmt.Errorf("emitting encrypted YAML: %w", err)
+	}
+	out, err := emitPlain(branches)
 	if err != nil {
 		return nil, fmt.Errorf("emitting encrypted YAML: %w", err)
 	}
 	return out, nil
 }
 
-func loadEncrypted(cipherYAML []byte) (sops.Tree, error) {
-	tree, err := newStore().LoadEncryptedFile(cipherYAML)
+func loadEncrypted(cipherYAML []byte) (*sopsFile, error) {
+	branches, err := loadPlain(cipherYAML)
 	if err != nil {
-		if errors.Is(err, sops.MetadataNotFound) {
-			return sops.Tree{}, ErrNotEncrypted
-		}
-		return sops.Tree{}, fmt.Errorf("%w: %v", ErrNotEncrypted, err)
+		return nil, fmt.Errorf("%w: %v", ErrNotEncrypted, err)
 	}
-	return tree, nil
+	branches, md, err := extractMetadata(branches)
+	if err != nil {
+		if errors.Is(err, errMetadataNotFound) {
+			return nil, ErrNotEncrypted
+		}
+		return nil, fmt.Errorf("%w: %v", ErrNotEncrypted, err)
+	}
+	return &sopsFile{branches: branches, md: md}, nil
 }
 
-// decryptTree decrypts in place and verifies the MAC. It returns the
-// decrypted tree and the data key.
-func decryptTree(cipherYAML []byte, identities []age.Identity) (sops.Tree, []byte, error) {
+// decryptFile loads and decrypts a sops file and verifies its MAC. It
+// returns the decrypted file and the data key.
+func decryptFile(cipherYAML []byte, identities []age.Identity) (*sopsFile, []byte, error) {
 	if len(identities) == 0 {
-		return sops.Tree{}, nil, ErrNoIdentities
+		return nil, nil, ErrNoIdentities
 	}
-	tree, err := loadEncrypted(cipherYAML)
+	f, err := loadEncrypted(cipherYAML)
 	if err != nil {
-		return sops.Tree{}, nil, err
+		return nil, nil, err
 	}
-	dataKey, err := unwrapDataKey(tree.Metadata, identities)
+	dataKey, err := decryptLoaded(f, identities)
 	if err != nil {
-		return sops.Tree{}, nil, err
+		return nil, nil, err
 	}
-	cipher := aes.NewCipher()
-	mac, err := tree.Decrypt(dataKey, cipher)
-	if err != nil {
-		return sops.Tree{}, nil, fmt.Errorf("decrypting values: %w", err)
+	return f, dataKey, nil
+}
+
+// decryptLoaded decrypts f in place and verifies the MAC.
+func decryptLoaded(f *sopsFile, identities []age.Identity) ([]byte, error) {
+	if len(identities) == 0 {
+		return nil, ErrNoIdentities
 	}
-	fileMAC, err := cipher.Decrypt(tree.Metadata.MessageAuthenticationCode, dataKey, tree.Metadata.LastModified.Format(time.RFC3339))
+	dataKey, err := unwrapDataKey(&f.md, identities)
 	if err != nil {
-		return sops.Tree{}, nil, fmt.Errorf("%w (cannot decrypt the stored MAC: %v)", ErrMACMismatch, err)
+		return nil, err
+	}
+	c, err := newValueCipher(dataKey)
+	if err != nil {
+		return nil, err
+	}
+	mac, err := decryptBranches(f.branches, &f.md, c)
+	if errors.Is(err, errValueIntegrity) {
+		return nil, fmt.Errorf("%w: %v", ErrMACMismatch, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("decrypting values: %w", err)
+	}
+	fileMAC, err := c.decrypt(f.md.mac, f.md.lastModified.Format(time.RFC3339))
+	if err != nil {
+		return nil, fmt.Errorf("%w (cannot decrypt the stored MAC: %v)", ErrMACMismatch, err)
 	}
 	if s, ok := fileMAC.(string); !ok || s != mac {
-		return sops.Tree{}, nil, ErrMACMismatch
+		return nil, ErrMACMismatch
 	}
-	return tree, dataKey, nil
+	return dataKey, nil
 }
 
-func unwrapDataKey(md sops.Metadata, identities []age.Identity) ([]byte, error) {
-	if len(md.KeyGroups) != 1 {
-		return nil, fmt.Errorf("file has %d key groups; hl supports exactly one (no Shamir splitting)", len(md.KeyGroups))
+// unwrapDataKey recovers the data key from the file's age keys with the
+// given identities only: sops' age key source is handed the identities, so
+// it never falls back to SOPS_AGE_KEY*, ~/.config/sops/age/keys.txt or ssh
+// keys from the environment.
+func unwrapDataKey(md *metadata, identities []age.Identity) ([]byte, error) {
+	if len(md.keyGroups) != 1 {
+		return nil, fmt.Errorf("file has %d key groups; hl supports exactly one (no Shamir splitting)", len(md.keyGroups))
 	}
 	var recipients []string
 	var errs []error
-	for _, k := range md.KeyGroups[0] {
-		ak, ok := k.(*sopsage.MasterKey)
-		if !ok {
-			continue // hl decrypts with age only
-		}
-		recipients = append(recipients, ak.Recipient)
-		// Inject the identities so sops never falls back to SOPS_AGE_KEY*,
-		// ~/.config/sops/age/keys.txt or ssh keys from the environment.
-		sopsage.ParsedIdentities(identities).ApplyToMasterKey(ak)
-		key, err := ak.Decrypt()
+	for _, k := range md.keyGroups[0].age {
+		recipients = append(recipients, k.recipient)
+		mk := &sopsage.MasterKey{Recipient: k.recipient, EncryptedKey: k.enc}
+		sopsage.ParsedIdentities(identities).ApplyToMasterKey(mk)
+		key, err := mk.Decrypt()
 		if err == nil {
 			return key, nil
 		}

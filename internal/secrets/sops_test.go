@@ -386,7 +386,7 @@ func TestSopsKeyServiceReadsOurFiles(t *testing.T) {
 	t.Setenv(EnvAgeKeyFile, testKeyPath)
 	t.Setenv(EnvAgeKey, "")
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
-	tree, err := newStore().LoadEncryptedFile(cipher)
+	tree, err := libStore(2).LoadEncryptedFile(cipher)
 	if err != nil {
 		t.Fatal(err)
 	}
