@@ -8,10 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 )
 
 // apply writes a merged render. Everything is first written to a staging
-// folder inside .hl/ (same file system, fsynced), then renamed into place,
+// folder inside .hl/ (same file system, fsynced file by file), then
+// renamed into place,
 // then stale files are removed: a failure before the renames leaves the
 // repo untouched, and the renames themselves cannot fail half-way for
 // want of space or a template error.
@@ -71,9 +73,9 @@ func apply(dir string, plan *Plan, st *state, res *Result, config []byte) error 
 			return fmt.Errorf("stage %s: %w (nothing written)", p, err)
 		}
 	}
-	// One syncfs for the whole staging tree instead of an fsync per file:
-	// the staged files are durable before any of them replaces a file.
-	if err := syncDir(staging); err != nil {
+	// The staged files are on disk before any of them replaces a file, so
+	// a power cut during the renames leaves each file old or new.
+	if err := stage.sync(); err != nil {
 		return fmt.Errorf("sync staged files: %w (nothing written)", err)
 	}
 	for _, p := range order {
@@ -100,9 +102,10 @@ func apply(dir string, plan *Plan, st *state, res *Result, config []byte) error 
 // and calling chmod only when the umask actually stripped a wanted bit
 // (file creation dominates a render; see BENCHMARKS.md).
 type stager struct {
-	root  string
-	dirs  map[string]bool
-	exact map[fs.FileMode]bool // modes WriteFile is known to create exactly
+	root    string
+	dirs    map[string]bool
+	exact   map[fs.FileMode]bool // modes WriteFile is known to create exactly
+	written []string
 }
 
 func newStager(root string) *stager {
@@ -122,6 +125,7 @@ func (s *stager) write(rel string, data []byte, mode fs.FileMode) error {
 	if err := os.WriteFile(p, data, mode); err != nil {
 		return err
 	}
+	s.written = append(s.written, p)
 	if s.exact[mode] {
 		return nil
 	}
@@ -134,6 +138,52 @@ func (s *stager) write(rel string, data []byte, mode fs.FileMode) error {
 		return nil
 	}
 	return os.Chmod(p, mode) // WriteFile's mode was filtered by the umask
+}
+
+// sync flushes the staged files (only those: syncfs would wait for every
+// other writer on the file system), several at a time so the file system
+// can commit them together.
+func (s *stager) sync() error {
+	paths := make(chan string)
+	errs := make(chan error, 1)
+	var wg sync.WaitGroup
+	for range min(8, len(s.written)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range paths {
+				if err := fsync(p); err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+				}
+			}
+		}()
+	}
+	for _, p := range s.written {
+		paths <- p
+	}
+	close(paths)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
+}
+
+func fsync(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func removeEmptyParents(root, dir string) {
@@ -176,9 +226,9 @@ func applyFresh(dir string, writes map[string][]byte, modes map[string]fs.FileMo
 	if err := os.Chmod(staging, 0o755); err != nil { // MkdirTemp makes it 0700
 		return err
 	}
-	if err := syncDir(staging); err != nil {
-		return fmt.Errorf("sync staged files: %w (nothing written)", err)
-	}
+	// No fsync here: nothing existed to be protected, and a first render
+	// lost to a power cut is rendered again (syncing the file system cost
+	// more than the render whenever anything else was writing).
 	// os.Rename refuses an existing directory as the target even when it
 	// is empty; the empty target goes first.
 	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
