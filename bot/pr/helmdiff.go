@@ -31,11 +31,55 @@ type ChartDiff struct {
 const MaxFullDiff = 60000
 
 // ChartRenderer renders charts from HTTP(S) chart repositories in process
-// with the Helm SDK (OCI charts are not rendered yet).
+// with the Helm SDK (OCI charts are not rendered yet). It is safe for
+// concurrent use and fetches each repository index and chart archive once
+// (a failed fetch is tried again by the next caller).
 type ChartRenderer struct {
-	Client *http.Client
-	mu     sync.Mutex
-	index  map[string]*repo.IndexFile
+	Client   *http.Client
+	index    memo[*repo.IndexFile]
+	archives memo[[]byte]
+}
+
+// memo runs one fetch per key, shares it with concurrent callers and keeps
+// what succeeded.
+type memo[T any] struct {
+	mu sync.Mutex
+	m  map[string]*flight[T]
+}
+
+type flight[T any] struct {
+	done chan struct{}
+	v    T
+	err  error
+}
+
+func (m *memo[T]) get(ctx context.Context, key string, fetch func() (T, error)) (T, error) {
+	m.mu.Lock()
+	f := m.m[key]
+	if f == nil {
+		f = &flight[T]{done: make(chan struct{})}
+		if m.m == nil {
+			m.m = map[string]*flight[T]{}
+		}
+		m.m[key] = f
+		m.mu.Unlock()
+		f.v, f.err = fetch()
+		if f.err != nil {
+			m.mu.Lock()
+			delete(m.m, key)
+			m.mu.Unlock()
+		}
+		close(f.done)
+		return f.v, f.err
+	}
+	m.mu.Unlock()
+	select {
+	case <-f.done:
+		return f.v, f.err
+	case <-ctx.Done():
+		var zero T
+		return zero, ctx.Err()
+	}
 }
 
 func (r *ChartRenderer) client() *http.Client {
@@ -62,24 +106,17 @@ func (r *ChartRenderer) get(ctx context.Context, u string, max int64) ([]byte, e
 }
 
 func (r *ChartRenderer) loadIndex(ctx context.Context, repoURL string) (*repo.IndexFile, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if idx := r.index[repoURL]; idx != nil {
+	return r.index.get(ctx, repoURL, func() (*repo.IndexFile, error) {
+		b, err := r.get(ctx, strings.TrimSuffix(repoURL, "/")+"/index.yaml", 64<<20)
+		if err != nil {
+			return nil, err
+		}
+		idx := &repo.IndexFile{}
+		if err := yaml.Unmarshal(b, idx); err != nil {
+			return nil, fmt.Errorf("index of %s: %w", repoURL, err)
+		}
 		return idx, nil
-	}
-	b, err := r.get(ctx, strings.TrimSuffix(repoURL, "/")+"/index.yaml", 64<<20)
-	if err != nil {
-		return nil, err
-	}
-	idx := &repo.IndexFile{}
-	if err := yaml.Unmarshal(b, idx); err != nil {
-		return nil, fmt.Errorf("index of %s: %w", repoURL, err)
-	}
-	if r.index == nil {
-		r.index = map[string]*repo.IndexFile{}
-	}
-	r.index[repoURL] = idx
-	return idx, nil
+	})
 }
 
 func (r *ChartRenderer) chart(ctx context.Context, repoURL, name, version string) (*chart.Chart, error) {
@@ -99,7 +136,8 @@ func (r *ChartRenderer) chart(ctx context.Context, repoURL, name, version string
 	if err != nil {
 		return nil, err
 	}
-	b, err := r.get(ctx, base.ResolveReference(ref).String(), 32<<20)
+	u := base.ResolveReference(ref).String()
+	b, err := r.archives.get(ctx, u, func() ([]byte, error) { return r.get(ctx, u, 32<<20) })
 	if err != nil {
 		return nil, err
 	}

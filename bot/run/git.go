@@ -168,18 +168,57 @@ func commitOn(r *git.Repository, parent *object.Commit, files map[string][]byte,
 	return r.Storer.SetEncodedObject(obj)
 }
 
-// push force-pushes hash to branch.
-func push(ctx context.Context, r *git.Repository, auth transport.AuthMethod, branch string, h plumbing.Hash) error {
-	local := plumbing.ReferenceName("refs/hl-bot/" + branch)
-	if err := r.Storer.SetReference(plumbing.NewHashReference(local, h)); err != nil {
-		return err
+// head is a branch to force-push and the commit it is to point at.
+type head struct {
+	branch string
+	hash   plumbing.Hash
+}
+
+// pushBranches force-pushes every head in one push: one receive-pack on
+// the forge, whose git hooks then run once for all of them rather than
+// once a branch. When that push fails, each head is pushed alone so that
+// a branch the forge refuses fails by itself. errs[i] is heads[i]'s.
+func pushBranches(ctx context.Context, r *git.Repository, auth transport.AuthMethod, heads []head) []error {
+	errs := make([]error, len(heads))
+	if len(heads) == 1 {
+		errs[0] = push(ctx, r, auth, heads...)
+		return errs
 	}
-	err := r.PushContext(ctx, &git.PushOptions{RemoteName: "origin", Auth: auth, Force: true,
-		RefSpecs: []gitconfig.RefSpec{gitconfig.RefSpec("+" + local.String() + ":refs/heads/" + branch)}})
+	if err := push(ctx, r, auth, heads...); err == nil || ctx.Err() != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	for i, h := range heads {
+		errs[i] = push(ctx, r, auth, h)
+	}
+	return errs
+}
+
+// push force-pushes the heads in one push and records them as the
+// remote's branches.
+func push(ctx context.Context, r *git.Repository, auth transport.AuthMethod, heads ...head) error {
+	var specs []gitconfig.RefSpec
+	var names []string
+	for _, h := range heads {
+		local := plumbing.ReferenceName("refs/hl-bot/" + h.branch)
+		if err := r.Storer.SetReference(plumbing.NewHashReference(local, h.hash)); err != nil {
+			return err
+		}
+		specs = append(specs, gitconfig.RefSpec("+"+local.String()+":refs/heads/"+h.branch))
+		names = append(names, h.branch)
+	}
+	err := r.PushContext(ctx, &git.PushOptions{RemoteName: "origin", Auth: auth, Force: true, RefSpecs: specs})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return fmt.Errorf("push %s: %w", branch, err)
+		return fmt.Errorf("push %s: %w", strings.Join(names, ", "), err)
 	}
-	return r.Storer.SetReference(plumbing.NewHashReference(plumbing.ReferenceName("refs/remotes/origin/"+branch), h))
+	for _, h := range heads {
+		if err := r.Storer.SetReference(plumbing.NewHashReference(plumbing.ReferenceName("refs/remotes/origin/"+h.branch), h.hash)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // changedFiles lists paths that differ between two commits.

@@ -287,6 +287,10 @@ func TestScenario(t *testing.T) {
 		}
 		assertMinimalDiff(t, base, e.file(t, head, want.file), want.old, want.new)
 	}
+	// PRs are opened in branch order, so their numbers follow the names.
+	if a, b, c := prs["hl-bot/app-web-1.x"][0].Index, prs["hl-bot/podinfo-1.x"][0].Index, prs["hl-bot/podinfo-2.x"][0].Index; a >= b || b >= c {
+		t.Errorf("PR numbers not in branch order: app-web #%d, podinfo-1.x #%d, podinfo-2.x #%d", a, b, c)
+	}
 	if b := prs["hl-bot/podinfo-2.x"][0].Body; !strings.Contains(b, "Rendered diff") || !strings.Contains(b, `+  version: "2.0.0"`) {
 		t.Errorf("major PR body lacks the rendered diff:\n%s", b)
 	}
@@ -446,14 +450,35 @@ func TestLimits(t *testing.T) {
 	}
 }
 
+// BenchmarkRunOnce: a first run on a fresh repo (three PRs to open: one
+// push, three PR creations, labels, the dashboard) and a re-run that has
+// nothing to do.
 func BenchmarkRunOnce(b *testing.B) {
-	e := newEnv(b)
 	ctx := context.Background()
-	for b.Loop() {
+	b.Run("open-3-PRs", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			e := newEnv(b)
+			e.opts.Logger = nil
+			b.StartTimer()
+			res, err := run.Run(ctx, e.opts)
+			if err != nil || res.Count("create") != 3 {
+				b.Fatalf("run: %v %+v", err, res)
+			}
+		}
+	})
+	b.Run("no-op", func(b *testing.B) {
+		e := newEnv(b)
+		e.opts.Logger = nil
 		if _, err := run.Run(ctx, e.opts); err != nil {
 			b.Fatal(err)
 		}
-	}
+		for b.Loop() {
+			if _, err := run.Run(ctx, e.opts); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 var _ = forge.StateOpen

@@ -23,6 +23,7 @@ type botRunOptions struct {
 	Config   string
 	Timeout  time.Duration
 	Insecure []string
+	LogLevel string
 }
 
 func newBotRunCmd(ios *iostreams.IOStreams) *cobra.Command {
@@ -53,6 +54,7 @@ Exits non-zero when any branch or PR failed.`,
 	f.StringVar(&opts.Config, "config", "", "hl.yaml (default: DIR/hl.yaml or ./hl.yaml)")
 	f.DurationVar(&opts.Timeout, "timeout", 30*time.Minute, "give up after this long")
 	f.StringSliceVar(&opts.Insecure, "insecure-registry", nil, "OCI registries spoken to over plain HTTP (host:port)")
+	f.StringVar(&opts.LogLevel, "log-level", "info", "log level on stderr: debug (with each phase's duration), info, warn or error")
 	return cmd
 }
 
@@ -63,6 +65,10 @@ func runBotRun(ctx context.Context, ios *iostreams.IOStreams, opts *botRunOption
 	cfgPath := opts.Config
 	if cfgPath == "" {
 		cfgPath = filepath.Join(opts.Dir, "hl.yaml")
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(opts.LogLevel)); err != nil {
+		return &exitError{code: 2, msg: "hl bot run: --log-level: " + err.Error()}
 	}
 	doc, _, err := config.Load(cfgPath)
 	if err != nil {
@@ -84,7 +90,7 @@ func runBotRun(ctx context.Context, ios *iostreams.IOStreams, opts *botRunOption
 	})
 	res, err := botrun.Run(ctx, botrun.Options{
 		Forge: fg, Base: h.Spec.Forge.DefaultBranch, Dir: opts.Dir, Bot: h.Spec.Bot, Lookup: lc, DryRun: opts.DryRun,
-		Logger: slog.New(slog.NewTextHandler(ios.ErrOut, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Logger: slog.New(slog.NewTextHandler(ios.ErrOut, &slog.HandlerOptions{Level: level})),
 	})
 	if res != nil {
 		if ios.JSON() {

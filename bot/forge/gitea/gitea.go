@@ -1,12 +1,17 @@
 // Package gitea implements forge.Forge on Gitea with the official SDK.
 // Every call goes through a retrying transport (bounded, with backoff), so
 // a flaky 5xx is absorbed and a persistent one surfaces as an error.
+//
+// A Forge is safe for concurrent use: the SDK client's context is
+// client-wide, so each call borrows one of a small pool of clients
+// (Options.Concurrency) and up to that many requests run at once.
 package gitea
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -29,15 +34,21 @@ type Options struct {
 	Attempts  int
 	Backoff   time.Duration
 	Timeout   time.Duration // per request (default 30s)
+	// Concurrency is how many API calls may run at once (default 4).
+	Concurrency int
 }
 
 // Forge is one Gitea repository.
 type Forge struct {
-	opts   Options
-	mu     sync.Mutex // the SDK client's context is client-wide
-	c      *sdk.Client
-	labels map[string]int64
-	login  string
+	opts Options
+	// pool holds the idle SDK clients; a call takes one (the context is
+	// client-wide) and puts it back.
+	pool chan *sdk.Client
+
+	labelMu sync.Mutex // serialises loading and creating labels
+	mu      sync.Mutex // guards labels and login
+	labels  map[string]int64
+	login   string
 }
 
 var _ forge.Forge = (*Forge)(nil)
@@ -55,20 +66,28 @@ func New(opts Options) (*Forge, error) {
 		Timeout:   opts.Timeout,
 		Transport: &retry.Transport{Base: opts.Transport, Attempts: opts.Attempts, Backoff: opts.Backoff},
 	}
-	c, err := sdk.NewClient(opts.URL, sdk.SetToken(opts.Token), sdk.SetHTTPClient(hc), sdk.SetGiteaVersion(""))
-	if err != nil {
-		return nil, fmt.Errorf("gitea client: %w", err)
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 4
 	}
-	return &Forge{opts: opts, c: c}, nil
+	f := &Forge{opts: opts, pool: make(chan *sdk.Client, opts.Concurrency)}
+	for range opts.Concurrency {
+		c, err := sdk.NewClient(opts.URL, sdk.SetToken(opts.Token), sdk.SetHTTPClient(hc), sdk.SetGiteaVersion(""))
+		if err != nil {
+			return nil, fmt.Errorf("gitea client: %w", err)
+		}
+		f.pool <- c
+	}
+	return f, nil
 }
 
+// client borrows an SDK client for one call with ctx; done returns it.
 func (f *Forge) client(ctx context.Context) *sdk.Client {
-	f.mu.Lock()
-	f.c.SetContext(ctx)
-	return f.c
+	c := <-f.pool
+	c.SetContext(ctx)
+	return c
 }
 
-func (f *Forge) done() { f.mu.Unlock() }
+func (f *Forge) done(c *sdk.Client) { f.pool <- c }
 
 func wrap(what string, resp *sdk.Response, err error) error {
 	if err == nil {
@@ -98,23 +117,28 @@ func (f *Forge) Auth() transport.AuthMethod {
 
 // BotLogin implements forge.Forge.
 func (f *Forge) BotLogin(ctx context.Context) (string, error) {
-	if f.login != "" {
-		return f.login, nil
+	f.mu.Lock()
+	login := f.login
+	f.mu.Unlock()
+	if login != "" {
+		return login, nil
 	}
 	c := f.client(ctx)
-	defer f.done()
+	defer f.done(c)
 	u, resp, err := c.GetMyUserInfo()
 	if err != nil {
 		return "", wrap("whoami", resp, err)
 	}
+	f.mu.Lock()
 	f.login = u.UserName
-	return f.login, nil
+	f.mu.Unlock()
+	return u.UserName, nil
 }
 
 // DefaultBranch implements forge.Forge.
 func (f *Forge) DefaultBranch(ctx context.Context) (string, error) {
 	c := f.client(ctx)
-	defer f.done()
+	defer f.done(c)
 	r, resp, err := c.GetRepo(f.opts.Owner, f.opts.Repo)
 	if err != nil {
 		return "", wrap("get repo", resp, err)
@@ -157,7 +181,7 @@ func (f *Forge) ListPRs(ctx context.Context, opts forge.ListOptions) ([]forge.PR
 		state = sdk.StateClosed
 	}
 	c := f.client(ctx)
-	defer f.done()
+	defer f.done(c)
 	var out []forge.PR
 	for page := 1; ; page++ {
 		prs, resp, err := c.ListRepoPullRequests(f.opts.Owner, f.opts.Repo, sdk.ListPullRequestsOptions{
@@ -200,12 +224,11 @@ func (f *Forge) FindPR(ctx context.Context, head, base string) (*forge.PR, error
 	return best, nil
 }
 
-// CreatePR implements forge.Forge. It looks the head up first, so a retry
-// after a lost answer never opens a second PR.
+// CreatePR implements forge.Forge. Gitea refuses a second open PR with the
+// same head and base (409), and a failed create looks the head up and
+// returns the open PR it finds, so a retry after a lost answer never opens
+// a second PR, without listing the PRs before every create.
 func (f *Forge) CreatePR(ctx context.Context, n forge.NewPR) (*forge.PR, error) {
-	if pr, err := f.FindPR(ctx, n.Head, n.Base); err == nil && pr.State == forge.StateOpen {
-		return pr, nil
-	}
 	ids, err := f.labelIDs(ctx, n.Labels)
 	if err != nil {
 		return nil, err
@@ -213,7 +236,7 @@ func (f *Forge) CreatePR(ctx context.Context, n forge.NewPR) (*forge.PR, error) 
 	c := f.client(ctx)
 	p, resp, err := c.CreatePullRequest(f.opts.Owner, f.opts.Repo, sdk.CreatePullRequestOption{
 		Head: n.Head, Base: n.Base, Title: n.Title, Body: n.Body, Labels: ids})
-	f.done()
+	f.done(c)
 	if err != nil {
 		// The server may have created it before failing to answer.
 		if pr, ferr := f.FindPR(ctx, n.Head, n.Base); ferr == nil && pr.State == forge.StateOpen {
@@ -228,7 +251,7 @@ func (f *Forge) CreatePR(ctx context.Context, n forge.NewPR) (*forge.PR, error) 
 // UpdatePR implements forge.Forge.
 func (f *Forge) UpdatePR(ctx context.Context, number int, title, body string) error {
 	c := f.client(ctx)
-	defer f.done()
+	defer f.done(c)
 	_, resp, err := c.EditPullRequest(f.opts.Owner, f.opts.Repo, int64(number), sdk.EditPullRequestOption{Title: title, Body: &body})
 	return wrap(fmt.Sprintf("edit pull request #%d", number), resp, err)
 }
@@ -236,7 +259,7 @@ func (f *Forge) UpdatePR(ctx context.Context, number int, title, body string) er
 // ClosePR implements forge.Forge.
 func (f *Forge) ClosePR(ctx context.Context, number int, comment string) error {
 	c := f.client(ctx)
-	defer f.done()
+	defer f.done(c)
 	if comment != "" {
 		if _, resp, err := c.CreateIssueComment(f.opts.Owner, f.opts.Repo, int64(number), sdk.CreateIssueCommentOption{Body: comment}); err != nil {
 			return wrap(fmt.Sprintf("comment on #%d", number), resp, err)
@@ -247,17 +270,21 @@ func (f *Forge) ClosePR(ctx context.Context, number int, comment string) error {
 	return wrap(fmt.Sprintf("close pull request #%d", number), resp, err)
 }
 
-func (f *Forge) loadLabels(ctx context.Context) error {
-	if f.labels != nil {
-		return nil
+// loadLabels lists the repository's labels once; f.labelMu is held.
+func (f *Forge) loadLabels(ctx context.Context) (map[string]int64, error) {
+	f.mu.Lock()
+	m := f.labels
+	f.mu.Unlock()
+	if m != nil {
+		return m, nil
 	}
 	c := f.client(ctx)
-	defer f.done()
-	m := map[string]int64{}
+	defer f.done(c)
+	m = map[string]int64{}
 	for page := 1; ; page++ {
 		ls, resp, err := c.ListRepoLabels(f.opts.Owner, f.opts.Repo, sdk.ListLabelsOptions{ListOptions: sdk.ListOptions{Page: page, PageSize: 50}})
 		if err != nil {
-			return wrap("list labels", resp, err)
+			return nil, wrap("list labels", resp, err)
 		}
 		for _, l := range ls {
 			m[l.Name] = l.ID
@@ -266,8 +293,7 @@ func (f *Forge) loadLabels(ctx context.Context) error {
 			break
 		}
 	}
-	f.labels = m
-	return nil
+	return m, nil
 }
 
 var labelColors = map[string]string{"major": "#d73a4a", "minor": "#fbca04", "patch": "#0e8a16", "metal": "#5319e7"}
@@ -278,13 +304,23 @@ func (f *Forge) EnsureLabels(ctx context.Context, labels []string) error {
 	return err
 }
 
+// labelIDs returns the IDs of labels, creating the missing ones. Callers
+// are serialised so that concurrent calls never create a label twice.
 func (f *Forge) labelIDs(ctx context.Context, labels []string) ([]int64, error) {
-	if err := f.loadLabels(ctx); err != nil {
+	f.labelMu.Lock()
+	defer f.labelMu.Unlock()
+	known, err := f.loadLabels(ctx)
+	if err != nil {
 		return nil, err
 	}
+	// Copy on write: readers of f.labels never see a map being changed.
+	var added map[string]int64
 	var ids []int64
 	for _, name := range labels {
-		id, ok := f.labels[name]
+		id, ok := known[name]
+		if !ok {
+			id, ok = added[name]
+		}
 		if !ok {
 			color := labelColors[name]
 			if color == "" {
@@ -292,16 +328,29 @@ func (f *Forge) labelIDs(ctx context.Context, labels []string) ([]int64, error) 
 			}
 			c := f.client(ctx)
 			l, resp, err := c.CreateLabel(f.opts.Owner, f.opts.Repo, sdk.CreateLabelOption{Name: name, Color: color})
-			f.done()
+			f.done(c)
 			if err != nil {
+				f.mu.Lock()
 				f.labels = nil // another run may have created it; reload next time
+				f.mu.Unlock()
 				return nil, wrap("create label "+name, resp, err)
 			}
 			id = l.ID
-			f.labels[name] = id
+			if added == nil {
+				added = map[string]int64{}
+			}
+			added[name] = id
 		}
 		ids = append(ids, id)
 	}
+	m := known
+	if len(added) > 0 {
+		m = maps.Clone(known)
+		maps.Copy(m, added)
+	}
+	f.mu.Lock()
+	f.labels = m
+	f.mu.Unlock()
 	return ids, nil
 }
 
@@ -312,7 +361,7 @@ func (f *Forge) AddLabels(ctx context.Context, number int, labels []string) erro
 		return err
 	}
 	c := f.client(ctx)
-	defer f.done()
+	defer f.done(c)
 	_, resp, err := c.AddIssueLabels(f.opts.Owner, f.opts.Repo, int64(number), sdk.IssueLabelsOption{Labels: ids})
 	return wrap(fmt.Sprintf("label #%d", number), resp, err)
 }
@@ -325,7 +374,7 @@ func (f *Forge) Merge(ctx context.Context, number int, o forge.MergeOptions) err
 	}
 	del := o.DeleteBranch
 	c := f.client(ctx)
-	defer f.done()
+	defer f.done(c)
 	ok, resp, err := c.MergePullRequest(f.opts.Owner, f.opts.Repo, int64(number), sdk.MergePullRequestOption{
 		Style: style, Message: o.Message, DeleteBranchAfterMerge: &del, MergeWhenChecksSucceed: o.WhenChecksSucceed})
 	if err != nil {
@@ -345,7 +394,7 @@ func (f *Forge) Merge(ctx context.Context, number int, o forge.MergeOptions) err
 // CommitStatus implements forge.Forge.
 func (f *Forge) CommitStatus(ctx context.Context, sha string) (string, error) {
 	c := f.client(ctx)
-	defer f.done()
+	defer f.done(c)
 	st, resp, err := c.GetCombinedStatus(f.opts.Owner, f.opts.Repo, sha)
 	if err != nil {
 		return "", wrap("status of "+sha, resp, err)
@@ -359,7 +408,7 @@ func (f *Forge) CommitStatus(ctx context.Context, sha string) (string, error) {
 // FindIssue implements forge.Forge.
 func (f *Forge) FindIssue(ctx context.Context, title string) (*forge.Issue, error) {
 	c := f.client(ctx)
-	defer f.done()
+	defer f.done(c)
 	for page := 1; ; page++ {
 		is, resp, err := c.ListRepoIssues(f.opts.Owner, f.opts.Repo, sdk.ListIssueOption{
 			ListOptions: sdk.ListOptions{Page: page, PageSize: 50}, State: sdk.StateOpen, Type: sdk.IssueTypeIssue})
@@ -380,7 +429,7 @@ func (f *Forge) FindIssue(ctx context.Context, title string) (*forge.Issue, erro
 // CreateIssue implements forge.Forge.
 func (f *Forge) CreateIssue(ctx context.Context, title, body string) (*forge.Issue, error) {
 	c := f.client(ctx)
-	defer f.done()
+	defer f.done(c)
 	i, resp, err := c.CreateIssue(f.opts.Owner, f.opts.Repo, sdk.CreateIssueOption{Title: title, Body: body})
 	if err != nil {
 		return nil, wrap("create issue", resp, err)
@@ -391,7 +440,7 @@ func (f *Forge) CreateIssue(ctx context.Context, title, body string) (*forge.Iss
 // UpdateIssue implements forge.Forge.
 func (f *Forge) UpdateIssue(ctx context.Context, number int, title, body string) error {
 	c := f.client(ctx)
-	defer f.done()
+	defer f.done(c)
 	_, resp, err := c.EditIssue(f.opts.Owner, f.opts.Repo, int64(number), sdk.EditIssueOption{Title: title, Body: &body})
 	return wrap(fmt.Sprintf("edit issue #%d", number), resp, err)
 }
@@ -399,7 +448,7 @@ func (f *Forge) UpdateIssue(ctx context.Context, number int, title, body string)
 // BranchLastCommitAuthor implements forge.Forge (author email).
 func (f *Forge) BranchLastCommitAuthor(ctx context.Context, branch string) (string, error) {
 	c := f.client(ctx)
-	defer f.done()
+	defer f.done(c)
 	b, resp, err := c.GetRepoBranch(f.opts.Owner, f.opts.Repo, branch)
 	if err != nil {
 		return "", wrap("branch "+branch, resp, err)

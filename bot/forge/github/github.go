@@ -56,8 +56,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -109,9 +111,10 @@ type Forge struct {
 	opts Options
 	c    *gh.Client
 
-	mu     sync.Mutex
-	labels map[string]bool
-	login  string
+	labelMu sync.Mutex // serialises EnsureLabels
+	mu      sync.Mutex // guards labels and login
+	labels  map[string]bool
+	login   string
 }
 
 var _ forge.Forge = (*Forge)(nil)
@@ -358,10 +361,17 @@ func (f *Forge) ClosePR(ctx context.Context, number int, comment string) error {
 var labelColors = map[string]string{"major": "d73a4a", "minor": "fbca04", "patch": "0e8a16", "metal": "5319e7"}
 
 // EnsureLabels implements forge.Forge.
+// Calls are serialised, and the known set is copied before it grows, so
+// concurrent callers never create a label twice or race on the set.
 func (f *Forge) EnsureLabels(ctx context.Context, labels []string) error {
+	f.labelMu.Lock()
+	defer f.labelMu.Unlock()
 	f.mu.Lock()
 	known := f.labels
 	f.mu.Unlock()
+	if slices.ContainsFunc(labels, func(l string) bool { return !known[l] }) {
+		known = maps.Clone(known)
+	}
 	if known == nil {
 		known = map[string]bool{}
 		lo := &gh.ListOptions{PerPage: perPage}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/cgi"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -18,74 +17,10 @@ import (
 	"testing"
 	"time"
 
-	"helm.sh/helm/v3/pkg/chart"
-	"helm.sh/helm/v3/pkg/chartutil"
-	helmrepo "helm.sh/helm/v3/pkg/repo"
-
+	"hl.dev/hl/bot/internal/fixture"
 	"hl.dev/hl/bot/lookup"
 	"hl.dev/hl/bot/run"
 )
-
-// newScenarioHelmRepo serves podinfo at the given versions as a Helm chart
-// repository packaged by the Helm SDK (the fixture of bot/run's tests).
-func newScenarioHelmRepo(t *testing.T, versions ...string) string {
-	t.Helper()
-	dir := t.TempDir()
-	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
-	t.Cleanup(srv.Close)
-	for _, v := range versions {
-		ch := &chart.Chart{
-			Metadata: &chart.Metadata{APIVersion: "v2", Name: "podinfo", Version: v, AppVersion: v},
-			Values:   map[string]any{"replicas": 1},
-			Templates: []*chart.File{{Name: "templates/cm.yaml", Data: []byte(
-				"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-podinfo\ndata:\n  version: {{ .Chart.Version | quote }}\n")}},
-		}
-		if _, err := chartutil.Save(ch, dir); err != nil {
-			t.Fatal(err)
-		}
-	}
-	idx, err := helmrepo.IndexDirectory(dir, srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := idx.WriteFile(filepath.Join(dir, "index.yaml"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return srv.URL
-}
-
-func gitCmd(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "HOME="+dir,
-		"GIT_AUTHOR_NAME=human", "GIT_AUTHOR_EMAIL=human@example.com",
-		"GIT_COMMITTER_NAME=human", "GIT_COMMITTER_EMAIL=human@example.com")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return string(out)
-}
-
-// newGitServer serves bare repositories under root over git's smart HTTP
-// protocol (git http-backend through CGI) at <url>/git/<owner>/<repo>.git.
-func newGitServer(t *testing.T, root string) string {
-	t.Helper()
-	gitPath, err := exec.LookPath("git")
-	if err != nil {
-		t.Skip("git not installed")
-	}
-	h := &cgi.Handler{
-		Path: gitPath,
-		Args: []string{"http-backend"},
-		Root: "/git",
-		Env:  []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_NOSYSTEM=1", "HOME=" + root},
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return srv.URL + "/git"
-}
 
 // scenarioGitHub answers the REST calls the run loop makes: repository
 // and user from the recorded fixtures, pull requests, labels and the
@@ -205,7 +140,7 @@ func TestRunUpgradeScenario(t *testing.T) {
 		t.Skip("git not installed")
 	}
 	ctx := context.Background()
-	helmURL := newScenarioHelmRepo(t, "1.0.0", "2.0.0")
+	helmURL := fixture.HelmRepo(t, nil, "1.0.0", "2.0.0")
 
 	// The repository: a bare repo seeded with one wrapper chart.
 	root := t.TempDir()
@@ -213,8 +148,8 @@ func TestRunUpgradeScenario(t *testing.T) {
 	if err := os.MkdirAll(bare, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	gitCmd(t, bare, "init", "-q", "--bare", "-b", "main")
-	gitCmd(t, bare, "config", "http.receivepack", "true")
+	fixture.Git(t, bare, "init", "-q", "--bare", "-b", "main")
+	fixture.Git(t, bare, "config", "http.receivepack", "true")
 	work := t.TempDir()
 	chartYAML := fmt.Sprintf("apiVersion: v2\nname: web\nversion: 0.1.0\ndependencies:\n  - name: podinfo\n    version: 1.0.0 # pinned\n    repository: %s\n", helmURL)
 	files := map[string]string{
@@ -228,11 +163,11 @@ func TestRunUpgradeScenario(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	gitCmd(t, work, "init", "-q", "-b", "main")
-	gitCmd(t, work, "add", ".")
-	gitCmd(t, work, "commit", "-q", "-m", "initial")
-	gitCmd(t, work, "push", "-q", bare, "main")
-	webURL := newGitServer(t, root)
+	fixture.Git(t, work, "init", "-q", "-b", "main")
+	fixture.Git(t, work, "add", ".")
+	fixture.Git(t, work, "commit", "-q", "-m", "initial")
+	fixture.Git(t, work, "push", "-q", bare, "main")
+	webURL := fixture.GitServer(t, root, nil)
 
 	api := &scenarioGitHub{t: t, static: newFake(t)}
 	api.static.on("GET "+rp, ok("repos/repo.json"))
@@ -304,14 +239,14 @@ func TestRunUpgradeScenario(t *testing.T) {
 
 	// The git server holds the branch, one commit on main changing only
 	// the pinned version.
-	if got := gitCmd(t, bare, "rev-parse", "main^{commit}"); strings.TrimSpace(gitCmd(t, bare, "rev-parse", branch+"^")) != strings.TrimSpace(got) {
+	if got := fixture.Git(t, bare, "rev-parse", "main^{commit}"); strings.TrimSpace(fixture.Git(t, bare, "rev-parse", branch+"^")) != strings.TrimSpace(got) {
 		t.Errorf("%s is not one commit on main", branch)
 	}
-	if got := strings.TrimSpace(gitCmd(t, bare, "diff", "--name-only", "main", branch)); got != "apps/web/Chart.yaml" {
+	if got := strings.TrimSpace(fixture.Git(t, bare, "diff", "--name-only", "main", branch)); got != "apps/web/Chart.yaml" {
 		t.Errorf("files changed on %s: %q, want apps/web/Chart.yaml", branch, got)
 	}
 	wantChart := strings.Replace(chartYAML, "version: 1.0.0 # pinned", "version: 2.0.0 # pinned", 1)
-	if got := gitCmd(t, bare, "show", branch+":apps/web/Chart.yaml"); got != wantChart {
+	if got := fixture.Git(t, bare, "show", branch+":apps/web/Chart.yaml"); got != wantChart {
 		t.Errorf("Chart.yaml on %s:\n%s\nwant:\n%s", branch, got, wantChart)
 	}
 

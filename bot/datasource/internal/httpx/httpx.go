@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -156,7 +157,7 @@ func (r *retry) RoundTrip(req *http.Request) (*http.Response, error) {
 		wait := r.delay(attempt)
 		switch {
 		case err != nil:
-			retryable = ctx.Err() == nil && !errors.Is(err, ErrTooLarge)
+			retryable = ctx.Err() == nil && !errors.Is(err, ErrTooLarge) && !permanent(err)
 		case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
 			retryable = true
 			if ra, perr := strconv.Atoi(resp.Header.Get("Retry-After")); perr == nil && ra > 0 {
@@ -181,6 +182,16 @@ func (r *retry) RoundTrip(req *http.Request) (*http.Response, error) {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// permanent reports errors that a retry cannot cure: a plain-HTTP server
+// answering a TLS handshake (as when a client first tries https on an
+// insecure registry, which go-containerregistry does before falling back
+// to http) or a certificate that does not verify.
+func permanent(err error) bool {
+	var rh tls.RecordHeaderError
+	var cv *tls.CertificateVerificationError
+	return errors.As(err, &rh) || errors.As(err, &cv)
 }
 
 func (r *retry) delay(attempt int) time.Duration {

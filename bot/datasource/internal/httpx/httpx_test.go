@@ -159,3 +159,22 @@ func TestRedact(t *testing.T) {
 		}
 	}
 }
+
+// https to a plain-HTTP server (go-containerregistry's first ping of an
+// insecure registry) fails at once: a retry would only delay its fallback
+// to http.
+func TestNoRetryOnHTTPSToPlainHTTP(t *testing.T) {
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { n.Add(1) }))
+	defer srv.Close()
+	var logs bytes.Buffer
+	c := Client(Options{Retries: 3, Backoff: time.Second, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	start := time.Now()
+	_, _, err := Get(context.Background(), c, strings.Replace(srv.URL, "http://", "https://", 1), nil)
+	if err == nil {
+		t.Fatal("https to a plain-HTTP server succeeded")
+	}
+	if d := time.Since(start); d > 500*time.Millisecond || strings.Contains(logs.String(), "retrying") {
+		t.Errorf("retried (%v): %s", d, logs.String())
+	}
+}

@@ -1,0 +1,110 @@
+package run
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/go-git/go-git/v5/plumbing"
+
+	"hl.dev/hl/bot/internal/fixture"
+)
+
+// All branches go to the forge in one push (one receive-pack, so one run
+// of the forge's hooks); when the forge refuses that push, each branch is
+// pushed alone and only the refused one fails.
+func TestPushBranchesInOnePush(t *testing.T) {
+	root := t.TempDir()
+	bare := filepath.Join(root, "repo.git")
+	if err := os.MkdirAll(bare, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fixture.Git(t, bare, "init", "-q", "--bare", "-b", "main")
+	fixture.Git(t, bare, "config", "http.receivepack", "true")
+	work := t.TempDir()
+	if err := os.WriteFile(filepath.Join(work, "v.txt"), []byte("1.0.0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fixture.Git(t, work, "init", "-q", "-b", "main")
+	fixture.Git(t, work, "add", ".")
+	fixture.Git(t, work, "commit", "-q", "-m", "initial")
+	fixture.Git(t, work, "push", "-q", bare, "main")
+
+	var receives atomic.Int32
+	url := fixture.GitServer(t, root, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/git-receive-pack") {
+				receives.Add(1)
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+
+	ctx := context.Background()
+	repo, err := openRepo(ctx, t.TempDir(), url+"/repo.git", "main", nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := repo.Reference("refs/remotes/origin/main", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := repo.CommitObject(ref.Hash())
+	if err != nil {
+		t.Fatal(err)
+	}
+	heads := func(names ...string) []head {
+		var out []head
+		for _, n := range names {
+			h, err := commitOn(repo, base, map[string][]byte{"v.txt": []byte(n + "\n")}, n, "hl-bot", "hl-bot@noreply.localhost")
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, head{branch: "hl-bot/" + n, hash: h})
+		}
+		return out
+	}
+	check := func(hs []head, errs []error, refused string) {
+		t.Helper()
+		for i, h := range hs {
+			got, _ := exec.Command("git", "--git-dir", bare, "rev-parse", "--verify", "-q", "refs/heads/"+h.branch).Output()
+			pushed := strings.TrimSpace(string(got)) == h.hash.String()
+			if h.branch == refused {
+				if errs[i] == nil || pushed {
+					t.Errorf("%s: refused branch pushed (err %v)", h.branch, errs[i])
+				}
+				continue
+			}
+			if errs[i] != nil || !pushed {
+				t.Errorf("%s: err %v, on the server: %v", h.branch, errs[i], pushed)
+			}
+			if tr, err := repo.Reference(plumbing.ReferenceName("refs/remotes/origin/"+h.branch), true); err != nil || tr.Hash() != h.hash {
+				t.Errorf("%s: tracking ref %v, %v", h.branch, tr, err)
+			}
+		}
+	}
+
+	hs := heads("a-1.x", "b-1.x", "c-2.x")
+	check(hs, pushBranches(ctx, repo, nil, hs), "")
+	if n := receives.Load(); n != 1 {
+		t.Errorf("%d receive-packs for 3 branches, want 1", n)
+	}
+
+	// The server refuses one ref: the whole push fails, then each branch
+	// is pushed alone.
+	hook := "#!/bin/sh\nwhile read old new ref; do [ \"$ref\" = refs/heads/hl-bot/bad-1.x ] && exit 1; done; exit 0\n"
+	if err := os.WriteFile(filepath.Join(bare, "hooks", "pre-receive"), []byte(hook), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	receives.Store(0)
+	hs = heads("d-1.x", "bad-1.x", "e-1.x")
+	check(hs, pushBranches(ctx, repo, nil, hs), "hl-bot/bad-1.x")
+	if n := receives.Load(); n != 4 {
+		t.Errorf("%d receive-packs, want the refused push and 3 single ones", n)
+	}
+}
