@@ -15,7 +15,9 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"filippo.io/age"
@@ -163,20 +165,66 @@ func Render(ctx context.Context, opts Options) (*Result, error) {
 	if res.Roadmap, err = Roadmap(plan, plan.data); err != nil {
 		return nil, err
 	}
-	if err := resolveSecrets(plan, opts, res); err != nil {
+	// Secrets are resolved on worker goroutines (bcrypt hashes dominate a
+	// first render) while the rest of the tree is merged and staged: first
+	// every file outside a folder holding secrets, then, once the secrets
+	// are known, the secrets and their folders (KSOPS files are added
+	// there).
+	secretDirs := map[string]bool{}
+	for p, f := range plan.Files {
+		if f.Secret != nil {
+			secretDirs[path.Dir(p)] = true
+		}
+	}
+	for p, e := range st.present {
+		if e.Secret {
+			secretDirs[path.Dir(p)] = true
+		}
+	}
+	outside := func(p string) bool { return !secretDirs[path.Dir(p)] }
+	sres := &Result{}
+	done := make(chan error, 1)
+	go func() { done <- resolveSecrets(plan, opts, sres) }()
+	var stg *stage
+	err = mergePlan(plan, st, opts, res, outside)
+	if err == nil && !opts.DryRun && (len(res.Conflicts()) == 0 || opts.AllowConflicts) {
+		if stg, err = openStage(opts.OutDir); err == nil {
+			err = stageFiles(stg, plan, res.Files)
+		}
+	}
+	if serr := <-done; err == nil {
+		err = serr
+	}
+	if err == nil {
+		res.SecretsGenerated, res.SecretsKept = sres.SecretsGenerated, sres.SecretsKept
+		res.SecretsReencrypted, res.SecretsUnchecked = sres.SecretsReencrypted, sres.SecretsUnchecked
+		res.Warnings = append(res.Warnings, sres.Warnings...)
+		addSecretKustomizations(plan)
+		err = mergePlan(plan, st, opts, res, func(p string) bool { return !outside(p) })
+	}
+	if err != nil {
+		if stg != nil {
+			stg.discard()
+		}
 		return nil, err
 	}
-	addSecretKustomizations(plan)
-	if err := mergePlan(plan, st, opts, res); err != nil {
-		return nil, err
-	}
+	sort.Slice(res.Files, func(i, j int) bool { return res.Files[i].Path < res.Files[j].Path })
 	if len(res.Conflicts()) > 0 && !opts.AllowConflicts {
+		if stg != nil {
+			stg.discard()
+		}
 		return res, fmt.Errorf("%w: %d files (nothing written; resolve them or re-run with --allow-conflicts)", ErrConflict, len(res.Conflicts()))
 	}
 	if opts.DryRun {
 		return res, nil
 	}
-	if err := apply(opts.OutDir, plan, st, res, configBytes); err != nil {
+	if stg == nil {
+		if stg, err = openStage(opts.OutDir); err != nil {
+			return res, err
+		}
+	}
+	if err := apply(stg, plan, st, res, configBytes); err != nil {
+		stg.discard()
 		return res, err
 	}
 	res.Written = true

@@ -13,15 +13,20 @@ import (
 // mergePlan decides every file's final content: base (last render), ours
 // (the repo now) and theirs (this render) are merged so user edits and bot
 // bumps survive and template changes still land.
-func mergePlan(plan *Plan, st *state, opts Options, res *Result) error {
+// Only the paths for which only returns true are merged, so a render can
+// merge in two passes (see Render).
+func mergePlan(plan *Plan, st *state, opts Options, res *Result, only func(string) bool) error {
 	paths := map[string]bool{}
 	for p := range plan.Files {
-		paths[p] = true
+		paths[p] = only(p)
 	}
 	for p := range st.present {
-		paths[p] = true
+		paths[p] = only(p)
 	}
 	for _, p := range sortedKeys(paths) {
+		if !paths[p] {
+			continue
+		}
 		ours, err := os.ReadFile(filepath.Join(opts.OutDir, filepath.FromSlash(p)))
 		oursExists := err == nil
 		if err != nil && !errors.Is(err, os.ErrNotExist) {

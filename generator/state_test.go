@@ -2,10 +2,12 @@ package generator
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestMergeBaseRoundTrip(t *testing.T) {
@@ -100,5 +102,80 @@ func TestLegacyBaseTreeIsMergedAndReplaced(t *testing.T) {
 	now, err := os.ReadFile(filepath.Join(dir, baseFile))
 	if err != nil || !bytes.Equal(now, raw) {
 		t.Errorf("%s not rewritten as before (err %v)", baseFile, err)
+	}
+}
+
+// stagingLeftovers lists staging folders a render left behind: in .hl/ of
+// the repo, or next to it.
+func stagingLeftovers(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	for _, pat := range []string{filepath.Join(dir, stateDir, ".staging-*"), filepath.Join(filepath.Dir(dir), "."+filepath.Base(dir)+".hl-render-*")} {
+		m, err := filepath.Glob(pat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, m...)
+	}
+	return out
+}
+
+// Files outside secret folders are staged while secrets are resolved; a
+// secret that then fails must leave the repo as it was and no staging
+// folder behind.
+func TestSecretFailureAfterStagingLeavesTreeUntouched(t *testing.T) {
+	dir := t.TempDir()
+	mustRender(t, fixture("full"), dir, nil)
+	bad := filepath.Join(dir, "system/argocd/secrets/argocd-secret.sops.yaml")
+	if err := os.WriteFile(bad, []byte("not: sops\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, dir)
+	changed := overlay(t, map[string]func(string) string{
+		"README.md.tmpl": func(s string) string { return s + "\nchanged\n" },
+	})
+	_, err := render(t, fixture("full"), dir, func(o *Options) { o.Templates = changed })
+	if err == nil || !strings.Contains(err.Error(), "argocd-secret.sops.yaml") {
+		t.Fatalf("want an error naming the broken secret, got %v", err)
+	}
+	diffSnapshots(t, before, snapshot(t, dir))
+	if l := stagingLeftovers(t, dir); len(l) > 0 {
+		t.Errorf("staging left behind: %v", l)
+	}
+}
+
+// waitForStaging is an entropy source that fails, but only once the
+// render has started staging its files next to dir.
+type waitForStaging struct {
+	dir  string
+	seen bool
+}
+
+func (w *waitForStaging) Read(p []byte) (int, error) {
+	for range 2000 {
+		if m, _ := filepath.Glob(filepath.Join(filepath.Dir(w.dir), "."+filepath.Base(w.dir)+".hl-render-*")); len(m) > 0 {
+			w.seen = true
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return 0, errors.New("entropy source broke")
+}
+
+func TestFirstRenderFailureAfterStagingLeavesNothing(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "homelab")
+	src := &waitForStaging{dir: dir}
+	_, err := render(t, fixture("full"), dir, func(o *Options) { o.Rand = src })
+	if err == nil || !strings.Contains(err.Error(), "entropy source broke") {
+		t.Fatalf("want the entropy error, got %v", err)
+	}
+	if !src.seen {
+		t.Fatal("the render never staged anything before needing entropy: the test proves nothing")
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("%s exists after a failed first render (err %v)", dir, err)
+	}
+	if l := stagingLeftovers(t, dir); len(l) > 0 {
+		t.Errorf("staging left behind: %v", l)
 	}
 }

@@ -11,91 +11,179 @@ import (
 	"sync"
 )
 
-// apply writes a merged render. Everything is first written to a staging
-// folder inside .hl/ (same file system, fsynced file by file), then
-// renamed into place,
-// then stale files are removed: a failure before the renames leaves the
-// repo untouched, and the renames themselves cannot fail half-way for
-// want of space or a template error.
-func apply(dir string, plan *Plan, st *state, res *Result, config []byte) error {
-	writes := map[string][]byte{}
-	modes := map[string]fs.FileMode{}
-	var deletes []string
-	for _, f := range res.Files {
-		switch f.Action {
-		case ActionAdd, ActionUpdate, ActionConflict:
-			writes[f.Path] = f.new
-			modes[f.Path] = 0o644
-			if pf, ok := plan.Files[f.Path]; ok {
-				modes[f.Path] = pf.Mode
-			}
-		case ActionDelete:
-			deletes = append(deletes, f.Path)
-		}
-	}
-	for p, content := range stateFiles(plan) {
-		// The merge base was read by readState already.
-		old, err := st.baseRaw, error(nil)
-		if p != baseFile {
-			old, err = os.ReadFile(filepath.Join(dir, filepath.FromSlash(p)))
-		}
-		if err != nil || old == nil || !bytes.Equal(old, content) {
-			writes[p] = content
-			modes[p] = 0o644
-		}
-	}
-	if config != nil {
-		writes["hl.yaml"] = config
-		modes["hl.yaml"] = 0o644
-	}
-	// An old-style .hl/base/ tree, replaced by .hl/merge-base.
-	deletes = append(deletes, st.legacy...)
-	if len(writes) == 0 && len(deletes) == 0 {
-		return nil
-	}
-	if empty, err := isEmptyDir(dir); err != nil {
-		return err
-	} else if empty {
-		return applyFresh(dir, writes, modes)
-	}
-	if err := os.MkdirAll(filepath.Join(dir, stateDir), 0o755); err != nil {
-		return err
-	}
-	staging, err := os.MkdirTemp(filepath.Join(dir, stateDir), ".staging-")
+// stage collects a render's files before anything in the repo changes.
+// A render into a missing or empty folder is staged in a sibling folder
+// that then replaces the target in one rename; a re-render is staged in
+// .hl/ (same file system), fsynced file by file, renamed into place file
+// by file, and only then are stale files removed. A failure before the
+// renames leaves the repo untouched, and the renames themselves cannot
+// fail half-way for want of space or a template error. The staging folder
+// is made on the first put, so a render that writes nothing makes none.
+type stage struct {
+	dir    string
+	fresh  bool
+	root   string // the staging folder, "" until the first put
+	w      *stager
+	staged map[string]bool
+}
+
+func openStage(dir string) (*stage, error) {
+	fresh, err := isEmptyDir(dir)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer os.RemoveAll(staging)
-	order := sortedKeys(writes)
-	stage := newStager(staging)
-	for _, p := range order {
-		if err := stage.write(p, writes[p], modes[p]); err != nil {
-			return fmt.Errorf("stage %s: %w (nothing written)", p, err)
+	return &stage{dir: dir, fresh: fresh, staged: map[string]bool{}}, nil
+}
+
+// put stages one file (repo-relative slash path).
+func (s *stage) put(p string, data []byte, mode fs.FileMode) error {
+	if s.root == "" {
+		parent, pattern := filepath.Join(s.dir, stateDir), ".staging-"
+		if s.fresh {
+			parent, pattern = filepath.Dir(filepath.Clean(s.dir)), "."+filepath.Base(s.dir)+".hl-render-"
 		}
-	}
-	// The staged files are on disk before any of them replaces a file, so
-	// a power cut during the renames leaves each file old or new.
-	if err := stage.sync(); err != nil {
-		return fmt.Errorf("sync staged files: %w (nothing written)", err)
-	}
-	for _, p := range order {
-		dst := filepath.Join(dir, filepath.FromSlash(p))
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		if err := os.MkdirAll(parent, 0o755); err != nil {
 			return err
 		}
-		if err := os.Rename(filepath.Join(staging, filepath.FromSlash(p)), dst); err != nil {
+		root, err := os.MkdirTemp(parent, pattern)
+		if err != nil {
+			return err
+		}
+		s.root, s.w = root, newStager(root)
+	}
+	if err := s.w.write(p, data, mode); err != nil {
+		return fmt.Errorf("stage %s: %w (nothing written)", p, err)
+	}
+	s.staged[p] = true
+	return nil
+}
+
+// discard removes whatever was staged; the repo was never touched.
+func (s *stage) discard() {
+	if s.root != "" {
+		os.RemoveAll(s.root)
+		s.root = ""
+	}
+}
+
+// commit moves the staged files into place and removes deletes.
+func (s *stage) commit(deletes []string) error {
+	if s.root == "" && len(deletes) == 0 {
+		return nil
+	}
+	defer s.discard() // gone after a successful fresh rename
+	if s.fresh {
+		if s.root == "" {
+			return nil // nothing to delete in an empty folder either
+		}
+		if err := os.Chmod(s.root, 0o755); err != nil { // MkdirTemp makes it 0700
+			return err
+		}
+		// No fsync here: nothing existed to be protected, and a first
+		// render lost to a power cut is rendered again (syncing the file
+		// system cost more than the render whenever anything else was
+		// writing). os.Rename refuses an existing directory as the target
+		// even when it is empty; the empty target goes first.
+		if err := os.Remove(s.dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("replace empty %s: %w (nothing written)", s.dir, err)
+		}
+		if err := os.Rename(s.root, s.dir); err != nil {
+			return fmt.Errorf("move the render into %s: %w (nothing written)", s.dir, err)
+		}
+		s.root = ""
+		return nil
+	}
+	order := sortedKeys(s.staged)
+	if s.root != "" {
+		// The staged files are on disk before any of them replaces a
+		// file, so a power cut during the renames leaves each file old
+		// or new.
+		if err := s.w.sync(); err != nil {
+			return fmt.Errorf("sync staged files: %w (nothing written)", err)
+		}
+	}
+	made := map[string]bool{}
+	for _, p := range order {
+		dst := filepath.Join(s.dir, filepath.FromSlash(p))
+		if d := filepath.Dir(dst); !made[d] {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return err
+			}
+			made[d] = true
+		}
+		if err := os.Rename(filepath.Join(s.root, filepath.FromSlash(p)), dst); err != nil {
 			return fmt.Errorf("move %s into place: %w", p, err)
 		}
 	}
 	sort.Strings(deletes)
 	for _, p := range deletes {
-		abs := filepath.Join(dir, filepath.FromSlash(p))
+		abs := filepath.Join(s.dir, filepath.FromSlash(p))
 		if err := os.Remove(abs); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
-		removeEmptyParents(dir, filepath.Dir(abs))
+		removeEmptyParents(s.dir, filepath.Dir(abs))
 	}
 	return nil
+}
+
+// stageFiles stages the files a merge result writes, skipping those
+// staged already.
+func stageFiles(stg *stage, plan *Plan, files []FileResult) error {
+	for _, f := range files {
+		switch f.Action {
+		case ActionAdd, ActionUpdate, ActionConflict:
+		default:
+			continue
+		}
+		if stg.staged[f.Path] {
+			continue
+		}
+		mode := fs.FileMode(0o644)
+		if pf, ok := plan.Files[f.Path]; ok {
+			mode = pf.Mode
+		}
+		if err := stg.put(f.Path, f.new, mode); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// apply writes a merged render through stg (which may hold files staged
+// while secrets were still being resolved): the rest of the files, the
+// render state and hl.yaml, then commits.
+func apply(stg *stage, plan *Plan, st *state, res *Result, config []byte) error {
+	if err := stageFiles(stg, plan, res.Files); err != nil {
+		return err
+	}
+	var deletes []string
+	for _, f := range res.Files {
+		if f.Action == ActionDelete {
+			deletes = append(deletes, f.Path)
+		}
+	}
+	states := stateFiles(plan)
+	for _, p := range sortedKeys(states) {
+		content := states[p]
+		// The merge base was read by readState already.
+		old, err := st.baseRaw, error(nil)
+		if p != baseFile {
+			old, err = os.ReadFile(filepath.Join(stg.dir, filepath.FromSlash(p)))
+		}
+		if err != nil || old == nil || !bytes.Equal(old, content) {
+			if err := stg.put(p, content, 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	if config != nil {
+		if err := stg.put("hl.yaml", config, 0o644); err != nil {
+			return err
+		}
+	}
+	// An old-style .hl/base/ tree, replaced by .hl/merge-base.
+	deletes = append(deletes, st.legacy...)
+	return stg.commit(deletes)
 }
 
 // stager writes files under a fresh folder, creating each directory once
@@ -202,40 +290,4 @@ func isEmptyDir(dir string) (bool, error) {
 		return true, nil
 	}
 	return len(entries) == 0, err
-}
-
-// applyFresh writes a first render: the whole tree goes to a sibling
-// folder, which then replaces the missing or empty target in one rename,
-// so a failure at any point leaves no half-written repo behind.
-func applyFresh(dir string, writes map[string][]byte, modes map[string]fs.FileMode) error {
-	parent := filepath.Dir(filepath.Clean(dir))
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return err
-	}
-	staging, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".hl-render-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(staging) // gone after a successful rename
-	stage := newStager(staging)
-	for _, p := range sortedKeys(writes) {
-		if err := stage.write(p, writes[p], modes[p]); err != nil {
-			return fmt.Errorf("stage %s: %w (nothing written)", p, err)
-		}
-	}
-	if err := os.Chmod(staging, 0o755); err != nil { // MkdirTemp makes it 0700
-		return err
-	}
-	// No fsync here: nothing existed to be protected, and a first render
-	// lost to a power cut is rendered again (syncing the file system cost
-	// more than the render whenever anything else was writing).
-	// os.Rename refuses an existing directory as the target even when it
-	// is empty; the empty target goes first.
-	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("replace empty %s: %w (nothing written)", dir, err)
-	}
-	if err := os.Rename(staging, dir); err != nil {
-		return fmt.Errorf("move the render into %s: %w (nothing written)", dir, err)
-	}
-	return nil
 }
