@@ -47,6 +47,8 @@ type PR struct {
 	// Mergeable is false when the forge reports a conflict with the base.
 	Mergeable bool
 	Created   time.Time
+	// Closed is when the PR was closed or merged (zero while open).
+	Closed time.Time
 }
 
 // Issue is an issue (the dependency dashboard).

@@ -12,8 +12,9 @@ import (
 	"hl.dev/hl/bot/forge"
 )
 
-// testForge is the part of forge.Forge the rotation pass uses, over the
-// Gitea SDK (bot/forge has no Gitea implementation yet in this tree).
+// testForge is the part of forge.Forge the rotation pass uses, straight
+// over the Gitea SDK (independent of bot/forge/gitea, which has its own
+// tests).
 type testForge struct {
 	forge.Forge // unimplemented methods panic
 	c           *gitea.Client
@@ -42,7 +43,14 @@ func toPR(p *gitea.PullRequest) *forge.PR {
 			st = forge.StateMerged
 		}
 	}
-	return &forge.PR{Number: int(p.Index), Title: p.Title, Body: p.Body, Head: p.Head.Ref, Base: p.Base.Ref, State: st, URL: p.HTMLURL}
+	out := &forge.PR{Number: int(p.Index), Title: p.Title, Body: p.Body, Head: p.Head.Ref, Base: p.Base.Ref, State: st, URL: p.HTMLURL}
+	if p.Created != nil {
+		out.Created = *p.Created
+	}
+	if p.Closed != nil {
+		out.Closed = *p.Closed
+	}
+	return out
 }
 
 func (f *testForge) FindPR(_ context.Context, head, base string) (*forge.PR, error) {

@@ -15,6 +15,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 
+	"hl.dev/hl/bot/forge"
 	"hl.dev/hl/internal/gitea/testserver"
 	"hl.dev/hl/internal/secrets"
 )
@@ -227,5 +228,55 @@ func TestPassRecipientChange(t *testing.T) {
 	}
 	if len(rep2.PRs) != 0 {
 		t.Fatalf("second pass opened %+v", rep2)
+	}
+}
+
+// A rotation PR a human closes without merging is not opened again on the
+// next pass; the report lists it as declined.
+func TestPassDoesNotReopenDeclinedRotation(t *testing.T) {
+	srv := testserver.ForTest(t)
+	dir := renderRepo(t)
+	all, err := Scan(t.Context(), dir, fixedNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ageSecret(t, dir, all, "dex/dex-clients", "2025-01-01")
+	f := pushRepo(t, srv, dir)
+	opts := PassOptions{Forge: f, Identities: identities(t), Now: func() time.Time { return fixedNow }}
+	rep, err := Pass(t.Context(), opts)
+	if err != nil || len(rep.PRs) != 1 {
+		t.Fatalf("first pass: %+v %v", rep, err)
+	}
+	prs, err := f.ListPRs(t.Context(), forgeListAll)
+	if err != nil || len(prs) != 1 {
+		t.Fatalf("PRs: %v %v", prs, err)
+	}
+	closed := gitea.StateClosed
+	if _, _, err := f.c.EditPullRequest(f.owner, f.repo, int64(prs[0].Number), gitea.EditPullRequestOption{State: &closed}); err != nil {
+		t.Fatal(err)
+	}
+
+	rep, err = Pass(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.PRs) != 0 || len(rep.Declined) != 1 || rep.Declined[0] != prs[0].URL {
+		t.Fatalf("second pass after the human closed the PR: %+v", rep)
+	}
+	after, err := f.ListPRs(t.Context(), forgeListAll)
+	if err != nil || len(after) != 1 || after[0].State != forge.StateClosed || after[0].Closed.IsZero() {
+		t.Fatalf("PRs after the second pass: %+v %v", after, err)
+	}
+}
+
+func TestDeclinedUntil(t *testing.T) {
+	created := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	closed := created.Add(100 * 24 * time.Hour)
+	period := 90 * 24 * time.Hour
+	if got := declinedUntil(&forge.PR{Created: created, Closed: closed}, period); !got.Equal(closed.Add(period)) {
+		t.Errorf("counted from %v, want from the close", got.Add(-period))
+	}
+	if got := declinedUntil(&forge.PR{Created: created}, period); !got.Equal(created.Add(period)) {
+		t.Errorf("without a close time: %v, want created + period", got)
 	}
 }

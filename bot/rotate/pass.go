@@ -58,6 +58,10 @@ type Report struct {
 	Pending []string `json:"pending,omitempty"`
 	// Held are rotations postponed until the recipient change is merged.
 	Held []string `json:"held,omitempty"`
+	// Declined are PRs a human closed without merging: that change is not
+	// proposed again for one period (the secret's rotate-after, or
+	// spec.bot.rotateDataKeys) after the close.
+	Declined []string `json:"declined,omitempty"`
 }
 
 // Pass runs one rotation pass: clone the default branch; when the age
@@ -130,7 +134,8 @@ func Pass(ctx context.Context, o PassOptions) (*Report, error) {
 	if outdated, sopsCfg := RecipientsOutdated(dir, all, want); len(outdated) > 0 || sopsCfg {
 		log.Info("age recipients changed", "files", len(outdated), "sopsConfig", sopsCfg)
 		title := "Re-encrypt secrets for the new age recipients"
-		_, err := g.propose(ctx, rep, RecipientsBranch, title, func() ([]string, string, error) {
+		// Never snoozed: the files disagree with hl.yaml until this merges.
+		_, err := g.propose(ctx, rep, RecipientsBranch, title, 0, func() ([]string, string, error) {
 			ch, err := UpdateRecipients(dir, all, want, o.Identities)
 			if err != nil {
 				return nil, "", err
@@ -156,7 +161,7 @@ func Pass(ctx context.Context, o PassOptions) (*Report, error) {
 	if every, _ := cfg.Spec.Bot.RotateDataKeys.Parse(); every > 0 {
 		if due := DataKeysDue(all, every, now); len(due) > 0 {
 			title := "Rotate SOPS data keys"
-			if _, err := g.propose(ctx, rep, DataKeysBranch, title, func() ([]string, string, error) {
+			if _, err := g.propose(ctx, rep, DataKeysBranch, title, every, func() ([]string, string, error) {
 				ch, err := RotateDataKeys(dir, due, o.Identities)
 				if err != nil {
 					return nil, "", err
@@ -182,7 +187,8 @@ func Pass(ctx context.Context, o PassOptions) (*Report, error) {
 			continue
 		}
 		title := fmt.Sprintf("Rotate secret %s", id)
-		if _, err := g.propose(ctx, rep, BranchPrefix+s.Namespace+"-"+s.Name, title, func() ([]string, string, error) {
+		period, _ := secrets.ParseDuration(s.RotateAfter) // Scan parsed it already
+		if _, err := g.propose(ctx, rep, BranchPrefix+s.Namespace+"-"+s.Name, title, period, func() ([]string, string, error) {
 			rot, err := RotateSecret(dir, s, all, Options{Now: o.Now, Rand: o.Rand})
 			if err != nil {
 				return nil, "", err
@@ -204,8 +210,10 @@ type gitOps struct {
 }
 
 // propose makes change on a fresh branch from base, commits, pushes and
-// opens a PR, unless a PR from that branch is already open.
-func (g *gitOps) propose(ctx context.Context, rep *Report, branch, title string, change func() (files []string, body string, err error)) (bool, error) {
+// opens a PR, unless a PR from that branch is already open, or a human
+// closed one without merging less than snooze ago (a declined rotation is
+// not pushed again every pass; it comes back after one period).
+func (g *gitOps) propose(ctx context.Context, rep *Report, branch, title string, snooze time.Duration, change func() (files []string, body string, err error)) (bool, error) {
 	log := g.o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -217,6 +225,10 @@ func (g *gitOps) propose(ctx context.Context, rep *Report, branch, title string,
 	if pr, err := g.o.Forge.FindPR(ctx, branch, base); err == nil && pr.State == forge.StateOpen {
 		log.Info("rotation PR already open", "pr", pr.Number, "branch", branch)
 		rep.Pending = append(rep.Pending, pr.URL)
+		return false, nil
+	} else if err == nil && pr.State == forge.StateClosed && snooze > 0 && declinedUntil(pr, snooze).After(g.o.Now()) {
+		log.Info("rotation PR was closed without merging: not proposed again yet", "pr", pr.Number, "branch", branch, "until", declinedUntil(pr, snooze).Format(time.DateOnly))
+		rep.Declined = append(rep.Declined, pr.URL)
 		return false, nil
 	} else if err != nil && !errors.Is(err, forge.ErrNotFound) {
 		return false, err
@@ -278,6 +290,17 @@ func (g *gitOps) propose(ctx context.Context, rep *Report, branch, title string,
 	log.Info("opened PR", "pr", pr.Number, "url", pr.URL, "branch", branch)
 	rep.PRs = append(rep.PRs, pr.URL)
 	return true, nil
+}
+
+// declinedUntil is when a closed, unmerged PR stops holding its change
+// back: one period after it was closed (after it was opened when the forge
+// does not say when it was closed).
+func declinedUntil(pr *forge.PR, period time.Duration) time.Time {
+	at := pr.Closed
+	if at.IsZero() {
+		at = pr.Created
+	}
+	return at.Add(period)
 }
 
 // IssueTitle is the title of the issue for a non-rotatable secret.

@@ -168,6 +168,11 @@ func toPR(p *sdk.PullRequest) forge.PR {
 	if p.Created != nil {
 		out.Created = *p.Created
 	}
+	if p.Closed != nil {
+		out.Closed = *p.Closed
+	} else if p.Merged != nil {
+		out.Closed = *p.Merged
+	}
 	return out
 }
 

@@ -236,6 +236,7 @@ func toPR(p *gh.PullRequest) forge.PR {
 		// explicit false is a conflict.
 		Mergeable: p.Mergeable == nil || *p.Mergeable,
 		Created:   p.GetCreatedAt().Time,
+		Closed:    p.GetClosedAt().Time,
 	}
 	switch {
 	case p.MergedAt != nil || p.GetMerged():
