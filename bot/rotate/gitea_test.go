@@ -95,15 +95,23 @@ func mergeAll(t *testing.T, f *testForge, urls []string) {
 	}
 }
 
-func TestPassRotatesOverdueSecret(t *testing.T) {
-	srv := testserver.ForTest(t)
+// agedRepo renders the minimal config and makes the named secrets overdue.
+func agedRepo(t *testing.T, names ...string) (string, []Secret) {
+	t.Helper()
 	dir := renderRepo(t)
 	all, err := Scan(t.Context(), dir, fixedNow)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ageSecret(t, dir, all, "dex/dex-clients", "2025-01-01")
-	ageSecret(t, dir, all, "gitea/gitea-admin", "2025-01-01")
+	for _, n := range names {
+		ageSecret(t, dir, all, n, "2025-01-01")
+	}
+	return dir, all
+}
+
+func TestPassRotatesOverdueSecret(t *testing.T) {
+	srv := testserver.ForTest(t)
+	dir, all := agedRepo(t, "dex/dex-clients", "gitea/gitea-admin")
 	src, _ := Find(all, "dex/dex-clients")
 	oldVals := values(t, dir, src.File, identities(t)...)
 	oldCopy := values(t, dir, "platform/sso/secrets/argocd-oidc.sops.yaml", identities(t)...)
@@ -235,12 +243,7 @@ func TestPassRecipientChange(t *testing.T) {
 // next pass; the report lists it as declined.
 func TestPassDoesNotReopenDeclinedRotation(t *testing.T) {
 	srv := testserver.ForTest(t)
-	dir := renderRepo(t)
-	all, err := Scan(t.Context(), dir, fixedNow)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ageSecret(t, dir, all, "dex/dex-clients", "2025-01-01")
+	dir, _ := agedRepo(t, "dex/dex-clients")
 	f := pushRepo(t, srv, dir)
 	opts := PassOptions{Forge: f, Identities: identities(t), Now: func() time.Time { return fixedNow }}
 	rep, err := Pass(t.Context(), opts)
