@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -257,6 +258,19 @@ func TestBootstrapFull(t *testing.T) {
 			secret := ex.Values[w.key]
 			if len(secret) < 32 {
 				t.Fatalf("%s: secret %q too short", w.file, secret)
+			}
+			if w.file == ArgoCDWebhookPath {
+				// Argo CD reads webhook secrets from argocd-secret, which
+				// must point at the one stored here, and Argo CD only
+				// follows the pointer to Secrets labelled part-of argocd.
+				argo, err := secrets.ReadSecret(decrypt(t, dir, "system/argocd/secrets/argocd-secret.sops.yaml"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				ref := "$" + strings.TrimSuffix(path.Base(w.file), ".sops.yaml") + ":" + w.key
+				if argo.Values[w.key] != ref || ex.Labels["app.kubernetes.io/part-of"] != "argocd" {
+					t.Errorf("argocd-secret %s = %q, want %q; webhook secret labels %v", w.key, argo.Values[w.key], ref, ex.Labels)
+				}
 			}
 			// The real hosts do not exist here: point the hook at a
 			// receiver (Gitea keeps the secret on edit), fire a test
