@@ -162,21 +162,40 @@ func (c *valueCipher) decrypt(ciphertext, additionalData string) (any, error) {
 		return nil, fmt.Errorf("%w: %v", errValueIntegrity, err)
 	}
 	s := string(plain)
+	// A value that does not parse as its (unauthenticated) type tag says:
+	// the error must not quote it, as strconv's errors would.
+	typeErr := func(typ string) error {
+		return fmt.Errorf("%w: the decrypted value is not a valid %s (value withheld)", errValueIntegrity, typ)
+	}
 	switch typ := m[4]; typ {
 	case "str":
 		return s, nil
 	case "int":
-		return strconv.Atoi(s)
+		v, err := strconv.Atoi(s)
+		if err != nil {
+			return nil, typeErr(typ)
+		}
+		return v, nil
 	case "float":
-		return strconv.ParseFloat(s, 64)
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return nil, typeErr(typ)
+		}
+		return v, nil
 	case "bytes":
 		return plain, nil
 	case "bool":
-		return strconv.ParseBool(s)
+		v, err := strconv.ParseBool(s)
+		if err != nil {
+			return nil, typeErr(typ)
+		}
+		return v, nil
 	case "time":
 		var t time.Time
-		err := t.UnmarshalText(plain)
-		return t, err
+		if err := t.UnmarshalText(plain); err != nil {
+			return nil, typeErr(typ)
+		}
+		return t, nil
 	case "comment":
 		return comment{Value: s}, nil
 	default:
@@ -436,7 +455,7 @@ func encryptBranches(branches []treeBranch, md *metadata, c *valueCipher) (strin
 		if (!md.macOnlyEncrypted || encrypted) && !isComment {
 			b, err := valueToBytes(in)
 			if err != nil {
-				return nil, fmt.Errorf("Could not convert %v to bytes: %s", in, err)
+				return nil, fmt.Errorf("Could not convert a %T value to bytes: %s", in, err)
 			}
 			h.Write(b)
 		}
@@ -496,7 +515,7 @@ func decryptBranches(branches []treeBranch, md *metadata, c *valueCipher) (strin
 			if _, resultIsComment := v.(comment); !resultIsComment {
 				b, err := valueToBytes(v)
 				if err != nil {
-					return nil, fmt.Errorf("Could not convert %v to bytes: %s", in, err)
+					return nil, fmt.Errorf("Could not convert a %T value to bytes: %s", in, err)
 				}
 				h.Write(b)
 			}
