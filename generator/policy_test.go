@@ -11,6 +11,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"hl.dev/hl/internal/yamlnode"
 	"hl.dev/hl/schemas"
 )
 
@@ -57,22 +58,6 @@ func renderedDocs(t *testing.T, tree map[string][]byte) []yamlDoc {
 	return out
 }
 
-func field(n *yaml.Node, path ...string) *yaml.Node {
-	for _, k := range path {
-		if n == nil || n.Kind != yaml.MappingNode {
-			return nil
-		}
-		var next *yaml.Node
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == k {
-				next = n.Content[i+1]
-			}
-		}
-		n = next
-	}
-	return n
-}
-
 // walk calls fn for every key/value pair below n.
 func walk(n *yaml.Node, fn func(key string, val *yaml.Node)) {
 	if n == nil {
@@ -104,17 +89,17 @@ func TestRenderedTreeFollowsTheRules(t *testing.T) {
 			docs := renderedDocs(t, tree)
 			appNS := map[string]string{} // component folder → namespace
 			for _, d := range docs {
-				if path.Base(d.file) == "app.yaml" && field(d.node, "namespace") != nil {
-					appNS[path.Dir(d.file)] = field(d.node, "namespace").Value
+				if path.Base(d.file) == "app.yaml" && yamlnode.Path(d.node, "namespace") != nil {
+					appNS[path.Dir(d.file)] = yamlnode.Path(d.node, "namespace").Value
 				}
 			}
 			denied := map[string]bool{}
 			namespaces := map[string]string{}
 			for _, d := range docs {
-				kind := field(d.node, "kind")
+				kind := yamlnode.Path(d.node, "kind")
 				folder := strings.Join(strings.SplitN(d.file, "/", 3)[:min(2, strings.Count(d.file, "/"))], "/")
 				ns := appNS[folder]
-				if n := field(d.node, "metadata", "namespace"); n != nil {
+				if n := yamlnode.Path(d.node, "metadata", "namespace"); n != nil {
 					ns = n.Value
 				}
 				if kind != nil && kind.Value == "Secret" {
@@ -122,7 +107,7 @@ func TestRenderedTreeFollowsTheRules(t *testing.T) {
 						t.Errorf("%s: a Secret outside a SOPS file", d.file)
 					}
 					for _, sec := range []string{"data", "stringData"} {
-						walk(field(d.node, sec), func(k string, v *yaml.Node) {
+						walk(yamlnode.Path(d.node, sec), func(k string, v *yaml.Node) {
 							if v.Kind == yaml.ScalarNode && !strings.HasPrefix(v.Value, "ENC[") {
 								t.Errorf("%s: %s.%s is not encrypted", d.file, sec, k)
 							}
@@ -130,22 +115,22 @@ func TestRenderedTreeFollowsTheRules(t *testing.T) {
 					}
 				}
 				if kind != nil && kind.Value == "Namespace" {
-					namespaces[field(d.node, "metadata", "name").Value] = d.file
-					if field(d.node, "metadata", "labels", "pod-security.kubernetes.io/enforce") == nil {
+					namespaces[yamlnode.Path(d.node, "metadata", "name").Value] = d.file
+					if yamlnode.Path(d.node, "metadata", "labels", "pod-security.kubernetes.io/enforce") == nil {
 						t.Errorf("%s: namespace without a Pod Security enforce label", d.file)
 					}
 				}
 				if kind != nil && kind.Value == "NetworkPolicy" {
-					sel := field(d.node, "spec", "podSelector")
-					types := field(d.node, "spec", "policyTypes")
+					sel := yamlnode.Path(d.node, "spec", "podSelector")
+					types := yamlnode.Path(d.node, "spec", "policyTypes")
 					if sel != nil && len(sel.Content) == 0 && types != nil && len(types.Content) == 2 &&
-						field(d.node, "spec", "ingress") == nil && field(d.node, "spec", "egress") == nil {
+						yamlnode.Path(d.node, "spec", "ingress") == nil && yamlnode.Path(d.node, "spec", "egress") == nil {
 						denied[ns] = true
 					}
 				}
 				// A system-upgrade Plan's upgrade image takes spec.version as
 				// its tag: that is the pin.
-				planPinned := kind != nil && kind.Value == "Plan" && field(d.node, "spec", "version") != nil
+				planPinned := kind != nil && kind.Value == "Plan" && yamlnode.Path(d.node, "spec", "version") != nil
 				walk(d.node, func(k string, v *yaml.Node) {
 					if v.Kind != yaml.ScalarNode {
 						return
@@ -164,11 +149,11 @@ func TestRenderedTreeFollowsTheRules(t *testing.T) {
 						}
 					}
 				})
-				if deps := field(d.node, "dependencies"); path.Base(d.file) == "Chart.yaml" && deps != nil {
+				if deps := yamlnode.Path(d.node, "dependencies"); path.Base(d.file) == "Chart.yaml" && deps != nil {
 					for _, dep := range deps.Content {
-						v := field(dep, "version")
+						v := yamlnode.Path(dep, "version")
 						if v == nil || strings.ContainsAny(v.Value, "^~*x><=| ") || v.Value == "" {
-							t.Errorf("%s: dependency %s is not pinned to one version", d.file, field(dep, "name").Value)
+							t.Errorf("%s: dependency %s is not pinned to one version", d.file, yamlnode.Path(dep, "name").Value)
 						}
 					}
 				}
@@ -200,7 +185,7 @@ func TestPolicyWalkCatchesViolations(t *testing.T) {
 	docs := renderedDocs(t, bad)
 	found := 0
 	for _, d := range docs {
-		if k := field(d.node, "kind"); k != nil && k.Value == "Secret" && !isSecretPath(d.file) {
+		if k := yamlnode.Path(d.node, "kind"); k != nil && k.Value == "Secret" && !isSecretPath(d.file) {
 			found++
 		}
 		walk(d.node, func(k string, v *yaml.Node) {

@@ -16,6 +16,8 @@ import (
 	"helm.sh/helm/v3/pkg/chartutil"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	"hl.dev/hl/internal/yamlnode"
 )
 
 // krustyMu serialises kustomize builds: kyaml keeps global state (its
@@ -42,9 +44,9 @@ func (f originFS) ReadFile(p string) ([]byte, error) {
 		return data, nil // let kustomize report it
 	}
 	m := doc.Content[0]
-	removeKey(m, "helmCharts")
-	removeKey(m, "helmGlobals")
-	if gens := valueNode(m, "generators"); gens != nil && gens.Kind == yaml.SequenceNode {
+	yamlnode.Delete(m, "helmCharts")
+	yamlnode.Delete(m, "helmGlobals")
+	if gens := yamlnode.Value(m, "generators"); gens != nil && gens.Kind == yaml.SequenceNode {
 		var keep []*yaml.Node
 		for _, g := range gens.Content {
 			files, ok := f.ksopsFiles(filepath.Dir(p), g.Value)
@@ -52,7 +54,7 @@ func (f originFS) ReadFile(p string) ([]byte, error) {
 				keep = append(keep, g)
 				continue
 			}
-			res := valueNode(m, "resources")
+			res := yamlnode.Value(m, "resources")
 			if res == nil {
 				m.Content = append(m.Content,
 					&yaml.Node{Kind: yaml.ScalarNode, Value: "resources"},
@@ -65,10 +67,10 @@ func (f originFS) ReadFile(p string) ([]byte, error) {
 		}
 		gens.Content = keep
 		if len(keep) == 0 {
-			removeKey(m, "generators")
+			yamlnode.Delete(m, "generators")
 		}
 	}
-	bm := valueNode(m, "buildMetadata")
+	bm := yamlnode.Value(m, "buildMetadata")
 	if bm == nil {
 		m.Content = append(m.Content,
 			&yaml.Node{Kind: yaml.ScalarNode, Value: "buildMetadata"},
@@ -125,15 +127,6 @@ func (f originFS) ksopsFiles(kdir, gen string) ([]string, bool) {
 	return out, true
 }
 
-func removeKey(m *yaml.Node, key string) {
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			m.Content = append(m.Content[:i], m.Content[i+2:]...)
-			return
-		}
-	}
-}
-
 func isKustomizationName(name string) bool {
 	for _, k := range kustomizationNames {
 		if name == k {
@@ -158,7 +151,7 @@ func kustRefs(doc *yamlDoc) []kustRef {
 		return nil
 	}
 	for _, field := range kustRefFields {
-		seq := valueNode(doc.root, field)
+		seq := yamlnode.Value(doc.root, field)
 		if seq == nil || seq.Kind != yaml.SequenceNode {
 			continue
 		}
@@ -169,24 +162,24 @@ func kustRefs(doc *yamlDoc) []kustRef {
 		}
 	}
 	for _, field := range []string{"patches", "patchesJson6902"} {
-		seq := valueNode(doc.root, field)
+		seq := yamlnode.Value(doc.root, field)
 		if seq == nil || seq.Kind != yaml.SequenceNode {
 			continue
 		}
 		for _, item := range seq.Content {
-			if p := valueNode(item, "path"); p != nil {
+			if p := yamlnode.Value(item, "path"); p != nil {
 				out = append(out, kustRef{p.Value, p.Line})
 			}
 		}
 	}
 	for _, field := range []string{"configMapGenerator", "secretGenerator"} {
-		seq := valueNode(doc.root, field)
+		seq := yamlnode.Value(doc.root, field)
 		if seq == nil || seq.Kind != yaml.SequenceNode {
 			continue
 		}
 		for _, item := range seq.Content {
 			for _, sub := range []string{"files", "envs"} {
-				if l := valueNode(item, sub); l != nil && l.Kind == yaml.SequenceNode {
+				if l := yamlnode.Value(item, sub); l != nil && l.Kind == yaml.SequenceNode {
 					for _, n := range l.Content {
 						v := n.Value
 						if _, after, ok := strings.Cut(v, "="); ok {
@@ -196,7 +189,7 @@ func kustRefs(doc *yamlDoc) []kustRef {
 					}
 				}
 			}
-			if e := valueNode(item, "env"); e != nil {
+			if e := yamlnode.Value(item, "env"); e != nil {
 				out = append(out, kustRef{e.Value, e.Line})
 			}
 		}
@@ -250,7 +243,7 @@ func kustHelmCharts(kfile string, doc *yamlDoc) []kustHelmChart {
 	if doc == nil {
 		return nil
 	}
-	seq := valueNode(doc.root, "helmCharts")
+	seq := yamlnode.Value(doc.root, "helmCharts")
 	home := mapStr(doc.value, "helmGlobals", "chartHome")
 	if home == "" {
 		home = "charts"
@@ -282,7 +275,7 @@ func kustHelmCharts(kfile string, doc *yamlDoc) []kustHelmChart {
 		}
 		if seq != nil && i < len(seq.Content) {
 			hc.dep.Line, hc.dep.VersionLine = seq.Content[i].Line, seq.Content[i].Line
-			if vn := keyNode(seq.Content[i], "version"); vn != nil {
+			if vn := yamlnode.Key(seq.Content[i], "version"); vn != nil {
 				hc.dep.VersionLine = vn.Line
 			}
 		}
@@ -488,13 +481,13 @@ func generatorLine(docs []*yamlDoc, by, name string) int {
 	if by == "ConfigMapGenerator" {
 		field = "configMapGenerator"
 	}
-	seq := valueNode(docs[0].root, field)
+	seq := yamlnode.Value(docs[0].root, field)
 	if seq == nil {
 		return 1
 	}
 	line := seq.Line
 	for _, item := range seq.Content {
-		if n := valueNode(item, "name"); n != nil && strings.HasPrefix(name, n.Value) {
+		if n := yamlnode.Value(item, "name"); n != nil && strings.HasPrefix(name, n.Value) {
 			return item.Line
 		}
 	}
@@ -517,7 +510,7 @@ func (v *validator) kustomizeError(k string, doc *yamlDoc, err error) Finding {
 		}
 	}
 	if best == "" && doc != nil {
-		if gens := valueNode(doc.root, "generators"); gens != nil {
+		if gens := yamlnode.Value(doc.root, "generators"); gens != nil {
 			fsys := originFS{filesys.MakeFsOnDisk()}
 			for _, g := range gens.Content {
 				files, _ := fsys.ksopsFiles(filepath.Join(v.s.dir, filepath.FromSlash(k)), g.Value)

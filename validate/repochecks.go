@@ -9,6 +9,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"hl.dev/hl/internal/yamlnode"
 	"hl.dev/hl/schemas"
 )
 
@@ -121,7 +122,7 @@ func (v *validator) sopsRules() []sopsRule {
 		return nil
 	}
 	var out []sopsRule
-	seq := valueNode(docs[0].root, "creation_rules")
+	seq := yamlnode.Value(docs[0].root, "creation_rules")
 	for i, r := range mapList(docs[0].value, "creation_rules") {
 		rule := sopsRule{age: ageList(mapGet(r, "age")), line: 1}
 		for _, kg := range mapList(r, "key_groups") {
@@ -129,7 +130,7 @@ func (v *validator) sopsRules() []sopsRule {
 		}
 		if seq != nil && i < len(seq.Content) {
 			rule.line = seq.Content[i].Line
-			if a := keyNode(seq.Content[i], "age"); a != nil {
+			if a := yamlnode.Key(seq.Content[i], "age"); a != nil {
 				rule.line = a.Line
 			}
 		}
@@ -197,7 +198,7 @@ func (v *validator) checkSOPS() {
 				}
 			}
 			for _, field := range []string{"data", "stringData"} {
-				dn := valueNode(d.root, field)
+				dn := yamlnode.Value(d.root, field)
 				if dn == nil || dn.Kind != yaml.MappingNode {
 					continue
 				}

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"hl.dev/hl/internal/yamlnode"
 )
 
 // validator is the state of one Run.
@@ -205,7 +207,7 @@ func (v *validator) plainObjects() []*object {
 				continue
 			}
 			items := splitList(m)
-			itemNodes := valueNode(d.root, "items")
+			itemNodes := yamlnode.Value(d.root, "items")
 			for i, item := range items {
 				o := newObject(u, f, d, item)
 				o.committed = true

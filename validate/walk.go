@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"hl.dev/hl/internal/yamlnode"
 )
 
 // repoTree is what walking the repository found.
@@ -155,7 +157,7 @@ func readChartYAML(dir, chartRel string) ([]chartDep, *yamlDoc, error) {
 	}
 	doc := docs[0]
 	var deps []chartDep
-	seq := valueNode(doc.root, "dependencies")
+	seq := yamlnode.Value(doc.root, "dependencies")
 	for i, item := range mapList(doc.value, "dependencies") {
 		m, _ := item.(map[string]any)
 		if m == nil {
@@ -173,7 +175,7 @@ func readChartYAML(dir, chartRel string) ([]chartDep, *yamlDoc, error) {
 		if seq != nil && i < len(seq.Content) {
 			d.Line = seq.Content[i].Line
 			d.VersionLine = d.Line
-			if vn := keyNode(seq.Content[i], "version"); vn != nil {
+			if vn := yamlnode.Key(seq.Content[i], "version"); vn != nil {
 				d.VersionLine = vn.Line
 			}
 		}
@@ -193,30 +195,4 @@ func str(v any) string {
 		b, _ := yaml.Marshal(t)
 		return strings.TrimSpace(string(b))
 	}
-}
-
-// keyNode returns the key node of field in mapping n.
-func keyNode(n *yaml.Node, field string) *yaml.Node {
-	if n == nil || n.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == field {
-			return n.Content[i]
-		}
-	}
-	return nil
-}
-
-// valueNode returns the value node of field in mapping n.
-func valueNode(n *yaml.Node, field string) *yaml.Node {
-	if n == nil || n.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == field {
-			return n.Content[i+1]
-		}
-	}
-	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"hl.dev/hl/internal/yamlnode"
 )
 
 // yamlDoc is one document of a YAML file, with its node tree for lines.
@@ -185,18 +187,11 @@ func lineOf(root *yaml.Node, path []string) int {
 		}
 		switch n.Kind {
 		case yaml.MappingNode:
-			found := false
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				if n.Content[i].Value == seg {
-					line = n.Content[i].Line
-					n = n.Content[i+1]
-					found = true
-					break
-				}
-			}
-			if !found {
+			k, v := yamlnode.Pair(n, seg)
+			if k == nil {
 				return line
 			}
+			line, n = k.Line, v
 		case yaml.SequenceNode:
 			idx := -1
 			if strings.HasPrefix(seg, "[") {
@@ -215,17 +210,8 @@ func lineOf(root *yaml.Node, path []string) int {
 			// A key without an index: the first item that has it.
 			var next *yaml.Node
 			for _, item := range n.Content {
-				if item.Kind != yaml.MappingNode {
-					continue
-				}
-				for i := 0; i+1 < len(item.Content); i += 2 {
-					if item.Content[i].Value == seg {
-						line = item.Content[i].Line
-						next = item.Content[i+1]
-						break
-					}
-				}
-				if next != nil {
+				if k, v := yamlnode.Pair(item, seg); k != nil {
+					line, next = k.Line, v
 					break
 				}
 			}

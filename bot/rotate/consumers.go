@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"hl.dev/hl/internal/yamlnode"
 )
 
 // ChecksumAnnotationPrefix + secret name is the pod template annotation
@@ -152,12 +154,12 @@ func references(n *yaml.Node, secret string) bool {
 			}
 			switch k {
 			case "secretRef", "secretKeyRef", "secret":
-				if m := get(v, "name"); m != nil && m.Value == secret {
+				if m := yamlnode.Value(v, "name"); m != nil && m.Value == secret {
 					return true
 				}
 			case "imagePullSecrets":
 				for _, e := range v.Content {
-					if m := get(e, "name"); m != nil && m.Value == secret {
+					if m := yamlnode.Value(e, "name"); m != nil && m.Value == secret {
 						return true
 					}
 				}
@@ -174,30 +176,6 @@ func references(n *yaml.Node, secret string) bool {
 		}
 	}
 	return false
-}
-
-func get(m *yaml.Node, key string) *yaml.Node {
-	if m == nil || m.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			return m.Content[i+1]
-		}
-	}
-	return nil
-}
-
-func getKey(m *yaml.Node, key string) *yaml.Node {
-	if m == nil || m.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			return m.Content[i]
-		}
-	}
-	return nil
 }
 
 func parseDocs(b []byte) ([]*yaml.Node, error) {
@@ -241,27 +219,27 @@ func annotateFile(dir, f string, match func(kind, name, ns string, podSpec *yaml
 		}
 		edited := false
 		for i, d := range docs {
-			kind := get(d, "kind")
+			kind := yamlnode.Value(d, "kind")
 			if kind == nil || !workloadKinds[kind.Value] {
 				continue
 			}
-			md := get(d, "metadata")
+			md := yamlnode.Value(d, "metadata")
 			name, ns := "", ""
-			if n := get(md, "name"); n != nil {
+			if n := yamlnode.Value(md, "name"); n != nil {
 				name = n.Value
 			}
-			if n := get(md, "namespace"); n != nil {
+			if n := yamlnode.Value(md, "namespace"); n != nil {
 				ns = n.Value
 			}
-			tmpl := get(get(d, "spec"), "template")
-			if tmpl == nil || !match(kind.Value, name, ns, get(tmpl, "spec")) {
+			tmpl := yamlnode.Value(yamlnode.Value(d, "spec"), "template")
+			if tmpl == nil || !match(kind.Value, name, ns, yamlnode.Value(tmpl, "spec")) {
 				continue
 			}
 			if !seen[i] {
 				seen[i] = true
 				out = append(out, Workload{Kind: kind.Value, Name: name, File: f})
 			}
-			nb, did, err := setPath(b, get(get(d, "spec"), "template"), getKey(get(d, "spec"), "template"), []string{"metadata", "annotations"}, key, value)
+			nb, did, err := setPath(b, yamlnode.Value(yamlnode.Value(d, "spec"), "template"), yamlnode.Key(yamlnode.Value(d, "spec"), "template"), []string{"metadata", "annotations"}, key, value)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %s/%s: %w", f, kind.Value, name, err)
 			}
@@ -351,8 +329,8 @@ func deepestPodAnnotations(m *yaml.Node, secret string) (*yaml.Node, *yaml.Node)
 			return k, v
 		}
 	}
-	if k := getKey(m, "podAnnotations"); k != nil {
-		v := get(m, "podAnnotations")
+	if k := yamlnode.Key(m, "podAnnotations"); k != nil {
+		v := yamlnode.Value(m, "podAnnotations")
 		if v.Kind == yaml.MappingNode || (v.Kind == yaml.ScalarNode && v.Tag == "!!null") {
 			return k, v
 		}
@@ -369,9 +347,9 @@ func setPath(b []byte, parent, parentKey *yaml.Node, keyPath []string, key, valu
 	if parent.Kind != yaml.MappingNode || parent.Style&yaml.FlowStyle != 0 {
 		return nil, false, errors.New("flow-style map: cannot add an annotation")
 	}
-	child := get(parent, keyPath[0])
+	child := yamlnode.Value(parent, keyPath[0])
 	if child != nil && !(child.Kind == yaml.ScalarNode && child.Tag == "!!null") {
-		return setPath(b, child, getKey(parent, keyPath[0]), keyPath[1:], key, value)
+		return setPath(b, child, yamlnode.Key(parent, keyPath[0]), keyPath[1:], key, value)
 	}
 	if child != nil {
 		return nil, false, fmt.Errorf("%s is null: cannot add an annotation", keyPath[0])
@@ -395,7 +373,7 @@ func setPath(b []byte, parent, parentKey *yaml.Node, keyPath []string, key, valu
 func setIn(b []byte, k, v *yaml.Node, key, value string) ([]byte, bool, error) {
 	lines := strings.SplitAfter(string(b), "\n")
 	if v.Kind == yaml.MappingNode && v.Style&yaml.FlowStyle == 0 && len(v.Content) > 0 {
-		if old := get(v, key); old != nil {
+		if old := yamlnode.Value(v, key); old != nil {
 			if old.Value == value {
 				return b, false, nil
 			}

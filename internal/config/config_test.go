@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"hl.dev/hl/internal/yamlnode"
 )
 
 func fixtures(t testing.TB, dir string) []string {
@@ -118,7 +120,7 @@ func TestMigrate(t *testing.T) {
 		From: "hl.dev/v1alpha0", To: "hl.dev/v1alpha1",
 		// A trivial step: spec.dns became spec.network.dnsServers.
 		Apply: func(top *yaml.Node) error {
-			spec := mapValue(top, "spec")
+			spec := yamlnode.Value(top, "spec")
 			for i := 0; i+1 < len(spec.Content); i += 2 {
 				if spec.Content[i].Value == "dns" {
 					val := spec.Content[i+1]

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"gopkg.in/yaml.v3"
+
+	"hl.dev/hl/internal/yamlnode"
 )
 
 // Migration rewrites a document of apiVersion From into To on the YAML
@@ -30,7 +32,7 @@ func migrate(root *yaml.Node, ms []Migration) ([]string, error) {
 	if top.Kind != yaml.MappingNode {
 		return nil, fmt.Errorf("expected a mapping with apiVersion, kind, metadata and spec")
 	}
-	av := mapValue(top, "apiVersion")
+	av := yamlnode.Value(top, "apiVersion")
 	if av == nil || av.Value == "" {
 		return nil, fmt.Errorf("apiVersion is required (%s)", APIVersion)
 	}
@@ -60,17 +62,4 @@ func migrate(root *yaml.Node, ms []Migration) ([]string, error) {
 		av.Value = ms[step].To
 	}
 	return path, nil
-}
-
-// mapValue returns the value node of key in a mapping node, or nil.
-func mapValue(m *yaml.Node, key string) *yaml.Node {
-	if m == nil || m.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			return m.Content[i+1]
-		}
-	}
-	return nil
 }

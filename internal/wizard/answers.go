@@ -8,6 +8,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"hl.dev/hl/internal/config"
+	"hl.dev/hl/internal/yamlnode"
 	"hl.dev/hl/templates"
 )
 
@@ -143,7 +144,7 @@ func apply(root *yaml.Node, a *Answers) {
 	applyApps(root, a.Apps)
 
 	setStrList(root, path{"spec", "secrets", "ageRecipients"}, a.Recipients, nil, false)
-	if k, _ := mapPair(ensureMap(root, path{"spec", "secrets"}), "ageRecipients"); k != nil &&
+	if k, _ := yamlnode.Pair(ensureMap(root, path{"spec", "secrets"}), "ageRecipients"); k != nil &&
 		strings.Contains(k.HeadComment, "TEST key") && !slices.ContainsFunc(a.Recipients, isTestRecipient) {
 		k.HeadComment = "# Secrets are encrypted for these age recipients; the identities that\n# decrypt them stay outside the repo (hl init keeps yours in its config dir)."
 	}
@@ -171,7 +172,7 @@ var nodesPath = path{"spec", "metal", "nodes"}
 // mapping of every node that came from the file.
 func applyNodes(root *yaml.Node, nodes []Node) {
 	metal := ensureMap(root, path{"spec", "metal"})
-	_, seq := mapPair(metal, "nodes")
+	_, seq := yamlnode.Pair(metal, "nodes")
 	if seq == nil {
 		seq = &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
 		insertKey(metal, path{"spec", "metal"}, "nodes", seq)
@@ -224,10 +225,10 @@ func applyApps(root *yaml.Node, enabled []string) {
 		want := c.Required || slices.Contains(enabled, c.Name)
 		var entry *yaml.Node
 		if apps != nil && apps.Kind == yaml.MappingNode {
-			_, entry = mapPair(apps, c.Name)
+			_, entry = yamlnode.Pair(apps, c.Name)
 		}
 		if entry != nil && entry.Kind == yaml.MappingNode {
-			if _, en := mapPair(entry, "enabled"); en != nil {
+			if _, en := yamlnode.Pair(entry, "enabled"); en != nil {
 				setScalar(en, boolStr(want), "!!bool")
 			} else if want != c.Default {
 				entry.Content = append([]*yaml.Node{strNode("enabled"), boolNode(want)}, entry.Content...)

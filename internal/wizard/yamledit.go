@@ -8,6 +8,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"hl.dev/hl/internal/config"
+	"hl.dev/hl/internal/yamlnode"
 )
 
 // The helpers here edit an hl.yaml node tree in place: a value that did
@@ -36,7 +37,7 @@ func lookup(root *yaml.Node, p path) *yaml.Node {
 		if n.Kind != yaml.MappingNode {
 			return nil
 		}
-		_, v := mapPair(n, k)
+		_, v := yamlnode.Pair(n, k)
 		if v == nil {
 			return nil
 		}
@@ -45,22 +46,12 @@ func lookup(root *yaml.Node, p path) *yaml.Node {
 	return n
 }
 
-// mapPair returns the key and value nodes of k in mapping m.
-func mapPair(m *yaml.Node, k string) (*yaml.Node, *yaml.Node) {
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == k {
-			return m.Content[i], m.Content[i+1]
-		}
-	}
-	return nil, nil
-}
-
 // ensureMap returns the mapping at p, creating missing mappings (and
 // replacing a null or scalar placeholder) on the way.
 func ensureMap(root *yaml.Node, p path) *yaml.Node {
 	n := top(root)
 	for i, k := range p {
-		_, v := mapPair(n, k)
+		_, v := yamlnode.Pair(n, k)
 		if v == nil {
 			v = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
 			insertKey(n, p[:i], k, v)
@@ -163,7 +154,7 @@ func setStr(root *yaml.Node, p path, val, def string) {
 // setKey sets k in mapping m (whose config type is at parent) and returns
 // its value node (nil when nothing was written) and whether it changed.
 func setKey(m *yaml.Node, parent path, k, val, def string) (*yaml.Node, bool) {
-	_, v := mapPair(m, k)
+	_, v := yamlnode.Pair(m, k)
 	if v == nil {
 		if val == def {
 			return nil, false
@@ -183,13 +174,7 @@ func removeKey(root *yaml.Node, p path) {
 	if m == nil || m.Kind != yaml.MappingNode {
 		return
 	}
-	k := p[len(p)-1]
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == k {
-			m.Content = slices.Delete(m.Content, i, i+2)
-			return
-		}
-	}
+	yamlnode.Delete(m, p[len(p)-1])
 }
 
 // ensureMapFor returns the parent mapping of p; with onlyIfPresent it
@@ -250,7 +235,7 @@ func setStrList(root *yaml.Node, p path, vals, def []string, omitEmpty bool) {
 		return
 	}
 	k := p[len(p)-1]
-	_, seq := mapPair(m, k)
+	_, seq := yamlnode.Pair(m, k)
 	if seq == nil {
 		if slices.Equal(vals, def) || (omitEmpty && len(vals) == 0) {
 			return
