@@ -150,6 +150,13 @@ func resolveSecrets(plan *Plan, opts Options, res *Result) error {
 	return nil
 }
 
+// sameSet reports whether recipients have holds exactly want (sorted).
+func sameSet(have, want []string) bool {
+	have = slices.Clone(have)
+	sort.Strings(have)
+	return slices.Equal(have, want)
+}
+
 // work estimates what resolving a secret costs, to start the dearest
 // first: a bcrypt hash costs 2^cost rounds, everything else is cheap.
 func work(f *File) int {
@@ -218,24 +225,29 @@ func resolveWith(f *File, opts Options, want []string, render func(oldPlain []by
 	if err != nil {
 		return 0, "", nil, err
 	}
-	have, err := secrets.Recipients(existing)
-	if err != nil {
-		return 0, "", nil, fmt.Errorf("%s is not a SOPS file hl can read: %w (nothing written)", p, err)
+	unreadable := func(err error) error {
+		return fmt.Errorf("%s is not a SOPS file hl can read: %w (nothing written)", p, err)
 	}
-	sort.Strings(have)
-	sameRecipients := slices.Equal(have, want)
 	if len(opts.Identities) == 0 {
+		have, err := secrets.Recipients(existing)
+		if err != nil {
+			return 0, "", nil, unreadable(err)
+		}
 		f.Content = existing
 		warn := ""
-		if !sameRecipients {
+		if !sameSet(have, want) {
 			warn = fmt.Sprintf("%s is encrypted for other recipients than spec.secrets.ageRecipients; give an age identity (SOPS_AGE_KEY_FILE or --age-key) to re-encrypt it", p)
 		}
 		return secretUnchecked, warn, nil, nil
 	}
-	oldPlain, err := secrets.Decrypt(existing, opts.Identities...)
+	oldPlain, have, err := secrets.DecryptRecipients(existing, opts.Identities...)
+	if errors.Is(err, secrets.ErrNotEncrypted) {
+		return 0, "", nil, unreadable(err)
+	}
 	if err != nil {
 		return 0, "", nil, fmt.Errorf("decrypt %s: %w (nothing written)", p, err)
 	}
+	sameRecipients := sameSet(have, want)
 	newPlain, err := render(oldPlain)
 	if err != nil {
 		return 0, "", nil, fmt.Errorf("render %s: %w", p, err)

@@ -56,14 +56,16 @@ type state struct {
 	// present indexes Files by path; base holds the merge base contents.
 	present map[string]stateEntry
 	base    map[string][]byte
-	// baseRaw is .hl/merge-base as read (nil when missing); legacy lists
-	// the files of an old .hl/base/ tree, to be removed.
-	baseRaw []byte
-	legacy  []string
+	// raw holds .hl/state.yaml and .hl/merge-base as read (absent when
+	// missing), so a render compares its new ones without reading them
+	// again; legacy lists the files of an old .hl/base/ tree, to be
+	// removed.
+	raw    map[string][]byte
+	legacy []string
 }
 
 func readState(dir string) (*state, error) {
-	st := &state{present: map[string]stateEntry{}, base: map[string][]byte{}}
+	st := &state{present: map[string]stateEntry{}, base: map[string][]byte{}, raw: map[string][]byte{}}
 	data, err := os.ReadFile(filepath.Join(dir, stateFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return st, nil
@@ -71,6 +73,7 @@ func readState(dir string) (*state, error) {
 	if err != nil {
 		return nil, err
 	}
+	st.raw[stateFile] = data
 	if err := yaml.Unmarshal(data, st); err != nil {
 		return nil, fmt.Errorf("%s: %w (delete .hl/ to render without a merge base)", stateFile, err)
 	}
@@ -80,7 +83,7 @@ func readState(dir string) (*state, error) {
 	raw, err := os.ReadFile(filepath.Join(dir, baseFile))
 	switch {
 	case err == nil:
-		st.baseRaw = raw
+		st.raw[baseFile] = raw
 		if st.base, err = decodeBase(raw); err != nil {
 			return nil, fmt.Errorf("%s: %w (delete .hl/ to render without a merge base)", baseFile, err)
 		}

@@ -19,12 +19,17 @@ import (
 // renames leaves the repo untouched, and the renames themselves cannot
 // fail half-way for want of space or a template error. The staging folder
 // is made on the first put, so a render that writes nothing makes none.
+//
+// File creation dominates a render (see BENCHMARKS.md): each staged
+// directory is made once, and chmod is called only when the umask
+// actually stripped a wanted bit.
 type stage struct {
 	dir    string
 	fresh  bool
-	root   string // the staging folder, "" until the first put
-	w      *stager
-	staged map[string]bool
+	root   string               // the staging folder, "" until the first put
+	staged map[string]bool      // repo-relative paths staged so far
+	dirs   map[string]bool      // directories made under root
+	exact  map[fs.FileMode]bool // modes WriteFile is known to create exactly
 }
 
 func openStage(dir string) (*stage, error) {
@@ -32,7 +37,7 @@ func openStage(dir string) (*stage, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &stage{dir: dir, fresh: fresh, staged: map[string]bool{}}, nil
+	return &stage{dir: dir, fresh: fresh, staged: map[string]bool{}, dirs: map[string]bool{}, exact: map[fs.FileMode]bool{}}, nil
 }
 
 // put stages one file (repo-relative slash path).
@@ -49,13 +54,40 @@ func (s *stage) put(p string, data []byte, mode fs.FileMode) error {
 		if err != nil {
 			return err
 		}
-		s.root, s.w = root, newStager(root)
+		s.root = root
+		s.dirs[root] = true
 	}
-	if err := s.w.write(p, data, mode); err != nil {
+	if err := s.write(filepath.Join(s.root, filepath.FromSlash(p)), data, mode); err != nil {
 		return fmt.Errorf("stage %s: %w (nothing written)", p, err)
 	}
 	s.staged[p] = true
 	return nil
+}
+
+func (s *stage) write(p string, data []byte, mode fs.FileMode) error {
+	if d := filepath.Dir(p); !s.dirs[d] {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+		for ; len(d) > len(s.root); d = filepath.Dir(d) {
+			s.dirs[d] = true
+		}
+	}
+	if err := os.WriteFile(p, data, mode); err != nil {
+		return err
+	}
+	if s.exact[mode] {
+		return nil
+	}
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Perm() == mode.Perm() {
+		s.exact[mode] = true // the umask leaves this mode alone
+		return nil
+	}
+	return os.Chmod(p, mode) // WriteFile's mode was filtered by the umask
 }
 
 // discard removes whatever was staged; the repo was never touched.
@@ -98,7 +130,7 @@ func (s *stage) commit(deletes []string) error {
 		// The staged files are on disk before any of them replaces a
 		// file, so a power cut during the renames leaves each file old
 		// or new.
-		if err := s.w.sync(); err != nil {
+		if err := s.sync(); err != nil {
 			return fmt.Errorf("sync staged files: %w (nothing written)", err)
 		}
 	}
@@ -165,12 +197,12 @@ func apply(stg *stage, plan *Plan, st *state, res *Result, config []byte) error 
 	states := stateFiles(plan)
 	for _, p := range sortedKeys(states) {
 		content := states[p]
-		// The merge base was read by readState already.
-		old, err := st.baseRaw, error(nil)
-		if p != baseFile {
-			old, err = os.ReadFile(filepath.Join(stg.dir, filepath.FromSlash(p)))
+		// The state file and the merge base were read by readState.
+		old, ok := st.raw[p]
+		if !ok && p != stateFile && p != baseFile {
+			old, ok = readIfExists(filepath.Join(stg.dir, filepath.FromSlash(p)))
 		}
-		if err != nil || old == nil || !bytes.Equal(old, content) {
+		if !ok || !bytes.Equal(old, content) {
 			if err := stg.put(p, content, 0o644); err != nil {
 				return err
 			}
@@ -186,56 +218,20 @@ func apply(stg *stage, plan *Plan, st *state, res *Result, config []byte) error 
 	return stg.commit(deletes)
 }
 
-// stager writes files under a fresh folder, creating each directory once
-// and calling chmod only when the umask actually stripped a wanted bit
-// (file creation dominates a render; see BENCHMARKS.md).
-type stager struct {
-	root    string
-	dirs    map[string]bool
-	exact   map[fs.FileMode]bool // modes WriteFile is known to create exactly
-	written []string
-}
-
-func newStager(root string) *stager {
-	return &stager{root: root, dirs: map[string]bool{root: true}, exact: map[fs.FileMode]bool{}}
-}
-
-func (s *stager) write(rel string, data []byte, mode fs.FileMode) error {
-	p := filepath.Join(s.root, filepath.FromSlash(rel))
-	if d := filepath.Dir(p); !s.dirs[d] {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return err
-		}
-		for ; len(d) > len(s.root); d = filepath.Dir(d) {
-			s.dirs[d] = true
-		}
-	}
-	if err := os.WriteFile(p, data, mode); err != nil {
-		return err
-	}
-	s.written = append(s.written, p)
-	if s.exact[mode] {
-		return nil
-	}
-	fi, err := os.Lstat(p)
-	if err != nil {
-		return err
-	}
-	if fi.Mode().Perm() == mode.Perm() {
-		s.exact[mode] = true // the umask leaves this mode alone
-		return nil
-	}
-	return os.Chmod(p, mode) // WriteFile's mode was filtered by the umask
+// readIfExists returns a file's content and whether it could be read.
+func readIfExists(p string) ([]byte, bool) {
+	b, err := os.ReadFile(p)
+	return b, err == nil
 }
 
 // sync flushes the staged files (only those: syncfs would wait for every
 // other writer on the file system), several at a time so the file system
 // can commit them together.
-func (s *stager) sync() error {
+func (s *stage) sync() error {
 	paths := make(chan string)
 	errs := make(chan error, 1)
 	var wg sync.WaitGroup
-	for range min(8, len(s.written)) {
+	for range min(8, len(s.staged)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -249,8 +245,8 @@ func (s *stager) sync() error {
 			}
 		}()
 	}
-	for _, p := range s.written {
-		paths <- p
+	for p := range s.staged {
+		paths <- filepath.Join(s.root, filepath.FromSlash(p))
 	}
 	close(paths)
 	wg.Wait()

@@ -239,7 +239,8 @@ func annotateFile(dir, f string, match func(kind, name, ns string, podSpec *yaml
 				seen[i] = true
 				out = append(out, Workload{Kind: kind.Value, Name: name, File: f})
 			}
-			nb, did, err := setPath(b, yamlnode.Value(yamlnode.Value(d, "spec"), "template"), yamlnode.Key(yamlnode.Value(d, "spec"), "template"), []string{"metadata", "annotations"}, key, value)
+			tk, tv := yamlnode.Pair(yamlnode.Value(d, "spec"), "template")
+			nb, did, err := setPath(b, tv, tk, []string{"metadata", "annotations"}, key, value)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %s/%s: %w", f, kind.Value, name, err)
 			}
@@ -329,8 +330,7 @@ func deepestPodAnnotations(m *yaml.Node, secret string) (*yaml.Node, *yaml.Node)
 			return k, v
 		}
 	}
-	if k := yamlnode.Key(m, "podAnnotations"); k != nil {
-		v := yamlnode.Value(m, "podAnnotations")
+	if k, v := yamlnode.Pair(m, "podAnnotations"); k != nil {
 		if v.Kind == yaml.MappingNode || (v.Kind == yaml.ScalarNode && v.Tag == "!!null") {
 			return k, v
 		}
@@ -347,9 +347,9 @@ func setPath(b []byte, parent, parentKey *yaml.Node, keyPath []string, key, valu
 	if parent.Kind != yaml.MappingNode || parent.Style&yaml.FlowStyle != 0 {
 		return nil, false, errors.New("flow-style map: cannot add an annotation")
 	}
-	child := yamlnode.Value(parent, keyPath[0])
+	childKey, child := yamlnode.Pair(parent, keyPath[0])
 	if child != nil && !(child.Kind == yaml.ScalarNode && child.Tag == "!!null") {
-		return setPath(b, child, yamlnode.Key(parent, keyPath[0]), keyPath[1:], key, value)
+		return setPath(b, child, childKey, keyPath[1:], key, value)
 	}
 	if child != nil {
 		return nil, false, fmt.Errorf("%s is null: cannot add an annotation", keyPath[0])

@@ -24,12 +24,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"helm.sh/helm/v3/pkg/chart"
-	"helm.sh/helm/v3/pkg/chartutil"
-	"helm.sh/helm/v3/pkg/repo"
 
 	"hl.dev/hl/bot/forge"
 	giteaforge "hl.dev/hl/bot/forge/gitea"
+	"hl.dev/hl/bot/internal/fixture"
 	"hl.dev/hl/bot/lookup"
 	"hl.dev/hl/bot/run"
 	"hl.dev/hl/internal/config"
@@ -37,43 +35,6 @@ import (
 )
 
 func TestMain(m *testing.M) { testserver.Main(m) }
-
-// helmRepo is a chart repository served over HTTP from charts the Helm
-// SDK packaged.
-type helmRepo struct {
-	dir string
-	srv *httptest.Server
-}
-
-func newHelmRepo(t testing.TB, versions ...string) *helmRepo {
-	h := &helmRepo{dir: t.TempDir()}
-	h.srv = httptest.NewServer(http.FileServer(http.Dir(h.dir)))
-	t.Cleanup(h.srv.Close)
-	for _, v := range versions {
-		h.publish(t, v)
-	}
-	return h
-}
-
-func (h *helmRepo) publish(t testing.TB, version string) {
-	t.Helper()
-	ch := &chart.Chart{
-		Metadata: &chart.Metadata{APIVersion: "v2", Name: "podinfo", Version: version, AppVersion: version},
-		Values:   map[string]any{"replicas": 1},
-		Templates: []*chart.File{{Name: "templates/cm.yaml", Data: []byte(
-			"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-podinfo\ndata:\n  version: {{ .Chart.Version | quote }}\n  replicas: {{ .Values.replicas | quote }}\n")}},
-	}
-	if _, err := chartutil.Save(ch, h.dir); err != nil {
-		t.Fatal(err)
-	}
-	idx, err := repo.IndexDirectory(h.dir, h.srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := idx.WriteFile(filepath.Join(h.dir, "index.yaml"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
 
 func newRegistry(t testing.TB, repoName string, tags ...string) string {
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
@@ -102,7 +63,7 @@ type env struct {
 	owner, name string
 	botToken    string
 	admin       *sdk.Client
-	helm        *helmRepo
+	helm        *fixture.PodinfoRepo
 	regHost     string
 	opts        run.Options
 }
@@ -125,7 +86,7 @@ func newEnv(t testing.TB) *env {
 	if e.admin, err = sdk.NewClient(srv.URL, sdk.SetToken(srv.AdminToken), sdk.SetGiteaVersion("")); err != nil {
 		t.Fatal(err)
 	}
-	e.helm = newHelmRepo(t, "1.0.0", "1.0.1", "2.0.0")
+	e.helm = fixture.NewPodinfoRepo(t, nil, "1.0.0", "1.0.1", "2.0.0")
 	e.regHost = newRegistry(t, "app/web", "1.0.0", "1.1.0")
 
 	files := map[string]string{
@@ -137,7 +98,7 @@ dependencies:
   - name: podinfo
     version: 1.0.0 # pinned
     repository: %s
-`, e.helm.srv.URL),
+`, e.helm.URL),
 		"apps/web/values.yaml": fmt.Sprintf(`podinfo:
   replicas: 3
   image:   %s/app/web:1.0.0   # keep spacing
@@ -306,7 +267,7 @@ func TestScenario(t *testing.T) {
 
 	// 3. A newer patch is published: the same PR is updated in place.
 	old := prs["hl-bot/podinfo-1.x"][0]
-	e.helm.publish(t, "1.0.2")
+	e.helm.Publish(t, "1.0.2")
 	res = e.run(t)
 	after := e.prs(t)["hl-bot/podinfo-1.x"]
 	if len(after) != 1 || after[0].Index != old.Index || after[0].Title != "Update podinfo to 1.0.2" || after[0].Head.Sha == old.Head.Sha {

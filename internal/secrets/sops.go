@@ -87,15 +87,22 @@ func Encrypt(plainYAML []byte, recipients []string) ([]byte, error) {
 // MAC. Only the given identities are used: the environment and
 // ~/.config/sops are never consulted (see LoadIdentities).
 func Decrypt(cipherYAML []byte, identities ...age.Identity) ([]byte, error) {
+	out, _, err := DecryptRecipients(cipherYAML, identities...)
+	return out, err
+}
+
+// DecryptRecipients is Decrypt that also returns the file's age recipients
+// (as Recipients does), parsing the file once for both.
+func DecryptRecipients(cipherYAML []byte, identities ...age.Identity) ([]byte, []string, error) {
 	f, _, err := decryptFile(cipherYAML, identities)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out, err := emitPlain(f.branches)
 	if err != nil {
-		return nil, fmt.Errorf("emitting decrypted YAML: %w", err)
+		return nil, nil, fmt.Errorf("emitting decrypted YAML: %w", err)
 	}
-	return out, nil
+	return out, f.md.ageRecipients(), nil
 }
 
 // Recipients lists the age recipients a sops file is encrypted for, in file

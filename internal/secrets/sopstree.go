@@ -310,40 +310,35 @@ func (em *emitter) nextScalar() *yaml.Node {
 	return n
 }
 
-func addCommentsHead(node *yaml.Node, comments []string) []string {
-	if len(comments) > 0 {
-		c := "#" + strings.Join(comments, "\n#")
-		if len(node.HeadComment) > 0 {
-			node.HeadComment = c + "\n" + node.HeadComment
-		} else {
-			node.HeadComment = c
-		}
+// addComments joins comments ("#" each) onto one of a node's comment
+// fields: before what is there for a head comment, after it otherwise. It
+// returns nil, the emptied list of pending comments.
+func addComments(field *string, comments []string, before bool) []string {
+	if len(comments) == 0 {
+		return nil
+	}
+	c := "#" + strings.Join(comments, "\n#")
+	switch {
+	case *field == "":
+		*field = c
+	case before:
+		*field = c + "\n" + *field
+	default:
+		*field += "\n" + c
 	}
 	return nil
+}
+
+func addCommentsHead(node *yaml.Node, comments []string) []string {
+	return addComments(&node.HeadComment, comments, true)
 }
 
 func addCommentsFoot(node *yaml.Node, comments []string) []string {
-	if len(comments) > 0 {
-		c := "#" + strings.Join(comments, "\n#")
-		if len(node.FootComment) > 0 {
-			node.FootComment += "\n" + c
-		} else {
-			node.FootComment = c
-		}
-	}
-	return nil
+	return addComments(&node.FootComment, comments, false)
 }
 
 func addCommentsLine(node *yaml.Node, comments []string) []string {
-	if len(comments) > 0 {
-		c := "#" + strings.Join(comments, "\n#")
-		if len(node.LineComment) > 0 {
-			node.LineComment += "\n" + c
-		} else {
-			node.LineComment = c
-		}
-	}
-	return nil
+	return addComments(&node.LineComment, comments, false)
 }
 
 func (em *emitter) treeValueToNode(in any) *yaml.Node {
