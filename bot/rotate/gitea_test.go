@@ -41,6 +41,9 @@ func pushRepo(t *testing.T, srv *testserver.Server, dir string) *testForge {
 		t.Fatal(err)
 	}
 	push(t, repo, f)
+	if err := srv.WaitPushed(t.Context(), f.owner, f.repo); err != nil {
+		t.Fatal(err)
+	}
 	return f
 }
 

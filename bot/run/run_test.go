@@ -105,6 +105,11 @@ dependencies:
 `, e.regHost),
 	}
 	e.push(t, u.Name, u.Token, files, "initial")
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := srv.WaitPushed(wctx, e.owner, e.name); err != nil {
+		t.Fatal(err)
+	}
 	f, err := giteaforge.New(giteaforge.Options{URL: srv.URL, Token: u.Token, Owner: e.owner, Repo: e.name, Backoff: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

@@ -278,6 +278,29 @@ func (s *Server) CreateUser(ctx context.Context, name string) (*User, error) {
 	return u, nil
 }
 
+// WaitPushed waits until Gitea has processed the first push to
+// owner/repo. Gitea clears a repository's "empty" flag from its push queue,
+// after the push itself returned; until then it answers 404 to the
+// repository's pull-request API (pulls need a non-empty repository).
+func (s *Server) WaitPushed(ctx context.Context, owner, repo string) error {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var r struct {
+			Empty bool `json:"empty"`
+		}
+		err := s.do(ctx, http.MethodGet, "/api/v1/repos/"+owner+"/"+repo, s.tokenAuth(s.AdminToken), nil, &r)
+		if err == nil && !r.Empty {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s/%s still empty after the push: %w (last error: %v)", owner, repo, ctx.Err(), err)
+		case <-tick.C:
+		}
+	}
+}
+
 // createToken needs basic auth: Gitea does not let a token mint tokens.
 func (s *Server) createToken(ctx context.Context, user, password string) (string, error) {
 	body := map[string]any{
