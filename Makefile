@@ -8,7 +8,7 @@ BENCHTIME ?= 1s
 # for Gitea's SQLite itself).
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test unit fuzz lint vet fmt schema bench gitea tidy clean e2e-pxe
+.PHONY: all build test unit fuzz lint vet fmt schema bench gitea kube tidy clean e2e-pxe
 
 all: build
 
@@ -17,7 +17,7 @@ build:
 
 ## test: everything CI checks — lint, the whole suite, the QEMU PXE boot
 ## (alone, so the emulated installer is not starved), a bounded fuzz run.
-test: lint gitea unit e2e-pxe fuzz
+test: lint gitea kube unit e2e-pxe fuzz
 
 unit:
 	$(GO) test -count=1 -timeout 40m -skip '^TestE2EPXE$$' ./...
@@ -43,7 +43,12 @@ schema:
 gitea:
 	bash scripts/build-gitea.sh
 
-bench: gitea
+## kube: build the real etcd and kube-apiserver used by integration tests
+## (cached by version; kube-apiserver takes tens of minutes when cold).
+kube:
+	bash scripts/build-kube.sh
+
+bench: gitea kube
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
 
 tidy:

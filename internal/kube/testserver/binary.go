@@ -1,0 +1,95 @@
+package testserver
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// The releases the harness builds and runs. scripts/build-kube.sh reads
+// these two lines, so they are the only place the versions are written.
+const (
+	KubernetesVersion = "1.37.2"
+	EtcdVersion       = "3.6.16"
+)
+
+const (
+	// EnvAPIServer names a kube-apiserver binary to use instead of the cached build.
+	EnvAPIServer = "HL_KUBE_APISERVER_BIN"
+	// EnvEtcd names an etcd binary to use instead of the cached build.
+	EnvEtcd = "HL_ETCD_BIN"
+	// EnvCache overrides the cache root used by scripts/build-kube.sh.
+	EnvCache = "HL_KUBE_CACHE"
+)
+
+// ErrNoBinary is returned (wrapped) when kube-apiserver or etcd cannot be found.
+var ErrNoBinary = errors.New("kube-apiserver/etcd binary not found; run `make kube` (scripts/build-kube.sh) to build them")
+
+// APIServerBinary returns the kube-apiserver to run: $HL_KUBE_APISERVER_BIN
+// if set, else <cache>/kube-apiserver-v<KubernetesVersion>/kube-apiserver.
+func APIServerBinary() (string, error) {
+	return binary(EnvAPIServer, "kube-apiserver-v"+KubernetesVersion, "kube-apiserver")
+}
+
+// EtcdBinary returns the etcd to run: $HL_ETCD_BIN if set, else
+// <cache>/etcd-v<EtcdVersion>/etcd.
+func EtcdBinary() (string, error) {
+	return binary(EnvEtcd, "etcd-v"+EtcdVersion, "etcd")
+}
+
+// binary resolves one executable. The cache root is $HL_KUBE_CACHE, else
+// <repo root>/.cache/kube where the repo root is the nearest folder above
+// the working directory that holds go.mod.
+func binary(env, versionDir, name string) (string, error) {
+	if p := os.Getenv(env); p != "" {
+		if err := checkExecutable(p); err != nil {
+			return "", fmt.Errorf("%s=%s: %w", env, p, err)
+		}
+		return p, nil
+	}
+	root := os.Getenv(EnvCache)
+	if root == "" {
+		repo, err := repoRoot()
+		if err != nil {
+			return "", err
+		}
+		root = filepath.Join(repo, ".cache", "kube")
+	}
+	p := filepath.Join(root, versionDir, name)
+	if err := checkExecutable(p); err != nil {
+		return "", fmt.Errorf("%w (looked for %s)", err, p)
+	}
+	return p, nil
+}
+
+func checkExecutable(p string) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return ErrNoBinary
+		}
+		return err
+	}
+	if fi.IsDir() || fi.Mode()&0o111 == 0 {
+		return fmt.Errorf("%s is not an executable file", p)
+	}
+	return nil
+}
+
+func repoRoot() (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("find repo root: %w", err)
+	}
+	for dir := wd; ; {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("find repo root: no go.mod above %s", wd)
+		}
+		dir = parent
+	}
+}
