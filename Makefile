@@ -61,4 +61,4 @@ clean:
 ## dnsmasq qemu-system-x86 ipxe-qemu debian-installer-12-netboot-amd64).
 ## `make unit` runs it too (go test ./...).
 e2e-pxe:
-	HL_E2E_PXE_TIMEOUT=$${HL_E2E_PXE_TIMEOUT:-8m} $(GO) test -count=1 -timeout 15m -run '^TestE2EPXE$$' -v ./internal/metal
+	HL_E2E_PXE_TIMEOUT=$${HL_E2E_PXE_TIMEOUT:-8m} $(GO) test -count=1 -timeout 15m -run '^TestE2EPXE$$' -v ./metal

@@ -17,7 +17,7 @@ import (
 	"filippo.io/age"
 
 	"hl.dev/hl/internal/config"
-	"hl.dev/hl/internal/secrets"
+	"hl.dev/hl/secrets"
 )
 
 // DefaultBotUser is the bot account's name unless Options.BotUser says
@@ -183,7 +183,7 @@ func newRunner(opts Options) (*runner, error) {
 	if opts.Token == "" {
 		return nil, errors.New("no Gitea token given")
 	}
-	cfgPath := filepath.Join(opts.Dir, "hl.yaml")
+	cfgPath := filepath.Join(opts.Dir, config.FileName)
 	if _, err := os.Stat(filepath.Join(opts.Dir, ".hl", "state.yaml")); err != nil {
 		return nil, fmt.Errorf("%w in %s (no .hl/state.yaml): run `hl render` first", ErrNotRendered, opts.Dir)
 	}

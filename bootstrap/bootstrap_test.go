@@ -34,7 +34,7 @@ import (
 
 	"hl.dev/hl/generator"
 	"hl.dev/hl/internal/gitea/testserver"
-	"hl.dev/hl/internal/secrets"
+	"hl.dev/hl/secrets"
 )
 
 // bootstrapFiles are the repo files a bootstrap of the full fixture adds.

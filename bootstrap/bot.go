@@ -8,7 +8,7 @@ import (
 
 	"code.gitea.io/sdk/gitea"
 
-	"hl.dev/hl/internal/secrets"
+	"hl.dev/hl/secrets"
 )
 
 // botEmail is unique per bot name; Gitea needs one but never mails it.

@@ -10,7 +10,7 @@ import (
 	"code.gitea.io/sdk/gitea"
 	"golang.org/x/crypto/ssh"
 
-	"hl.dev/hl/internal/secrets"
+	"hl.dev/hl/secrets"
 	"hl.dev/hl/templates"
 )
 

@@ -9,7 +9,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"hl.dev/hl/internal/secrets"
+	"hl.dev/hl/secrets"
 )
 
 // abs is a repo path (slash separated) inside Dir.

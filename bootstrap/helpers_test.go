@@ -19,7 +19,7 @@ import (
 
 	"hl.dev/hl/generator"
 	"hl.dev/hl/internal/gitea/testserver"
-	"hl.dev/hl/internal/secrets"
+	"hl.dev/hl/secrets"
 )
 
 func TestMain(m *testing.M) { testserver.Main(m) }

@@ -13,7 +13,8 @@ import (
 	"code.gitea.io/sdk/gitea"
 
 	"hl.dev/hl/generator"
-	"hl.dev/hl/internal/secrets"
+	"hl.dev/hl/internal/config"
+	"hl.dev/hl/secrets"
 )
 
 // Names of what bootstrap creates in Gitea and writes into the repo.
@@ -215,7 +216,7 @@ func (r *runner) description() string {
 func (r *runner) renderStep() step {
 	render := func(ctx context.Context, dry bool) (*generator.Result, error) {
 		res, err := generator.Render(ctx, generator.Options{
-			ConfigPath: filepath.Join(r.opts.Dir, "hl.yaml"),
+			ConfigPath: filepath.Join(r.opts.Dir, config.FileName),
 			OutDir:     r.opts.Dir,
 			Identities: r.opts.Identities,
 			Rand:       r.opts.Rand,

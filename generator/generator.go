@@ -242,7 +242,7 @@ func configToWrite(opts Options) ([]byte, error) {
 			return nil, err
 		}
 	}
-	dst := filepath.Join(opts.OutDir, "hl.yaml")
+	dst := filepath.Join(opts.OutDir, config.FileName)
 	have, err := os.ReadFile(dst)
 	switch {
 	case errors.Is(err, os.ErrNotExist):

@@ -23,7 +23,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"hl.dev/hl/internal/config"
-	"hl.dev/hl/internal/secrets"
+	"hl.dev/hl/secrets"
 	"hl.dev/hl/templates"
 )
 

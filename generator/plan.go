@@ -13,7 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"hl.dev/hl/internal/config"
-	"hl.dev/hl/internal/secrets"
+	"hl.dev/hl/secrets"
 	"hl.dev/hl/templates"
 )
 
@@ -29,14 +29,11 @@ type File struct {
 
 // SecretFile is a declared secret waiting to be generated or reused.
 type SecretFile struct {
+	// Spec.CopyOf is set on a copy: a value two namespaces need (an OIDC
+	// client secret in Dex and in the client app).
 	Spec secrets.Spec
 	// Source is the declaration it came from (for errors).
 	Source string
-	// CopyOf is the plan path of the secret whose values this one
-	// carries (KeyMap: key here → key there), for a value two namespaces
-	// need (an OIDC client secret in Dex and in the client app).
-	CopyOf string
-	KeyMap map[string]string
 	// ProvidedBy names who writes this secret (e.g. "hl bootstrap gitea"):
 	// hl never generates it, keeps it when present and warns when missing.
 	ProvidedBy string
@@ -385,7 +382,8 @@ func declareSecrets(plan *Plan, h *config.Homelab, dir, source string, content [
 			if _, dup := plan.Files[cp]; dup {
 				return fmt.Errorf("secrets declared in %s: %s declared twice", source, cp)
 			}
-			plan.Files[cp] = &File{Path: cp, Mode: 0o644, Secret: &SecretFile{Spec: cs, Source: source, CopyOf: p, KeyMap: c.Keys}}
+			cs.CopyOf, cs.CopyKeys = p, c.Keys
+			plan.Files[cp] = &File{Path: cp, Mode: 0o644, Secret: &SecretFile{Spec: cs, Source: source}}
 		}
 	}
 	return nil

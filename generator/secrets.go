@@ -13,7 +13,7 @@ import (
 	"sort"
 	"sync"
 
-	"hl.dev/hl/internal/secrets"
+	"hl.dev/hl/secrets"
 )
 
 // secretOutcome is what resolving one secret did.
@@ -56,7 +56,7 @@ func resolveSecrets(plan *Plan, opts Options, res *Result) error {
 			default:
 				return err
 			}
-		case f.Secret.CopyOf != "":
+		case f.Secret.Spec.CopyOf != "":
 			copies = append(copies, f)
 		default:
 			var seed [32]byte
@@ -87,11 +87,11 @@ func resolveSecrets(plan *Plan, opts Options, res *Result) error {
 	copiesOf := map[string][]int{}
 	queued := len(sources)
 	for i, f := range copies {
-		if !isSource[f.Secret.CopyOf] {
-			errs[len(sources)+i] = fmt.Errorf("%s: copy of %s, which is not a generated secret", f.Path, f.Secret.CopyOf)
+		if !isSource[f.Secret.Spec.CopyOf] {
+			errs[len(sources)+i] = fmt.Errorf("%s: copy of %s, which is not a generated secret", f.Path, f.Secret.Spec.CopyOf)
 			continue
 		}
-		copiesOf[f.Secret.CopyOf] = append(copiesOf[f.Secret.CopyOf], i)
+		copiesOf[f.Secret.Spec.CopyOf] = append(copiesOf[f.Secret.Spec.CopyOf], i)
 		queued++
 	}
 	order := make([]int, len(sources))
@@ -193,7 +193,7 @@ func resolveCopy(f *File, srcPlain []byte, opts Options, want []string) (secretO
 			return nil, err
 		}
 		vals := map[string]string{}
-		for k, from := range f.Secret.KeyMap {
+		for k, from := range f.Secret.Spec.CopyKeys {
 			vals[k] = src.Values[from]
 		}
 		return secrets.Manifest(f.Secret.Spec, vals, src.GeneratedAt)

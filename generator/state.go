@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"hl.dev/hl/internal/config"
+	"hl.dev/hl/internal/repofs"
 	"hl.dev/hl/templates"
 )
 
@@ -203,28 +203,16 @@ func stateFiles(plan *Plan) map[string][]byte {
 // isState reports whether p is hl's own bookkeeping.
 func isState(p string) bool { return p == stateDir || strings.HasPrefix(p, stateDir+"/") }
 
-// listRepo lists every regular file under dir outside .git and .hl.
+// listRepo lists every regular file of the repo at dir (internal/repofs:
+// .git and .hl are not the repo's files).
 func listRepo(dir string) (map[string]bool, error) {
-	out := map[string]bool{}
-	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) && p == dir {
-				return filepath.SkipAll
-			}
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		rel = filepath.ToSlash(rel)
-		if e.IsDir() && (rel == ".git" || rel == stateDir) {
-			return filepath.SkipDir
-		}
-		if e.Type().IsRegular() {
-			out[rel] = true
-		}
-		return nil
-	})
+	files, err := repofs.Files(dir, nil)
 	if err != nil {
 		return nil, err
+	}
+	out := make(map[string]bool, len(files))
+	for _, f := range files {
+		out[f] = true
 	}
 	return out, nil
 }

@@ -9,7 +9,7 @@ import (
 
 	"hl.dev/hl/generator"
 	"hl.dev/hl/internal/config"
-	"hl.dev/hl/internal/secrets"
+	"hl.dev/hl/secrets"
 )
 
 // TestFullFixtureRender renders testdata/config/valid/full.yaml with the

@@ -104,7 +104,7 @@ func resolve(opts Options) (*settings, error) {
 
 	cfgPath := opts.ConfigFile
 	if cfgPath == "" {
-		cfgPath = filepath.Join(abs, "hl.yaml")
+		cfgPath = filepath.Join(abs, config.FileName)
 	}
 	s.configRel = relTo(abs, cfgPath)
 	if _, err := os.Stat(cfgPath); err == nil {

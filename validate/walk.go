@@ -1,7 +1,6 @@
 package validate
 
 import (
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -10,6 +9,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"hl.dev/hl/internal/repofs"
 	"hl.dev/hl/internal/yamlnode"
 )
 
@@ -27,40 +27,13 @@ type repoTree struct {
 
 var kustomizationNames = []string{"kustomization.yaml", "kustomization.yml", "Kustomization"}
 
-// skipDir reports folders never walked: VCS data, hl's render state and
-// hidden folders other than .woodpecker.
-func skipDir(name string) bool {
-	switch name {
-	case ".git", ".hl", "node_modules":
-		return true
-	case ".woodpecker":
-		return false
-	}
-	return strings.HasPrefix(name, ".") && name != "."
-}
-
 func walkRepo(dir string) (*repoTree, error) {
 	t := &repoTree{kustFile: map[string]string{}}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel := relTo(dir, p)
-		if d.IsDir() {
-			if rel != "." && skipDir(d.Name()) {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if d.Type().IsRegular() {
-			t.files = append(t.files, rel)
-		}
-		return nil
-	})
+	files, err := repofs.Files(dir, nil)
 	if err != nil {
 		return nil, err
 	}
-	sort.Strings(t.files)
+	t.files = files
 	for _, f := range t.files {
 		d, base := path.Split(f)
 		d = strings.TrimSuffix(d, "/")

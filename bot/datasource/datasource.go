@@ -114,12 +114,8 @@ func All(o Options) []Datasource {
 	plain := httpx.Client(hx)
 	conditional := httpx.Client(cached)
 	ociLister := &oci.Lister{Transport: httpx.Transport(hx), Keychain: o.Keychain, PageSize: o.OCIPageSize, Insecure: o.InsecureRegistries}
-	helmMax := o.MaxBytes
-	if helmMax == 0 {
-		helmMax = 256 << 20
-	}
 	return []Datasource{
-		helm.New(httpx.Client(httpx.Options{Base: o.Transport, MaxBytes: helmMax, Retries: o.Retries, Backoff: o.Backoff, Logger: o.Logger}), o.Cache.helm),
+		helm.New(HelmClient(o), o.Cache.helm),
 		oci.Charts{Lister: ociLister},
 		oci.Images{Lister: ociLister},
 		github.New(conditional, o.GitHubAPIURL, o.GitHubToken),
@@ -127,6 +123,21 @@ func All(o Options) []Datasource {
 		k3schannel.New(conditional, o.K3sChannelURL),
 		debian.New(plain, o.Now),
 	}
+}
+
+// HelmClient is the HTTP client Helm repositories are read with (indexes
+// and chart archives): o's transport, retries and caps, with room for
+// large indexes. The PR side fetches charts with it too.
+func HelmClient(o Options) *http.Client {
+	max := o.MaxBytes
+	if max == 0 {
+		max = 256 << 20
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return httpx.Client(httpx.Options{Base: o.Transport, MaxBytes: max, Retries: o.Retries, Backoff: o.Backoff, Logger: log})
 }
 
 // Names lists the registered datasources.

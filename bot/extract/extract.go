@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -29,6 +28,7 @@ import (
 	"hl.dev/hl/bot/extract/kustomize"
 	"hl.dev/hl/bot/extract/osimage"
 	"hl.dev/hl/bot/extract/woodpecker"
+	"hl.dev/hl/internal/repofs"
 )
 
 // Extractor finds dependencies in one kind of file.
@@ -83,10 +83,6 @@ type Options struct {
 	MaxFileSize int64
 }
 
-// skipDirs are never scanned: VCS data, hl's render state (a copy of the
-// last render, not the repo), dependency caches.
-var skipDirs = map[string]bool{".git": true, ".hl": true, "node_modules": true, ".cache": true, "vendor": true}
-
 // Scan walks dir and extracts every dependency, sorted by file and offset.
 func Scan(ctx context.Context, dir string, opts Options) ([]bot.Dependency, []Problem, error) {
 	exts := opts.Extractors
@@ -109,32 +105,18 @@ func Scan(ctx context.Context, dir string, opts Options) ([]bot.Dependency, []Pr
 		problems []Problem
 		matched  []Extractor
 	)
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			rel, _ := filepath.Rel(dir, p)
-			problems = append(problems, Problem{File: filepath.ToSlash(rel), Message: err.Error()})
-			if d != nil && d.IsDir() {
-				return fs.SkipDir
-			}
+	err = repofs.Walk(dir, func(e repofs.Entry) error {
+		rel, p, d := e.Path, e.Abs, e.DirEntry
+		if e.Err != nil {
+			problems = append(problems, Problem{File: rel, Message: e.Err.Error()})
 			return nil
 		}
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return ctxErr
 		}
-		if d.IsDir() {
-			if p != dir && skipDirs[d.Name()] {
-				return fs.SkipDir
-			}
-			return nil
-		}
 		if !d.Type().IsRegular() {
 			return nil // symlinks may leave the repo
 		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		rel = filepath.ToSlash(rel)
 		if strings.Contains(rel, ".sops.") {
 			return nil // encrypted: nothing a human pinned
 		}

@@ -9,9 +9,11 @@ package forge
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing/transport"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 )
 
 // PR states.
@@ -123,4 +125,42 @@ type Forge interface {
 	// BranchLastCommitAuthor is the author email of the branch tip commit
 	// (ErrNotFound when the branch does not exist).
 	BranchLastCommitAuthor(ctx context.Context, branch string) (string, error)
+}
+
+// TokenAuth is go-git's HTTP basic auth with the token as the password
+// (the user name matters only to the forge's logs), nil without a token.
+func TokenAuth(user, token string) transport.AuthMethod {
+	if token == "" {
+		return nil
+	}
+	return &githttp.BasicAuth{Username: user, Password: token}
+}
+
+// Login remembers the login a token belongs to once it was read: it does
+// not change while the forge is open. A failed lookup is tried again.
+type Login struct {
+	mu    sync.Mutex
+	login string
+}
+
+// Set records a login known beforehand.
+func (l *Login) Set(login string) {
+	l.mu.Lock()
+	l.login = login
+	l.mu.Unlock()
+}
+
+// Get returns the login, reading it with whoami the first time.
+func (l *Login) Get(whoami func() (string, error)) (string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.login != "" {
+		return l.login, nil
+	}
+	login, err := whoami()
+	if err != nil {
+		return "", err
+	}
+	l.login = login
+	return login, nil
 }

@@ -81,6 +81,16 @@ func ConfigFromHomelab(h *config.Homelab, base Config) Config {
 	return base
 }
 
+// DatasourceOptions are the options of the datasources c builds.
+func (c Config) DatasourceOptions() datasource.Options {
+	return datasource.Options{
+		Transport: c.Transport, Cache: c.Cache, Retries: c.Retries, Backoff: c.Backoff, MaxBytes: c.MaxBytes,
+		GitHubToken: c.GitHubToken, GitHubAPIURL: c.GitHubAPIURL, GiteaURL: c.GiteaURL, GiteaToken: c.GiteaToken,
+		K3sChannelURL: c.K3sChannelURL, Keychain: c.Keychain, InsecureRegistries: c.InsecureRegistries,
+		Now: c.Now, Logger: c.Logger,
+	}
+}
+
 // Warning is a dependency (or file) the run skipped, and why.
 type Warning struct {
 	File       string `json:"file,omitempty"`
@@ -130,12 +140,7 @@ func Updates(ctx context.Context, deps []bot.Dependency, cfg Config) ([]bot.Upda
 	}
 	ds := cfg.Datasources
 	if ds == nil {
-		ds = datasource.All(datasource.Options{
-			Transport: cfg.Transport, Cache: cfg.Cache, Retries: cfg.Retries, Backoff: cfg.Backoff, MaxBytes: cfg.MaxBytes,
-			GitHubToken: cfg.GitHubToken, GitHubAPIURL: cfg.GitHubAPIURL, GiteaURL: cfg.GiteaURL, GiteaToken: cfg.GiteaToken,
-			K3sChannelURL: cfg.K3sChannelURL, Keychain: cfg.Keychain, InsecureRegistries: cfg.InsecureRegistries,
-			Now: cfg.Now, Logger: cfg.Logger,
-		})
+		ds = datasource.All(cfg.DatasourceOptions())
 	}
 	l := datasource.NewLookup(ds, cfg.Concurrency, cfg.Mirrors)
 	pol := newPolicy(cfg)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +19,9 @@ import (
 	"helm.sh/helm/v3/pkg/repo"
 	"sigs.k8s.io/yaml"
 
+	"hl.dev/hl/bot"
+	"hl.dev/hl/bot/datasource"
+	"hl.dev/hl/internal/config"
 	"hl.dev/hl/internal/merge"
 )
 
@@ -30,14 +34,66 @@ type ChartDiff struct {
 // MaxFullDiff bounds the full diff in a PR body.
 const MaxFullDiff = 60000
 
-// ChartRenderer renders charts from HTTP(S) chart repositories in process
-// with the Helm SDK (OCI charts are not rendered yet). It is safe for
-// concurrent use and fetches each repository index and chart archive once
-// (a failed fetch is tried again by the next caller).
+// ChartRenderer renders the Helm chart updates of a PR in process with
+// the Helm SDK, from HTTP(S) chart repositories (OCI charts are not
+// rendered yet), through spec.mirrors and the datasources' HTTP client
+// (datasource.HTTPClient), as the lookups that found the updates. It is
+// safe for concurrent use and fetches each repository index and chart
+// archive once (a failed fetch is tried again by the next caller).
 type ChartRenderer struct {
 	Client   *http.Client
+	Mirrors  config.Mirrors
 	index    memo[*repo.IndexFile]
 	archives memo[[]byte]
+}
+
+// IsChart reports whether d is a Helm chart dependency of a wrapper
+// chart (Chart.yaml) from an HTTP chart repository.
+func IsChart(d bot.Dependency) bool { return d.Manager == "helm-chart" && d.Datasource == "helm" }
+
+// Values reads, for each Helm chart update of b (by index), the wrapper
+// chart's values for that subchart: the key of its name in the
+// values.yaml next to Chart.yaml (empty when there is none). read reads a
+// file of the base; it is called from one goroutine.
+func (r *ChartRenderer) Values(b Branch, read func(path string) ([]byte, error)) map[int]map[string]any {
+	out := map[int]map[string]any{}
+	for i, u := range b.Updates {
+		d := u.Dependency
+		if !IsChart(d) {
+			continue
+		}
+		vals := map[string]any{}
+		if raw, err := read(path.Join(path.Dir(d.File), "values.yaml")); err == nil {
+			var all map[string]any
+			if yaml.Unmarshal(raw, &all) == nil {
+				if sub, ok := all[path.Base(d.Package)].(map[string]any); ok {
+					vals = sub
+				}
+			}
+		}
+		out[i] = vals
+	}
+	return out
+}
+
+// Diffs renders each Helm chart update of b at its current and its new
+// version with values (from Values) and diffs the manifests; a chart that
+// cannot be rendered gets a one-line reason instead.
+func (r *ChartRenderer) Diffs(ctx context.Context, b Branch, values map[int]map[string]any) map[int]*ChartDiff {
+	diffs := map[int]*ChartDiff{}
+	for i, u := range b.Updates {
+		d := u.Dependency
+		if !IsChart(d) {
+			continue
+		}
+		d = datasource.Mirror(d, r.Mirrors)
+		cd, err := r.Diff(ctx, d.RegistryURL, path.Base(d.Package), d.Current, u.NewValue, values[i])
+		if err != nil {
+			cd = &ChartDiff{Summary: "rendered diff unavailable: " + err.Error()}
+		}
+		diffs[i] = cd
+	}
+	return diffs
 }
 
 // memo runs one fetch per key, shares it with concurrent callers and keeps

@@ -7,7 +7,9 @@ import (
 	"sync"
 	"testing"
 
+	"hl.dev/hl/bot"
 	"hl.dev/hl/bot/internal/fixture"
+	"hl.dev/hl/internal/config"
 )
 
 // chartRepo serves podinfo at versions as a Helm chart repository and
@@ -78,5 +80,40 @@ func TestChartRendererRetriesAFailedFetch(t *testing.T) {
 	}
 	if n := hits("/index.yaml"); n != 2 {
 		t.Errorf("index fetched %d times, want 2", n)
+	}
+}
+
+// The chart of an update is fetched through spec.mirrors, as the lookup
+// that found the update: the repository the Chart.yaml names cannot be
+// reached, its mirror serves the chart. The wrapper's values for the
+// subchart are read from values.yaml beside Chart.yaml.
+func TestChartDiffsThroughMirror(t *testing.T) {
+	mirror, hits := chartRepo(t, 0, "1.0.0", "1.0.1")
+	const upstream = "https://charts.upstream.invalid/podinfo"
+	r := &ChartRenderer{Mirrors: config.Mirrors{Charts: []config.Mirror{{From: upstream, To: mirror}}}}
+	b := Branch{Name: "hl-bot/podinfo-1.x", Updates: []bot.Update{{
+		Dependency: bot.Dependency{File: "apps/web/Chart.yaml", Manager: "helm-chart", Datasource: "helm", Package: "podinfo", RegistryURL: upstream, Current: "1.0.0"},
+		NewValue:   "1.0.1", Type: bot.UpdatePatch,
+	}}}
+	read := func(p string) ([]byte, error) {
+		if p != "apps/web/values.yaml" {
+			t.Errorf("read %s, want the values beside Chart.yaml", p)
+		}
+		return []byte("podinfo:\n  replicas: 7\nother: {}\n"), nil
+	}
+	diffs := r.Diffs(t.Context(), b, r.Values(b, read))
+	d := diffs[0]
+	if d == nil || !strings.Contains(d.Full, `+  version: "1.0.1"`) || !strings.Contains(d.Full, `replicas: "7"`) {
+		t.Fatalf("diff through the mirror: %+v", d)
+	}
+	if hits("/index.yaml") != 1 {
+		t.Errorf("the mirror's index was fetched %d times", hits("/index.yaml"))
+	}
+
+	// Without the mirror the upstream name is tried, and the body says
+	// why there is no diff.
+	d = (&ChartRenderer{}).Diffs(t.Context(), b, r.Values(b, read))[0]
+	if d == nil || !strings.HasPrefix(d.Summary, "rendered diff unavailable") {
+		t.Fatalf("no mirror: %+v", d)
 	}
 }

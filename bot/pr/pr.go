@@ -13,12 +13,10 @@ import (
 	"strings"
 
 	"hl.dev/hl/bot"
+	"hl.dev/hl/bot/engine"
 	"hl.dev/hl/bot/lookup"
 	"hl.dev/hl/internal/config"
 )
-
-// BranchPrefix starts every branch the bot owns.
-const BranchPrefix = "hl-bot/"
 
 // Labels every bot PR carries, besides the update type.
 const (
@@ -104,10 +102,10 @@ func Plan(updates []bot.Update, cfg config.Bot) []Branch {
 		var b Branch
 		gi := slices.IndexFunc(cfg.Groups, func(g config.Group) bool { return matchGroup(g, u) })
 		if gi >= 0 {
-			b = Branch{Name: BranchPrefix + "group-" + Slug(cfg.Groups[gi].Name), Group: cfg.Groups[gi].Name}
+			b = Branch{Name: engine.BranchPrefix + "group-" + Slug(cfg.Groups[gi].Name), Group: cfg.Groups[gi].Name}
 		} else {
 			m := Major(u.NewValue)
-			b = Branch{Name: fmt.Sprintf("%s%s-%s.x", BranchPrefix, Slug(u.Dependency.Package), m), Major: m}
+			b = Branch{Name: fmt.Sprintf("%s%s-%s.x", engine.BranchPrefix, Slug(u.Dependency.Package), m), Major: m}
 		}
 		key := fmt.Sprintf("%s\x00%s\x00%d", b.Name, u.Dependency.File, u.Dependency.Range.Start)
 		if seen[key] {

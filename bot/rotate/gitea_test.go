@@ -15,13 +15,24 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 
+	"hl.dev/hl/bot/engine"
 	"hl.dev/hl/bot/forge"
+	giteaforge "hl.dev/hl/bot/forge/gitea"
 	"hl.dev/hl/internal/gitea/testserver"
-	"hl.dev/hl/internal/secrets"
+	"hl.dev/hl/secrets"
 )
 
+// testRepo is a Gitea repository the pass runs against through the real
+// forge (bot/forge/gitea), with an admin SDK client for what a human does.
+type testRepo struct {
+	*giteaforge.Forge
+	c           *gitea.Client
+	token       string
+	owner, repo string
+}
+
 // pushRepo creates a Gitea repo and pushes dir's files to its main branch.
-func pushRepo(t *testing.T, srv *testserver.Server, dir string) *testForge {
+func pushRepo(t *testing.T, srv *testserver.Server, dir string) *testRepo {
 	t.Helper()
 	c, err := gitea.NewClient(srv.URL, gitea.SetToken(srv.AdminToken))
 	if err != nil {
@@ -31,7 +42,11 @@ func pushRepo(t *testing.T, srv *testserver.Server, dir string) *testForge {
 	if _, _, err := c.CreateRepo(gitea.CreateRepoOption{Name: name, DefaultBranch: "main"}); err != nil {
 		t.Fatal(err)
 	}
-	f := &testForge{c: c, url: srv.URL, token: srv.AdminToken, owner: srv.AdminUser, repo: name}
+	fg, err := giteaforge.New(giteaforge.Options{URL: srv.URL, Token: srv.AdminToken, Owner: srv.AdminUser, Repo: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &testRepo{Forge: fg, c: c, token: srv.AdminToken, owner: srv.AdminUser, repo: name}
 	repo, err := git.PlainInitWithOptions(dir, &git.PlainInitOptions{InitOptions: git.InitOptions{DefaultBranch: "refs/heads/main"}})
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +74,7 @@ func commitAll(t *testing.T, repo *git.Repository, msg string) {
 	}
 }
 
-func push(t *testing.T, repo *git.Repository, f *testForge) {
+func push(t *testing.T, repo *git.Repository, f *testRepo) {
 	t.Helper()
 	err := repo.Push(&git.PushOptions{RemoteName: "origin", Auth: &githttp.BasicAuth{Username: f.owner, Password: f.token},
 		RefSpecs: []gitconfig.RefSpec{"refs/heads/main:refs/heads/main"}})
@@ -68,7 +83,7 @@ func push(t *testing.T, repo *git.Repository, f *testForge) {
 	}
 }
 
-func cloneMain(t *testing.T, f *testForge) string {
+func cloneMain(t *testing.T, f *testRepo) string {
 	t.Helper()
 	dir := t.TempDir()
 	if _, err := git.PlainClone(dir, false, &git.CloneOptions{URL: f.CloneURL(), Auth: f.Auth()}); err != nil {
@@ -77,7 +92,7 @@ func cloneMain(t *testing.T, f *testForge) string {
 	return dir
 }
 
-func mergeAll(t *testing.T, f *testForge, urls []string) {
+func mergeAll(t *testing.T, f *testRepo, urls []string) {
 	t.Helper()
 	prs, _, err := f.c.ListRepoPullRequests(f.owner, f.repo, gitea.ListPullRequestsOptions{State: gitea.StateOpen})
 	if err != nil {
@@ -99,10 +114,10 @@ func mergeAll(t *testing.T, f *testForge, urls []string) {
 }
 
 // agedRepo renders the minimal config and makes the named secrets overdue.
-func agedRepo(t *testing.T, names ...string) (string, []Secret) {
+func agedRepo(t *testing.T, names ...string) (string, []secrets.Secret) {
 	t.Helper()
 	dir := renderRepo(t)
-	all, err := Scan(t.Context(), dir, fixedNow)
+	all, err := secrets.Scan(dir, fixedNow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +130,7 @@ func agedRepo(t *testing.T, names ...string) (string, []Secret) {
 func TestPassRotatesOverdueSecret(t *testing.T) {
 	srv := testserver.ForTest(t)
 	dir, all := agedRepo(t, "dex/dex-clients", "gitea/gitea-admin")
-	src, _ := Find(all, "dex/dex-clients")
+	src, _ := secrets.Find(all, "dex/dex-clients")
 	oldVals := values(t, dir, src.File, identities(t)...)
 	oldCopy := values(t, dir, "platform/sso/secrets/argocd-oidc.sops.yaml", identities(t)...)
 	oldSSOValues, _ := os.ReadFile(filepath.Join(dir, "platform/sso/values.yaml"))
@@ -135,7 +150,7 @@ func TestPassRotatesOverdueSecret(t *testing.T) {
 		t.Fatalf("PRs: %v %v", prs, err)
 	}
 	pr := prs[0]
-	if !strings.HasPrefix(pr.Head, BranchPrefix) || !strings.Contains(pr.Body, "dex-clients") || !strings.Contains(pr.Body, "revert") {
+	if !strings.HasPrefix(pr.Head, engine.RotationPrefix) || !strings.Contains(pr.Body, "dex-clients") || !strings.Contains(pr.Body, "revert") {
 		t.Errorf("PR head %q body:\n%s", pr.Head, pr.Body)
 	}
 	for _, v := range oldVals {
@@ -144,7 +159,7 @@ func TestPassRotatesOverdueSecret(t *testing.T) {
 		}
 	}
 	t.Logf("PR body:\n%s", pr.Body)
-	is, err := f.FindIssue(t.Context(), IssueTitle(Secret{Namespace: "gitea", Name: "gitea-admin"}))
+	is, err := f.FindIssue(t.Context(), IssueTitle(secrets.Secret{Namespace: "gitea", Name: "gitea-admin"}))
 	if err != nil || !strings.Contains(is.Body, "rotatable") {
 		t.Fatalf("issue: %v %v", is, err)
 	}
@@ -162,11 +177,11 @@ func TestPassRotatesOverdueSecret(t *testing.T) {
 		t.Error("copy argocd-oidc does not carry the new value")
 	}
 	ssoValues, _ := os.ReadFile(filepath.Join(after, "platform/sso/values.yaml"))
-	if bytes.Equal(ssoValues, oldSSOValues) || !bytes.Contains(ssoValues, []byte(ChecksumAnnotation("dex-clients"))) {
+	if bytes.Equal(ssoValues, oldSSOValues) || !bytes.Contains(ssoValues, []byte(secrets.ChecksumAnnotation("dex-clients"))) {
 		t.Errorf("dex's checksum annotation not set:\n%s", ssoValues)
 	}
 	md, _ := os.ReadFile(filepath.Join(after, src.File))
-	if s, _ := ReadMetadata(src.File, md, fixedNow); s.GeneratedAt != "2026-06-01" || s.Due {
+	if s, _ := secrets.ReadMetadata(src.File, md, fixedNow); s.GeneratedAt != "2026-06-01" || s.Due {
 		t.Errorf("metadata not updated: %+v", s)
 	}
 
@@ -215,7 +230,7 @@ func TestPassRecipientChange(t *testing.T) {
 	}
 	mergeAll(t, f, rep.PRs)
 	after := cloneMain(t, f)
-	files, _ := SopsFiles(after)
+	files, _ := secrets.SopsFiles(after)
 	if len(files) < 5 {
 		t.Fatalf("only %d SOPS files", len(files))
 	}

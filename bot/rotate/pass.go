@@ -6,29 +6,31 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
+	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
 	"filippo.io/age"
-	"github.com/go-git/go-git/v5"
-	gitconfig "github.com/go-git/go-git/v5/config"
-	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/object"
 
+	"hl.dev/hl/bot/engine"
 	"hl.dev/hl/bot/forge"
-	"hl.dev/hl/internal/secrets"
+	"hl.dev/hl/internal/config"
+	"hl.dev/hl/secrets"
 )
 
-// Branch names. They carry namespace and name only, never values.
+// Branch names (under engine.RotationPrefix). They carry namespace and
+// name only, never values.
 const (
-	BranchPrefix     = "hl/rotate/"
-	RecipientsBranch = "hl/rotate/recipients"
-	DataKeysBranch   = "hl/rotate/data-keys"
+	RecipientsBranch = engine.RotationPrefix + "recipients"
+	DataKeysBranch   = engine.RotationPrefix + "data-keys"
 	Label            = "hl/secret-rotation"
 )
+
+// SecretBranch is the branch of one secret's rotation.
+func SecretBranch(s secrets.Secret) string {
+	return engine.RotationPrefix + s.Namespace + "-" + s.Name
+}
 
 // PassOptions configure one rotation pass against a forge.
 type PassOptions struct {
@@ -41,10 +43,6 @@ type PassOptions struct {
 	Logger     *slog.Logger
 	// DryRun computes and logs what would be opened, and opens nothing.
 	DryRun bool
-	// WorkDir is where the repo is cloned (a temp dir when "").
-	WorkDir string
-	// AuthorName, AuthorEmail sign the commits (hl-bot <bot@hl.dev>).
-	AuthorName, AuthorEmail string
 }
 
 // Report is what a pass did.
@@ -71,47 +69,28 @@ type Report struct {
 // in one PR; and open one PR per overdue rotatable secret (with its
 // copies), one issue per overdue non-rotatable one. Nothing is opened
 // twice: an open PR on the change's branch, or an open issue with the same
-// title, is left alone.
+// title, is left alone. Branches, commits, pushes and PRs go through the
+// bot's one engine (bot/engine), as the upgrade pass's do.
 func Pass(ctx context.Context, o PassOptions) (*Report, error) {
 	if o.Forge == nil {
 		return nil, errors.New("rotate: no forge")
 	}
-	log := o.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.AuthorName == "" {
-		o.AuthorName, o.AuthorEmail = "hl-bot", "bot@hl.dev"
-	}
+	log := o.Logger
 	now := o.Now()
-	base, err := o.Forge.DefaultBranch(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("default branch: %w", err)
-	}
-	dir := o.WorkDir
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "hl-rotate-"); err != nil {
-			return nil, err
-		}
-		defer os.RemoveAll(dir)
-	}
-	repo, err := git.PlainCloneContext(ctx, dir, false, &git.CloneOptions{
-		URL: o.Forge.CloneURL(), Auth: o.Forge.Auth(),
-		ReferenceName: plumbing.NewBranchReferenceName(base), SingleBranch: true,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("clone: %w", err)
-	}
-	head, err := repo.Head()
+	repo, err := engine.Open(ctx, engine.Options{Forge: o.Forge})
 	if err != nil {
 		return nil, err
 	}
-	g := &gitOps{repo: repo, dir: dir, base: head.Hash(), o: o}
+	defer repo.Close()
+	dir := repo.Dir
 
-	all, err := Scan(ctx, dir, now)
+	all, err := secrets.Scan(dir, now)
 	if err != nil {
 		return nil, err
 	}
@@ -124,19 +103,25 @@ func Pass(ctx context.Context, o PassOptions) (*Report, error) {
 			}
 		}
 	}
-	cfg, err := LoadConfig(dir)
+	doc, _, err := config.Load(filepath.Join(dir, config.FileName))
 	if err != nil {
 		return rep, err
 	}
+	cfg := doc.Homelab
 	want := cfg.Spec.Secrets.AgeRecipients
+	prs, err := repo.PRs(ctx)
+	if err != nil {
+		return rep, err
+	}
+	g := &proposer{repo: repo, prs: prs, o: o}
 
 	// 1. Recipient change.
-	if outdated, sopsCfg := RecipientsOutdated(dir, all, want); len(outdated) > 0 || sopsCfg {
+	if outdated, sopsCfg := secrets.RecipientsOutdated(dir, all, want); len(outdated) > 0 || sopsCfg {
 		log.Info("age recipients changed", "files", len(outdated), "sopsConfig", sopsCfg)
 		title := "Re-encrypt secrets for the new age recipients"
 		// Never snoozed: the files disagree with hl.yaml until this merges.
-		_, err := g.propose(ctx, rep, RecipientsBranch, title, 0, func() ([]string, string, error) {
-			ch, err := UpdateRecipients(dir, all, want, o.Identities)
+		err := g.propose(ctx, rep, RecipientsBranch, title, 0, func() ([]string, string, error) {
+			ch, err := secrets.UpdateRecipients(dir, all, want, o.Identities)
 			if err != nil {
 				return nil, "", err
 			}
@@ -159,10 +144,10 @@ func Pass(ctx context.Context, o PassOptions) (*Report, error) {
 
 	// 2. Scheduled data-key rotation.
 	if every, _ := cfg.Spec.Bot.RotateDataKeys.Parse(); every > 0 {
-		if due := DataKeysDue(all, every, now); len(due) > 0 {
+		if due := secrets.DataKeysDue(all, every, now); len(due) > 0 {
 			title := "Rotate SOPS data keys"
-			if _, err := g.propose(ctx, rep, DataKeysBranch, title, every, func() ([]string, string, error) {
-				ch, err := RotateDataKeys(dir, due, o.Identities)
+			if err := g.propose(ctx, rep, DataKeysBranch, title, every, func() ([]string, string, error) {
+				ch, err := secrets.RotateDataKeys(dir, due, o.Identities)
 				if err != nil {
 					return nil, "", err
 				}
@@ -188,8 +173,8 @@ func Pass(ctx context.Context, o PassOptions) (*Report, error) {
 		}
 		title := fmt.Sprintf("Rotate secret %s", id)
 		period, _ := secrets.ParseDuration(s.RotateAfter) // Scan parsed it already
-		if _, err := g.propose(ctx, rep, BranchPrefix+s.Namespace+"-"+s.Name, title, period, func() ([]string, string, error) {
-			rot, err := RotateSecret(dir, s, all, Options{Now: o.Now, Rand: o.Rand})
+		if err := g.propose(ctx, rep, SecretBranch(s), title, period, func() ([]string, string, error) {
+			rot, err := secrets.RotateSecret(dir, s, all, secrets.Options{Now: o.Now, Rand: o.Rand})
 			if err != nil {
 				return nil, "", err
 			}
@@ -202,94 +187,59 @@ func Pass(ctx context.Context, o PassOptions) (*Report, error) {
 	return rep, errors.Join(errs...)
 }
 
-type gitOps struct {
-	repo *git.Repository
-	dir  string
-	base plumbing.Hash
+// proposer turns changes of the working tree into PRs through the engine.
+type proposer struct {
+	repo *engine.Repo
+	prs  []forge.PR // the bot's PRs, listed once per pass
 	o    PassOptions
 }
 
-// propose makes change on a fresh branch from base, commits, pushes and
-// opens a PR, unless a PR from that branch is already open, or a human
-// closed one without merging less than snooze ago (a declined rotation is
-// not pushed again every pass; it comes back after one period).
-func (g *gitOps) propose(ctx context.Context, rep *Report, branch, title string, snooze time.Duration, change func() (files []string, body string, err error)) (bool, error) {
+// propose makes change in the working tree (from the base), takes the
+// edited files into a commit on the base, pushes it to branch and opens a
+// PR — unless a PR from that branch is open, or a human closed one without
+// merging less than snooze ago (a declined rotation is not pushed again
+// every pass; it comes back after one period).
+func (g *proposer) propose(ctx context.Context, rep *Report, branch, title string, snooze time.Duration, change func() (files []string, body string, err error)) error {
 	log := g.o.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	base, err := g.o.Forge.DefaultBranch(ctx)
-	if err != nil {
-		return false, err
-	}
-	if pr, err := g.o.Forge.FindPR(ctx, branch, base); err == nil && pr.State == forge.StateOpen {
-		log.Info("rotation PR already open", "pr", pr.Number, "branch", branch)
-		rep.Pending = append(rep.Pending, pr.URL)
-		return false, nil
-	} else if err == nil && pr.State == forge.StateClosed && snooze > 0 && declinedUntil(pr, snooze).After(g.o.Now()) {
-		log.Info("rotation PR was closed without merging: not proposed again yet", "pr", pr.Number, "branch", branch, "until", declinedUntil(pr, snooze).Format(time.DateOnly))
-		rep.Declined = append(rep.Declined, pr.URL)
-		return false, nil
-	} else if err != nil && !errors.Is(err, forge.ErrNotFound) {
-		return false, err
-	}
-	wt, err := g.repo.Worktree()
-	if err != nil {
-		return false, err
-	}
-	ref := plumbing.NewBranchReferenceName(branch)
-	if err := wt.Checkout(&git.CheckoutOptions{Hash: g.base, Branch: ref, Create: true, Force: true}); err != nil {
-		// The branch exists locally from an earlier attempt: reset it.
-		if err := g.repo.Storer.SetReference(plumbing.NewHashReference(ref, g.base)); err != nil {
-			return false, err
-		}
-		if err := wt.Checkout(&git.CheckoutOptions{Branch: ref, Force: true}); err != nil {
-			return false, err
+	if h := g.repo.History(g.prs, branch); len(h) > 0 {
+		switch pr := h[0]; {
+		case pr.State == forge.StateOpen:
+			log.Info("rotation PR already open", "pr", pr.Number, "branch", branch)
+			rep.Pending = append(rep.Pending, pr.URL)
+			return nil
+		case pr.State == forge.StateClosed && snooze > 0 && declinedUntil(&pr, snooze).After(g.o.Now()):
+			log.Info("rotation PR was closed without merging: not proposed again yet", "pr", pr.Number, "branch", branch, "until", declinedUntil(&pr, snooze).Format(time.DateOnly))
+			rep.Declined = append(rep.Declined, pr.URL)
+			return nil
 		}
 	}
-	defer func() {
-		_ = wt.Checkout(&git.CheckoutOptions{Hash: g.base, Force: true})
-	}()
 	files, body, err := change()
 	if err != nil {
-		return false, err
+		_ = g.repo.Reset()
+		return err
 	}
-	sort.Strings(files)
-	files = slices.Compact(files)
-	for _, f := range files {
-		if _, err := wt.Add(f); err != nil {
-			return false, err
-		}
-	}
-	st, err := wt.Status()
-	if err != nil {
-		return false, err
-	}
-	if st.IsClean() {
-		return false, nil
+	edits, err := g.repo.TakeEdits(files)
+	if err != nil || len(edits) == 0 {
+		return err
 	}
 	if g.o.DryRun {
-		log.Info("dry run: would open PR", "title", title, "branch", branch, "files", len(files))
-		return false, nil
+		log.Info("dry run: would open PR", "title", title, "branch", branch, "files", len(edits))
+		return nil
 	}
-	sig := &object.Signature{Name: g.o.AuthorName, Email: g.o.AuthorEmail, When: time.Now()}
-	if _, err := wt.Commit(title, &git.CommitOptions{Author: sig, Committer: sig}); err != nil {
-		return false, err
-	}
-	err = g.repo.PushContext(ctx, &git.PushOptions{
-		RemoteName: "origin", Auth: g.o.Forge.Auth(),
-		RefSpecs: []gitconfig.RefSpec{gitconfig.RefSpec("+" + ref.String() + ":" + ref.String())},
-	})
-	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return false, fmt.Errorf("push %s: %w", branch, err)
-	}
-	pr, err := g.o.Forge.CreatePR(ctx, forge.NewPR{Title: title, Body: body, Head: branch, Base: base, Labels: []string{Label}})
+	h, err := g.repo.Commit(edits, title)
 	if err != nil {
-		return false, fmt.Errorf("open PR: %w", err)
+		return err
+	}
+	if err := g.repo.Push(ctx, []engine.Head{{Branch: branch, Hash: h}})[0]; err != nil {
+		return err
+	}
+	pr, _, err := g.repo.EnsurePR(ctx, nil, forge.NewPR{Title: title, Body: body, Head: branch, Labels: []string{Label}})
+	if err != nil {
+		return err
 	}
 	log.Info("opened PR", "pr", pr.Number, "url", pr.URL, "branch", branch)
 	rep.PRs = append(rep.PRs, pr.URL)
-	return true, nil
+	return nil
 }
 
 // declinedUntil is when a closed, unmerged PR stops holding its change
@@ -304,11 +254,11 @@ func declinedUntil(pr *forge.PR, period time.Duration) time.Time {
 }
 
 // IssueTitle is the title of the issue for a non-rotatable secret.
-func IssueTitle(s Secret) string {
+func IssueTitle(s secrets.Secret) string {
 	return fmt.Sprintf("Rotate secret %s/%s by hand", s.Namespace, s.Name)
 }
 
-func (g *gitOps) issue(ctx context.Context, rep *Report, s Secret) error {
+func (g *proposer) issue(ctx context.Context, rep *Report, s secrets.Secret) error {
 	title := IssueTitle(s)
 	if is, err := g.o.Forge.FindIssue(ctx, title); err == nil {
 		rep.Pending = append(rep.Pending, is.URL)
@@ -327,7 +277,7 @@ func (g *gitOps) issue(ctx context.Context, rep *Report, s Secret) error {
 	return nil
 }
 
-func overdueLine(s Secret, now time.Time) string {
+func overdueLine(s secrets.Secret, now time.Time) string {
 	line := fmt.Sprintf("Its values were generated on %s and `%s` is %s, so it was due on %s", s.GeneratedAt, secrets.AnnotationRotateAfter, s.RotateAfter, s.DueAt)
 	if due, err := time.Parse(secrets.DateLayout, s.DueAt); err == nil {
 		days := int(now.Sub(due).Hours() / 24)
@@ -336,7 +286,7 @@ func overdueLine(s Secret, now time.Time) string {
 	return line + "."
 }
 
-func rotationBody(r *Rotation, now time.Time) string {
+func rotationBody(r *secrets.Rotation, now time.Time) string {
 	s := r.Secret
 	var b strings.Builder
 	fmt.Fprintf(&b, "## Rotate secret `%s/%s`\n\n", s.Namespace, s.Name)
@@ -348,7 +298,7 @@ func rotationBody(r *Rotation, now time.Time) string {
 	if len(r.Files) > 1 {
 		b.WriteString("\nThe copies carry the same new values as the secret.\n")
 	}
-	b.WriteString("\n**Consumers that will restart** (their `" + ChecksumAnnotationPrefix + "*` annotation changes):\n\n")
+	b.WriteString("\n**Consumers that will restart** (their `" + secrets.ChecksumAnnotationPrefix + "*` annotation changes):\n\n")
 	if len(r.Workloads) == 0 {
 		b.WriteString("- none found in the repo\n")
 	}
@@ -366,7 +316,7 @@ func rotationBody(r *Rotation, now time.Time) string {
 	return b.String()
 }
 
-func issueBody(s Secret, now time.Time) string {
+func issueBody(s secrets.Secret, now time.Time) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "The secret `%s/%s` (`%s`) is overdue for rotation. %s\n\n", s.Namespace, s.Name, s.File, overdueLine(s, now))
 	fmt.Fprintf(&b, "It is marked `%s: \"false\"`: the value also lives inside the application (e.g. in its database), so changing it in git alone would break the app instead of rotating the credential. The bot therefore does not open a PR.\n\n", secrets.AnnotationRotatable)
@@ -381,7 +331,7 @@ func issueBody(s Secret, now time.Time) string {
 	return b.String()
 }
 
-func recipientsBody(all []Secret, want, outdated []string) string {
+func recipientsBody(all []secrets.Secret, want, outdated []string) string {
 	var b strings.Builder
 	b.WriteString("## Re-encrypt secrets for the new age recipients\n\n")
 	b.WriteString("`spec.secrets.ageRecipients` in hl.yaml changed. Every SOPS file is re-encrypted for exactly these recipients (`sops updatekeys`) under a fresh data key (`sops rotate`), so a removed key cannot read the new files; `.sops.yaml` follows hl.yaml.\n\nRecipients:\n\n")

@@ -5,7 +5,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,7 +13,7 @@ import (
 	"hl.dev/hl/bot/forge"
 	"hl.dev/hl/generator"
 	"hl.dev/hl/internal/gitea/testserver"
-	"hl.dev/hl/internal/secrets"
+	"hl.dev/hl/secrets"
 )
 
 var forgeListAll = forge.ListOptions{}
@@ -48,9 +47,9 @@ func renderRepo(t testing.TB) string {
 }
 
 // age rewrites a secret (and its copies) as if generated on date, values kept.
-func ageSecret(t testing.TB, dir string, all []Secret, name, date string) {
+func ageSecret(t testing.TB, dir string, all []secrets.Secret, name, date string) {
 	t.Helper()
-	s, err := Find(all, name)
+	s, err := secrets.Find(all, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +69,7 @@ func ageSecret(t testing.TB, dir string, all []Secret, name, date string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		md, err := ReadMetadata(f, b, fixedNow)
+		md, err := secrets.ReadMetadata(f, b, fixedNow)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,32 +106,4 @@ func values(t testing.TB, dir, file string, ids ...age.Identity) map[string]stri
 		t.Fatal(err)
 	}
 	return ex.Values
-}
-
-func TestScanRendered(t *testing.T) {
-	dir := renderRepo(t)
-	all, err := Scan(t.Context(), dir, fixedNow)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range all {
-		t.Logf("%s %s/%s gen=%v at=%s after=%s due=%v rot=%v cons=%v copyOf=%s copies=%v", s.File, s.Namespace, s.Name, s.Generated, s.GeneratedAt, s.RotateAfter, s.Due, s.Rotatable, s.Consumers, s.CopyOf, s.Copies)
-		if s.Due {
-			t.Errorf("%s is due right after rendering", s.File)
-		}
-	}
-	out, _ := exec(dir)
-	t.Log(out)
-}
-
-func exec(dir string) (string, error) {
-	var b strings.Builder
-	files, err := yamlFiles(dir)
-	for _, f := range files {
-		data, _ := os.ReadFile(filepath.Join(dir, f))
-		if strings.Contains(string(data), "kind: Deployment") || strings.Contains(string(data), "kind: StatefulSet") || strings.Contains(string(data), "kind: DaemonSet") || strings.Contains(string(data), "podAnnotations") {
-			b.WriteString(f + "\n")
-		}
-	}
-	return b.String(), err
 }

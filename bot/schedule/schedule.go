@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
+
+	"hl.dev/hl/bot/engine"
 )
 
 // ErrBusy is returned when a run is refused because another one holds the
@@ -50,6 +52,9 @@ type Options struct {
 	Listen string
 	// WebhookSecret verifies X-Gitea-Signature; "" disables /webhook.
 	WebhookSecret string
+	// BotLogin is the forge account the bot acts as: its own edits (the
+	// dashboard it rewrites every run) trigger nothing.
+	BotLogin string
 	// ShutdownTimeout bounds how long a running pass may take to finish
 	// after shutdown starts before it is cancelled (default 30s).
 	ShutdownTimeout time.Duration
@@ -279,9 +284,6 @@ func VerifySignature(secret string, body []byte, sig string) bool {
 	return hmac.Equal(m.Sum(nil), want)
 }
 
-// BranchPrefix marks bot branches: PR events on other branches are ignored.
-const BranchPrefix = "hl/"
-
 func (d *Daemon) webhook(w http.ResponseWriter, r *http.Request) {
 	if d.o.WebhookSecret == "" {
 		http.Error(w, "webhook disabled", http.StatusNotFound)
@@ -307,15 +309,24 @@ func (d *Daemon) webhook(w http.ResponseWriter, r *http.Request) {
 				Ref string `json:"ref"`
 			} `json:"head"`
 		} `json:"pull_request"`
+		Issue *struct {
+			Body string `json:"body"`
+		} `json:"issue"`
+		Sender struct {
+			Login string `json:"login"`
+		} `json:"sender"`
 	}
 	_ = json.Unmarshal(body, &p)
 	trigger := false
 	switch event {
 	case "pull_request":
-		trigger = p.Action == "closed" && p.PullRequest != nil && strings.HasPrefix(p.PullRequest.Head.Ref, BranchPrefix)
+		// A bot PR merged or closed: upgrade and rotation branches alike.
+		trigger = p.Action == "closed" && p.PullRequest != nil && engine.IsBotBranch(p.PullRequest.Head.Ref)
 	case "issues":
-		// The dependency dashboard: a ticked checkbox edits the issue.
-		trigger = p.Action == "edited"
+		// A human ticked a checkbox of the dependency dashboard; the bot's
+		// own rewrite of it must not start the next run.
+		trigger = p.Action == "edited" && p.Issue != nil && strings.Contains(p.Issue.Body, engine.DashboardMarker) &&
+			(d.o.BotLogin == "" || !strings.EqualFold(p.Sender.Login, d.o.BotLogin))
 	}
 	if !trigger {
 		d.Metrics.webhooks.add("ignored", 1)

@@ -133,7 +133,7 @@ func TestHTTPEndpoints(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	merged := `{"action":"closed","pull_request":{"merged":true,"head":{"ref":"hl/rotate/dex-dex-clients"}}}`
+	merged := `{"action":"closed","pull_request":{"merged":true,"head":{"ref":"hl-bot/rotate/dex-dex-clients"}}}`
 	if code := post("pull_request", merged, sign("wrong", merged)); code != http.StatusUnauthorized {
 		t.Fatalf("bad signature: %d", code)
 	}

@@ -1,20 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"hl.dev/hl/bootstrap"
 	"hl.dev/hl/internal/iostreams"
-	"hl.dev/hl/internal/secrets"
 )
 
 // envGiteaToken holds the Gitea access token for hl bootstrap gitea.
@@ -33,16 +26,16 @@ type bootstrapGiteaOptions struct {
 	DryRun    bool
 }
 
-func newBootstrapCmd(ios *iostreams.IOStreams) *cobra.Command {
+func newBootstrapCmd(s *shared) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "bootstrap",
 		Short: "Seed the forge with the rendered repository",
 	}
-	cmd.AddCommand(newBootstrapGiteaCmd(ios))
+	cmd.AddCommand(newBootstrapGiteaCmd(s))
 	return cmd
 }
 
-func newBootstrapGiteaCmd(ios *iostreams.IOStreams) *cobra.Command {
+func newBootstrapGiteaCmd(s *shared) *cobra.Command {
 	opts := &bootstrapGiteaOptions{}
 	cmd := &cobra.Command{
 		Use:   "gitea",
@@ -75,7 +68,7 @@ printed. An age identity (--age-key, $SOPS_AGE_KEY_FILE, $SOPS_AGE_KEY) is
 optional: with it, stored credentials are verified and reused.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runBootstrapGitea(cmd.Context(), ios, opts)
+			return runBootstrapGitea(cmd.Context(), s, opts)
 		},
 	}
 	f := cmd.Flags()
@@ -92,20 +85,20 @@ optional: with it, stored credentials are verified and reused.`,
 	return cmd
 }
 
-func runBootstrapGitea(ctx context.Context, ios *iostreams.IOStreams, opts *bootstrapGiteaOptions) error {
-	token, err := giteaToken(ios, opts.TokenFile)
+func runBootstrapGitea(ctx context.Context, s *shared, opts *bootstrapGiteaOptions) error {
+	ios := s.ios
+	token, err := s.token(tokenSource{What: "Gitea token", File: opts.TokenFile, Env: []string{envGiteaToken},
+		Prompt: "Gitea access token (site administrator)"})
 	if err != nil {
-		return &exitError{code: 2, msg: err.Error()}
+		return err
+	}
+	ids, err := s.identities(opts.AgeKey, false)
+	if err != nil {
+		return err
 	}
 	bopts := bootstrap.Options{
 		Dir: opts.Dir, URL: opts.URL, Owner: opts.Owner, Repo: opts.Repo, Branch: opts.Branch,
-		Token: token, BotUser: opts.BotUser, Adopt: opts.Adopt, DryRun: opts.DryRun,
-	}
-	switch ids, err := secrets.LoadIdentities(opts.AgeKey); {
-	case err == nil:
-		bopts.Identities = ids
-	case !errors.Is(err, secrets.ErrNoIdentities):
-		return &exitError{code: 1, msg: err.Error()}
+		Token: token, BotUser: opts.BotUser, Adopt: opts.Adopt, DryRun: opts.DryRun, Identities: ids,
 	}
 	if !ios.JSON() {
 		p := &stepPrinter{ios: ios, tty: ios.IsStdoutTTY()}
@@ -138,45 +131,6 @@ func runBootstrapGitea(ctx context.Context, ios *iostreams.IOStreams, opts *boot
 		return &exitError{code: 1, msg: err.Error()}
 	}
 	return nil
-}
-
-// giteaToken reads the token from --token-file, $HL_GITEA_TOKEN or, on a
-// terminal, a prompt that does not echo.
-func giteaToken(ios *iostreams.IOStreams, file string) (string, error) {
-	var tok string
-	switch {
-	case file == "-":
-		line, err := bufio.NewReader(ios.In).ReadString('\n')
-		if err != nil && !errors.Is(err, io.EOF) {
-			return "", fmt.Errorf("read token from stdin: %w", err)
-		}
-		tok = line
-	case file != "":
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", fmt.Errorf("read token: %w", err)
-		}
-		tok = string(b)
-	case os.Getenv(envGiteaToken) != "":
-		tok = os.Getenv(envGiteaToken)
-	default:
-		f, ok := ios.In.(*os.File)
-		if !ok || !ios.IsStdinTTY() {
-			return "", fmt.Errorf("no Gitea token: set $%s, pass --token-file, or run in a terminal to be asked", envGiteaToken)
-		}
-		fmt.Fprint(ios.ErrOut, "Gitea access token (site administrator; input hidden): ")
-		b, err := term.ReadPassword(int(f.Fd()))
-		fmt.Fprintln(ios.ErrOut)
-		if err != nil {
-			return "", fmt.Errorf("read token: %w", err)
-		}
-		tok = string(b)
-	}
-	tok = strings.TrimSpace(tok)
-	if tok == "" {
-		return "", errors.New("the Gitea token is empty")
-	}
-	return tok, nil
 }
 
 // stepPrinter shows each step as it runs: on a terminal a pending line that

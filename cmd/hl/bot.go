@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,12 +16,11 @@ import (
 	"hl.dev/hl/bot/extract"
 	"hl.dev/hl/bot/lookup"
 	"hl.dev/hl/internal/config"
-	"hl.dev/hl/internal/iostreams"
 )
 
 // newBotCmd is the parent of the bot's verbs; each verb is its own
 // constructor added here.
-func newBotCmd(ios *iostreams.IOStreams) *cobra.Command {
+func newBotCmd(s *shared) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "bot",
 		Short: "Keep the repo up to date: find pinned versions, look up releases, open PRs",
@@ -32,7 +30,7 @@ and manifests, k3s versions, OS netboot images), datasources list releases
 (Helm repositories, OCI registries, GitHub and Gitea releases, the k3s channel,
 Debian netboot trees) and versioning schemes pick the updates.`,
 	}
-	cmd.AddCommand(newBotScanCmd(ios), newBotServeCmd(ios), newBotRunCmd(ios))
+	cmd.AddCommand(newBotScanCmd(s), newBotServeCmd(s), newBotRunCmd(s))
 	return cmd
 }
 
@@ -45,7 +43,7 @@ type botScanOptions struct {
 	Timeout     time.Duration
 }
 
-func newBotScanCmd(ios *iostreams.IOStreams) *cobra.Command {
+func newBotScanCmd(s *shared) *cobra.Command {
 	opts := &botScanOptions{}
 	cmd := &cobra.Command{
 		Use:   "scan [DIR]",
@@ -65,7 +63,7 @@ release age). Tokens come from GITHUB_TOKEN and HL_GITEA_TOKEN.`,
 			if len(args) == 1 {
 				opts.Dir = args[0]
 			}
-			return runBotScan(cmd.Context(), ios, opts)
+			return runBotScan(cmd.Context(), s, opts)
 		},
 	}
 	f := cmd.Flags()
@@ -77,16 +75,14 @@ release age). Tokens come from GITHUB_TOKEN and HL_GITEA_TOKEN.`,
 	return cmd
 }
 
-func runBotScan(ctx context.Context, ios *iostreams.IOStreams, opts *botScanOptions) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
+func runBotScan(ctx context.Context, s *shared, opts *botScanOptions) error {
+	ios := s.ios
 	exts, err := selectExtractors(opts.Managers)
 	if err != nil {
 		return &exitError{code: 2, msg: err.Error()}
 	}
 	if opts.Updates {
-		return runBotUpdates(ctx, ios, opts, exts)
+		return runBotUpdates(ctx, s, opts, exts)
 	}
 	deps, problems, err := extract.Scan(ctx, opts.Dir, extract.Options{Extractors: exts})
 	if err != nil {
@@ -115,26 +111,31 @@ func runBotScan(ctx context.Context, ios *iostreams.IOStreams, opts *botScanOpti
 	return nil
 }
 
-func runBotUpdates(ctx context.Context, ios *iostreams.IOStreams, opts *botScanOptions, exts []extract.Extractor) error {
+func runBotUpdates(ctx context.Context, s *shared, opts *botScanOptions, exts []extract.Extractor) error {
+	ios := s.ios
+	log, err := s.logger()
+	if err != nil {
+		return err
+	}
 	cfg := lookup.Config{
 		Extractors:  exts,
 		Concurrency: opts.Concurrency,
 		GitHubToken: os.Getenv("GITHUB_TOKEN"),
 		GiteaToken:  os.Getenv("HL_GITEA_TOKEN"),
-		Logger:      slog.New(slog.NewTextHandler(ios.ErrOut, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger:      log,
 	}
 	cfgPath := opts.Config
 	if cfgPath == "" {
-		if p := filepath.Join(opts.Dir, "hl.yaml"); fileExists(p) {
+		if p := filepath.Join(opts.Dir, config.FileName); fileExists(p) {
 			cfgPath = p
 		}
 	}
 	if cfgPath != "" {
-		doc, _, err := config.Load(cfgPath)
+		h, err := s.homelab(cfgPath)
 		if err != nil {
-			return &exitError{code: 1, msg: err.Error()}
+			return err
 		}
-		cfg = lookup.ConfigFromHomelab(doc.Homelab, cfg)
+		cfg = lookup.ConfigFromHomelab(h, cfg)
 	}
 	if opts.Timeout > 0 {
 		var cancel context.CancelFunc

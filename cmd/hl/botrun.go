@@ -2,31 +2,27 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"log/slog"
-	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"hl.dev/hl/bot/lookup"
-	botrun "hl.dev/hl/bot/run"
 	"hl.dev/hl/internal/config"
-	"hl.dev/hl/internal/iostreams"
 )
 
 type botRunOptions struct {
-	Once     bool
-	DryRun   bool
-	Dir      string
-	Config   string
-	Timeout  time.Duration
-	Insecure []string
-	LogLevel string
+	Once      bool
+	DryRun    bool
+	Dir       string
+	Config    string
+	TokenFile string
+	Timeout   time.Duration
+	Insecure  []string
 }
 
-func newBotRunCmd(ios *iostreams.IOStreams) *cobra.Command {
+func newBotRunCmd(s *shared) *cobra.Command {
 	opts := &botRunOptions{}
 	cmd := &cobra.Command{
 		Use:   "run --once",
@@ -35,8 +31,9 @@ func newBotRunCmd(ios *iostreams.IOStreams) *cobra.Command {
 clone whose origin is the forge), find updates, and bring the forge's PRs and
 the dependency dashboard issue in line. Safe to kill and re-run.
 
-The token comes from HL_GITEA_TOKEN or HL_FORGE_TOKEN; it is never logged.
-Exits non-zero when any branch or PR failed.`,
+The token comes from --token-file, $HL_FORGE_TOKEN, or $HL_GITEA_TOKEN
+($GITHUB_TOKEN on GitHub); it is never logged. Exits non-zero when any
+branch or PR failed.`,
 		Example: `  hl bot run --once --dry-run
   hl bot run --once --dir ~/src/homelab`,
 		Args: cobra.NoArgs,
@@ -44,7 +41,7 @@ Exits non-zero when any branch or PR failed.`,
 			if !opts.Once {
 				return &exitError{code: 2, msg: "hl bot run: only --once is supported (the daemon is `hl bot serve`)"}
 			}
-			return runBotRun(cmd.Context(), ios, opts)
+			return runBotRun(cmd.Context(), s, opts)
 		},
 	}
 	f := cmd.Flags()
@@ -52,46 +49,32 @@ Exits non-zero when any branch or PR failed.`,
 	f.BoolVar(&opts.DryRun, "dry-run", false, "print what would be done; push and write nothing")
 	f.StringVar(&opts.Dir, "dir", "", "work in this local clone instead of cloning")
 	f.StringVar(&opts.Config, "config", "", "hl.yaml (default: DIR/hl.yaml or ./hl.yaml)")
+	f.StringVar(&opts.TokenFile, "token-file", "", "read the bot's forge token from this file (- for stdin)")
 	f.DurationVar(&opts.Timeout, "timeout", 30*time.Minute, "give up after this long")
 	f.StringSliceVar(&opts.Insecure, "insecure-registry", nil, "OCI registries spoken to over plain HTTP (host:port)")
-	f.StringVar(&opts.LogLevel, "log-level", "info", "log level on stderr: debug (with each phase's duration), info, warn or error")
 	return cmd
 }
 
-func runBotRun(ctx context.Context, ios *iostreams.IOStreams, opts *botRunOptions) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
+func runBotRun(ctx context.Context, s *shared, opts *botRunOptions) error {
+	ios := s.ios
 	cfgPath := opts.Config
 	if cfgPath == "" {
-		cfgPath = filepath.Join(opts.Dir, "hl.yaml")
+		cfgPath = filepath.Join(opts.Dir, config.FileName)
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(opts.LogLevel)); err != nil {
-		return &exitError{code: 2, msg: "hl bot run: --log-level: " + err.Error()}
-	}
-	doc, _, err := config.Load(cfgPath)
+	h, err := s.homelab(cfgPath)
 	if err != nil {
-		return &exitError{code: 1, msg: err.Error()}
+		return err
 	}
-	h := doc.Homelab
-	token := forgeToken(h)
-	fg, err := newForge(ctx, h)
+	fg, token, err := s.openForge(h, opts.TokenFile)
 	if err != nil {
-		return &exitError{code: 1, msg: err.Error()}
+		return err
 	}
 	if opts.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, opts.Timeout)
 		defer cancel()
 	}
-	lc := lookup.ConfigFromHomelab(h, lookup.Config{
-		GitHubToken: os.Getenv("GITHUB_TOKEN"), GiteaToken: token, InsecureRegistries: opts.Insecure,
-	})
-	res, err := botrun.Run(ctx, botrun.Options{
-		Forge: fg, Base: h.Spec.Forge.DefaultBranch, Dir: opts.Dir, Bot: h.Spec.Bot, Lookup: lc, DryRun: opts.DryRun,
-		Logger: slog.New(slog.NewTextHandler(ios.ErrOut, &slog.HandlerOptions{Level: level})),
-	})
+	res, err := s.upgradePass(ctx, h, fg, token, upgradeOptions{DryRun: opts.DryRun, Dir: opts.Dir, Insecure: opts.Insecure})
 	if res != nil {
 		if ios.JSON() {
 			if jerr := ios.WriteJSON(res); jerr != nil {
@@ -112,6 +95,10 @@ func runBotRun(ctx context.Context, ios *iostreams.IOStreams, opts *botRunOption
 				ios.Errorf("warning: %s\n", w)
 			}
 		}
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return err
 	}
 	if err != nil {
 		return &exitError{code: 1, msg: "hl bot run: " + err.Error()}

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
 	"os"
 	"strings"
 
@@ -15,46 +13,59 @@ import (
 	"hl.dev/hl/internal/config"
 )
 
-// forgeToken is the bot's forge token: HL_FORGE_TOKEN, else the
-// forge-specific variable (HL_GITEA_TOKEN, GITHUB_TOKEN).
-func forgeToken(h *config.Homelab) string {
-	if t := os.Getenv("HL_FORGE_TOKEN"); t != "" {
-		return t
-	}
+// forgeTokenEnv are the variables the bot's forge token is read from:
+// HL_FORGE_TOKEN, else the forge's own (HL_GITEA_TOKEN, GITHUB_TOKEN).
+func forgeTokenEnv(h *config.Homelab) []string {
 	if h.Spec.Forge.Type == config.ForgeGitHub {
-		return os.Getenv("GITHUB_TOKEN")
+		return []string{"HL_FORGE_TOKEN", "GITHUB_TOKEN"}
 	}
-	return os.Getenv("HL_GITEA_TOKEN")
+	return []string{"HL_FORGE_TOKEN", "HL_GITEA_TOKEN"}
 }
 
-// newForge opens hl.yaml's forge: the one place the forge type is chosen.
-func newForge(_ context.Context, h *config.Homelab) (forge.Forge, error) {
-	f := h.Spec.Forge
-	token := forgeToken(h)
-	if token == "" {
-		return nil, fmt.Errorf("no forge token: set HL_FORGE_TOKEN (or HL_GITEA_TOKEN / GITHUB_TOKEN)")
+// openForge opens hl.yaml's forge with the bot's token (--token-file, else
+// the variables of forgeTokenEnv): the one place the forge type is chosen.
+// It returns the token too, for the Gitea releases datasource.
+func (s *shared) openForge(h *config.Homelab, tokenFile string) (forge.Forge, string, error) {
+	token, err := s.token(tokenSource{What: "forge token", File: tokenFile, Env: forgeTokenEnv(h)})
+	if err != nil {
+		return nil, "", err
 	}
+	f := h.Spec.Forge
+	var fg forge.Forge
 	switch f.Type {
 	case config.ForgeGitHub:
 		api := ""
 		if u := strings.TrimSuffix(f.URL, "/"); u != "" && u != config.DefaultGitHubURL {
 			api = u + "/api/v3/" // GitHub Enterprise
 		}
-		return githubforge.New(githubforge.Options{APIURL: api, WebURL: f.URL, Token: token, Owner: f.Owner, Repo: f.Repo})
+		fg, err = githubforge.New(githubforge.Options{APIURL: api, WebURL: f.URL, Token: token, Owner: f.Owner, Repo: f.Repo})
 	default:
-		return giteaforge.New(giteaforge.Options{URL: f.URL, Token: token, Owner: f.Owner, Repo: f.Repo})
+		fg, err = giteaforge.New(giteaforge.Options{URL: f.URL, Token: token, Owner: f.Owner, Repo: f.Repo})
 	}
+	if err != nil {
+		return nil, "", &exitError{code: 1, msg: err.Error()}
+	}
+	return fg, token, nil
 }
 
-func init() {
-	botNewForge = newForge
-	botUpgradePass = func(ctx context.Context, h *config.Homelab, dryRun bool) error {
-		fg, err := newForge(ctx, h)
-		if err != nil {
-			return err
-		}
-		lc := lookup.ConfigFromHomelab(h, lookup.Config{GitHubToken: os.Getenv("GITHUB_TOKEN"), GiteaToken: forgeToken(h)})
-		_, err = botrun.Run(ctx, botrun.Options{Forge: fg, Base: h.Spec.Forge.DefaultBranch, Bot: h.Spec.Bot, Lookup: lc, DryRun: dryRun, Logger: slog.Default()})
-		return err
+// upgradeOptions tune one upgrade pass.
+type upgradeOptions struct {
+	DryRun   bool
+	Dir      string   // a local clone to work in ("": a temporary one)
+	Insecure []string // OCI registries spoken to over plain HTTP
+	Lookup   lookup.Config
+}
+
+// upgradePass runs the upgrade pass of hl bot run and hl bot serve.
+func (s *shared) upgradePass(ctx context.Context, h *config.Homelab, fg forge.Forge, token string, o upgradeOptions) (*botrun.Result, error) {
+	log, err := s.logger()
+	if err != nil {
+		return nil, err
 	}
+	lc := o.Lookup
+	lc.GitHubToken, lc.GiteaToken, lc.InsecureRegistries, lc.Logger = os.Getenv("GITHUB_TOKEN"), token, o.Insecure, log
+	return botrun.Run(ctx, botrun.Options{
+		Forge: fg, Base: h.Spec.Forge.DefaultBranch, Dir: o.Dir, Bot: h.Spec.Bot, DryRun: o.DryRun, Logger: log,
+		Lookup: lookup.ConfigFromHomelab(h, lc),
+	})
 }

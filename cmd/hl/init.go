@@ -11,7 +11,7 @@ import (
 	"hl.dev/hl/generator"
 	"hl.dev/hl/internal/config"
 	"hl.dev/hl/internal/iostreams"
-	"hl.dev/hl/internal/wizard"
+	"hl.dev/hl/wizard"
 )
 
 type initOptions struct {
@@ -24,7 +24,8 @@ type initOptions struct {
 	NoRender   bool
 }
 
-func newInitCmd(ios *iostreams.IOStreams) *cobra.Command {
+func newInitCmd(s *shared) *cobra.Command {
+	ios := s.ios
 	opts := &initOptions{}
 	cmd := &cobra.Command{
 		Use:   "init",
@@ -65,9 +66,6 @@ or the existing hl.yaml) with your own identity.`,
 }
 
 func runInit(ctx context.Context, ios *iostreams.IOStreams, opts *initOptions) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	accessible := opts.Accessible || !ios.IsStdinTTY() || !ios.IsStdoutTTY() || os.Getenv("ACCESSIBLE") != ""
 	res, err := wizard.Init(ctx, wizard.InitOptions{
 		Dir:            opts.Out,

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
@@ -13,7 +12,7 @@ import (
 	"hl.dev/hl/internal/config"
 	"hl.dev/hl/internal/iostreams"
 	"hl.dev/hl/internal/merge"
-	"hl.dev/hl/internal/secrets"
+	"hl.dev/hl/secrets"
 )
 
 type renderOptions struct {
@@ -27,7 +26,7 @@ type renderOptions struct {
 	Roadmap        bool
 }
 
-func newRenderCmd(ios *iostreams.IOStreams) *cobra.Command {
+func newRenderCmd(s *shared) *cobra.Command {
 	opts := &renderOptions{}
 	cmd := &cobra.Command{
 		Use:   "render",
@@ -40,18 +39,18 @@ template changes on lines you did not touch apply. Conflicts write nothing
 unless --allow-conflicts. Existing secrets are reused; a secret file whose
 values did not change keeps its exact ciphertext.
 
-Without an age identity (--age-key, SOPS_AGE_KEY_FILE or SOPS_AGE_KEY)
-existing encrypted files are kept as they are and only missing ones are
-generated.`,
+Without an age identity (--age-key, $SOPS_AGE_KEY_FILE, $SOPS_AGE_KEY or
+the one hl init keeps in your config folder) existing encrypted files are
+kept as they are and only missing ones are generated.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runRender(cmd.Context(), ios, opts)
+			return runRender(cmd.Context(), s, opts)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&opts.Config, "config", "hl.yaml", "hl.yaml to render")
 	f.StringVar(&opts.Out, "out", "", "repository folder to render into (default: the config's folder)")
-	f.StringVar(&opts.AgeKey, "age-key", "", "age identity file to decrypt existing secrets (default: $SOPS_AGE_KEY_FILE, $SOPS_AGE_KEY)")
+	f.StringVar(&opts.AgeKey, "age-key", "", "age identity file to decrypt existing secrets (default: $SOPS_AGE_KEY_FILE, $SOPS_AGE_KEY, then "+secrets.DefaultIdentityFile()+")")
 	f.BoolVar(&opts.Diff, "diff", false, "print a unified diff of what would change (secret values masked) and write nothing")
 	f.BoolVar(&opts.Check, "check", false, "exit 1 if the repo differs from a fresh render; write nothing (for CI)")
 	f.BoolVar(&opts.AllowConflicts, "allow-conflicts", false, "write conflicting files with conflict markers instead of refusing")
@@ -60,7 +59,8 @@ generated.`,
 	return cmd
 }
 
-func runRender(ctx context.Context, ios *iostreams.IOStreams, opts *renderOptions) error {
+func runRender(ctx context.Context, s *shared, opts *renderOptions) error {
+	ios := s.ios
 	gopts := generator.Options{
 		ConfigPath:     opts.Config,
 		OutDir:         opts.Out,
@@ -73,14 +73,11 @@ func runRender(ctx context.Context, ios *iostreams.IOStreams, opts *renderOption
 		}
 		gopts.ConfigPath, gopts.ConfigData = "example.yaml", config.Example()
 	}
-	ids, err := secrets.LoadIdentities(opts.AgeKey)
-	switch {
-	case err == nil:
-		gopts.Identities = ids
-	case errors.Is(err, secrets.ErrNoIdentities):
-	default:
-		return &exitError{code: 1, msg: err.Error()}
+	ids, err := s.identities(opts.AgeKey, false)
+	if err != nil {
+		return err
 	}
+	gopts.Identities = ids
 	res, err := generator.Render(ctx, gopts)
 	var cerr *generator.ConfigError
 	if errors.As(err, &cerr) {
@@ -153,47 +150,6 @@ func printRender(ios *iostreams.IOStreams, res *generator.Result, opts *renderOp
 	fmt.Fprintf(ios.ErrOut, "%s %s: %d added, %d updated, %d deleted, %d unchanged, %d kept, %d conflicts; secrets: %d generated, %d kept, %d re-encrypted\n",
 		verb, dir, counts[generator.ActionAdd], counts[generator.ActionUpdate], counts[generator.ActionDelete], counts[generator.ActionUnchanged],
 		counts[generator.ActionKeep], counts[generator.ActionConflict], res.SecretsGenerated, res.SecretsKept, res.SecretsReencrypted)
-}
-
-type keygenOptions struct {
-	Path string
-}
-
-func newSecretsCmd(ios *iostreams.IOStreams) *cobra.Command {
-	cmd := &cobra.Command{Use: "secrets", Short: "Manage the age identity and generated secrets"}
-	opts := &keygenOptions{}
-	keygen := &cobra.Command{
-		Use:   "keygen [FILE]",
-		Short: "Write a new age identity (0600, outside the repo by default); refuses to overwrite",
-		Args:  cobra.MaximumNArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			opts.Path = defaultKeyPath()
-			if len(args) == 1 {
-				opts.Path = args[0]
-			}
-			rcpt, err := secrets.WriteIdentityFile(opts.Path)
-			if err != nil {
-				return &exitError{code: 1, msg: err.Error()}
-			}
-			if ios.JSON() {
-				return ios.WriteJSON(map[string]string{"file": opts.Path, "recipient": rcpt})
-			}
-			ios.Printf("%s\n", rcpt)
-			ios.Errorf("wrote age identity %s (keep it safe and out of git); add the recipient above to spec.secrets.ageRecipients\n", opts.Path)
-			return nil
-		},
-	}
-	cmd.AddCommand(keygen, newSecretsStatusCmd(ios), newSecretsRotateCmd(ios))
-	return cmd
-}
-
-// defaultKeyPath is $XDG_CONFIG_HOME/hl/age.key (outside any repo).
-func defaultKeyPath() string {
-	dir, err := os.UserConfigDir()
-	if err != nil {
-		dir = "."
-	}
-	return filepath.Join(dir, "hl", "age.key")
 }
 
 func printRoadmap(ios *iostreams.IOStreams, items []generator.RoadmapItem) {

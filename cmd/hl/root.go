@@ -10,6 +10,7 @@ import (
 )
 
 func newRootCmd(ios *iostreams.IOStreams) *cobra.Command {
+	s := newShared(ios)
 	root := &cobra.Command{
 		Use:           "hl",
 		Short:         "GitOps homelab generator and companion bot",
@@ -27,18 +28,21 @@ func newRootCmd(ios *iostreams.IOStreams) *cobra.Command {
 	root.SetIn(ios.In)
 	root.SetOut(ios.Out)
 	root.SetErr(ios.ErrOut)
-	root.PersistentFlags().StringVarP(&ios.Format, "output", "o", iostreams.FormatText, "output format where output is data: text or json")
+	pf := root.PersistentFlags()
+	pf.StringVarP(&ios.Format, "output", "o", iostreams.FormatText, "output format where output is data: text or json")
+	pf.StringVar(&s.logFormat, "log-format", "text", "log format on stderr: text or json")
+	pf.StringVar(&s.logLevel, "log-level", "info", "log level on stderr: debug (with each phase's duration), info, warn or error")
 	root.AddCommand(
 		newVersionCmd(ios),
 		newSchemaCmd(ios),
 		newConfigCmd(ios),
-		newRenderCmd(ios),
-		newBootstrapCmd(ios),
-		newSecretsCmd(ios),
-		newMetalCmd(ios),
-		newInitCmd(ios),
-		newBotCmd(ios),
-		newValidateCmd(ios),
+		newRenderCmd(s),
+		newBootstrapCmd(s),
+		newSecretsCmd(s),
+		newMetalCmd(s),
+		newInitCmd(s),
+		newBotCmd(s),
+		newValidateCmd(s),
 		newChartsCmd(ios),
 	)
 	return root

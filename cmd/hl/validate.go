@@ -19,7 +19,8 @@ type validateOptions struct {
 	Policies []string
 }
 
-func newValidateCmd(ios *iostreams.IOStreams) *cobra.Command {
+func newValidateCmd(s *shared) *cobra.Command {
+	ios := s.ios
 	opts := &validateOptions{}
 	var ids []string
 	for _, p := range validate.Policies {

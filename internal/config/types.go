@@ -12,6 +12,9 @@ const (
 	Kind       = "Homelab"
 )
 
+// FileName is hl.yaml's name at the root of a rendered repo.
+const FileName = "hl.yaml"
+
 // Homelab is the whole hl.yaml document.
 type Homelab struct {
 	APIVersion string   `json:"apiVersion" yaml:"apiVersion" jsonschema:"enum=hl.dev/v1alpha1"`

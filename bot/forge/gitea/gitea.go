@@ -19,7 +19,6 @@ import (
 
 	sdk "code.gitea.io/sdk/gitea"
 	"github.com/go-git/go-git/v5/plumbing/transport"
-	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 
 	"hl.dev/hl/bot/forge"
 	"hl.dev/hl/bot/internal/retry"
@@ -46,9 +45,9 @@ type Forge struct {
 	pool chan *sdk.Client
 
 	labelMu sync.Mutex // serialises loading and creating labels
-	mu      sync.Mutex // guards labels and login
+	mu      sync.Mutex // guards labels
 	labels  map[string]int64
-	login   string
+	login   forge.Login
 }
 
 var _ forge.Forge = (*Forge)(nil)
@@ -108,31 +107,19 @@ func (f *Forge) CloneURL() string {
 }
 
 // Auth implements forge.Forge.
-func (f *Forge) Auth() transport.AuthMethod {
-	if f.opts.Token == "" {
-		return nil
-	}
-	return &githttp.BasicAuth{Username: "hl-bot", Password: f.opts.Token}
-}
+func (f *Forge) Auth() transport.AuthMethod { return forge.TokenAuth("hl-bot", f.opts.Token) }
 
 // BotLogin implements forge.Forge.
 func (f *Forge) BotLogin(ctx context.Context) (string, error) {
-	f.mu.Lock()
-	login := f.login
-	f.mu.Unlock()
-	if login != "" {
-		return login, nil
-	}
-	c := f.client(ctx)
-	defer f.done(c)
-	u, resp, err := c.GetMyUserInfo()
-	if err != nil {
-		return "", wrap("whoami", resp, err)
-	}
-	f.mu.Lock()
-	f.login = u.UserName
-	f.mu.Unlock()
-	return u.UserName, nil
+	return f.login.Get(func() (string, error) {
+		c := f.client(ctx)
+		defer f.done(c)
+		u, resp, err := c.GetMyUserInfo()
+		if err != nil {
+			return "", wrap("whoami", resp, err)
+		}
+		return u.UserName, nil
+	})
 }
 
 // DefaultBranch implements forge.Forge.

@@ -66,7 +66,6 @@ import (
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing/transport"
-	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	gh "github.com/google/go-github/v60/github"
 
 	"hl.dev/hl/bot/forge"
@@ -112,9 +111,9 @@ type Forge struct {
 	c    *gh.Client
 
 	labelMu sync.Mutex // serialises EnsureLabels
-	mu      sync.Mutex // guards labels and login
+	mu      sync.Mutex // guards labels
 	labels  map[string]bool
-	login   string
+	login   forge.Login
 }
 
 var _ forge.Forge = (*Forge)(nil)
@@ -156,7 +155,9 @@ func New(opts Options) (*Forge, error) {
 		c = c.WithAuthToken(opts.Token)
 	}
 	c.BaseURL = api
-	return &Forge{opts: opts, c: c, login: opts.Login}, nil
+	f := &Forge{opts: opts, c: c}
+	f.login.Set(opts.Login)
+	return f, nil
 }
 
 func (f *Forge) repo() string { return f.opts.Owner + "/" + f.opts.Repo }
@@ -194,29 +195,17 @@ func (f *Forge) Name() string { return "github" }
 func (f *Forge) CloneURL() string { return f.opts.WebURL + "/" + f.repo() + ".git" }
 
 // Auth implements forge.Forge: x-access-token:<token>.
-func (f *Forge) Auth() transport.AuthMethod {
-	if f.opts.Token == "" {
-		return nil
-	}
-	return &githttp.BasicAuth{Username: "x-access-token", Password: f.opts.Token}
-}
+func (f *Forge) Auth() transport.AuthMethod { return forge.TokenAuth("x-access-token", f.opts.Token) }
 
 // BotLogin implements forge.Forge.
 func (f *Forge) BotLogin(ctx context.Context) (string, error) {
-	f.mu.Lock()
-	login := f.login
-	f.mu.Unlock()
-	if login != "" {
-		return login, nil
-	}
-	u, resp, err := f.c.Users.Get(ctx, "")
-	if err != nil {
-		return "", f.wrap("whoami (GET /user; set Options.Login for App tokens)", resp, err)
-	}
-	f.mu.Lock()
-	f.login = u.GetLogin()
-	f.mu.Unlock()
-	return u.GetLogin(), nil
+	return f.login.Get(func() (string, error) {
+		u, resp, err := f.c.Users.Get(ctx, "")
+		if err != nil {
+			return "", f.wrap("whoami (GET /user; set Options.Login for App tokens)", resp, err)
+		}
+		return u.GetLogin(), nil
+	})
 }
 
 // DefaultBranch implements forge.Forge.

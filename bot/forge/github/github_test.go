@@ -401,7 +401,11 @@ func TestGitAuthAndIdentity(t *testing.T) {
 	if _, err := New(Options{Owner: owner}); err == nil {
 		t.Error("missing repo accepted")
 	}
-	if l, err := (&Forge{login: "app[bot]"}).BotLogin(context.Background()); err != nil || l != "app[bot]" {
+	app, err := New(Options{Owner: owner, Repo: "r", Token: "t", Login: "app[bot]"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, err := app.BotLogin(context.Background()); err != nil || l != "app[bot]" {
 		t.Errorf("preset login: %q, %v", l, err)
 	}
 }

@@ -18,6 +18,15 @@
 //     Rotate (sops rotate), PlainEqual, and SopsConfig for .sops.yaml.
 //   - age keys: LoadIdentities (explicit path, SOPS_AGE_KEY_FILE,
 //     SOPS_AGE_KEY), GenerateIdentity and WriteIdentityFile.
+//   - The lifecycle of a repo's secrets: Scan reads every SOPS file's
+//     cleartext metadata (what `hl secrets status` lists and what the bot
+//     schedules rotations from), RotateSecret gives a secret and its copies
+//     new values and marks the workloads that read it for a restart (a
+//     checksum annotation), UpdateRecipients and RotateDataKeys re-encrypt.
+//     They work on a working tree; the bot's rotation pass (bot/rotate)
+//     turns their edits into pull requests. Values never leave this
+//     package as anything but ciphertext: they are not logged, not put in
+//     PR bodies and not in branch names.
 //
 // # The sops file format, implemented here
 //
@@ -65,6 +74,8 @@
 //	hl.dev/rotatable     "false" when the value also lives inside an app's
 //	                     database, so a git change alone cannot rotate it
 //	hl.dev/consumers     optional, comma separated workloads reading the Secret
+//	hl.dev/copy-of       on a copy: the repo path of the secret it copies
+//	hl.dev/copy-keys     on a copy: JSON object, key here -> key there
 //
 // The package never reads the clock for generated-at; the caller passes the
 // date. The one place time.Now is used is sops' own lastmodified field, which

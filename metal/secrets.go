@@ -12,7 +12,7 @@ import (
 
 	"filippo.io/age"
 
-	"hl.dev/hl/internal/secrets"
+	"hl.dev/hl/secrets"
 )
 
 // Placeholders in rendered node files, replaced when served.

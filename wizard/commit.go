@@ -16,7 +16,7 @@ import (
 	"hl.dev/hl/generator"
 	"hl.dev/hl/internal/config"
 	"hl.dev/hl/internal/fsutil"
-	"hl.dev/hl/internal/secrets"
+	"hl.dev/hl/secrets"
 )
 
 // readIdentity loads an existing identity file and its X25519 recipient.

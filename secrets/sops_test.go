@@ -18,7 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-const testKeyPath = "../../testdata/age/test-key.txt"
+const testKeyPath = "../testdata/age/test-key.txt"
 
 // testKey loads the committed test identity and its recipient.
 func testKey(t testing.TB) ([]age.Identity, string) {

@@ -12,11 +12,11 @@ import (
 	"filippo.io/age"
 
 	"hl.dev/hl/generator"
-	"hl.dev/hl/internal/secrets"
+	"hl.dev/hl/secrets"
 )
 
 var repoRoot = func() string {
-	abs, err := filepath.Abs("../..")
+	abs, err := filepath.Abs("..")
 	if err != nil {
 		panic(err)
 	}

@@ -1,4 +1,4 @@
-package rotate
+package secrets
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"hl.dev/hl/internal/repofs"
 	"hl.dev/hl/internal/yamlnode"
 )
 
@@ -115,27 +116,10 @@ func hasConsumer(consumers []string, kind, name string) bool {
 
 // yamlFiles lists the plain YAML files of the repo (no SOPS files).
 func yamlFiles(dir string) ([]string, error) {
-	var out []string
-	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if e.IsDir() && (e.Name() == ".git" || e.Name() == ".hl") {
-			return filepath.SkipDir
-		}
-		n := e.Name()
-		if e.IsDir() || strings.Contains(n, ".sops.") || !(strings.HasSuffix(n, ".yaml") || strings.HasSuffix(n, ".yml")) {
-			return nil
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		out = append(out, filepath.ToSlash(rel))
-		return nil
+	return repofs.Files(dir, func(p string) bool {
+		n := path.Base(p)
+		return !strings.Contains(n, ".sops.") && (strings.HasSuffix(n, ".yaml") || strings.HasSuffix(n, ".yml"))
 	})
-	sort.Strings(out)
-	return out, err
 }
 
 // references reports whether a pod spec reads the Secret: volumes

@@ -1,4 +1,4 @@
-package run
+package engine
 
 import (
 	"bytes"
@@ -20,12 +20,12 @@ import (
 )
 
 // botRefs are the remote-tracking refs of the bot's branches.
-const botRefs = "refs/remotes/origin/hl-bot/"
+const botRefs = "refs/remotes/origin/" + BranchPrefix
 
 func fetchSpecs(base string) []gitconfig.RefSpec {
 	return []gitconfig.RefSpec{
 		gitconfig.RefSpec("+refs/heads/" + base + ":refs/remotes/origin/" + base),
-		gitconfig.RefSpec("+refs/heads/hl-bot/*:" + botRefs + "*"),
+		gitconfig.RefSpec("+refs/heads/" + BranchPrefix + "*:" + botRefs + "*"),
 	}
 }
 
@@ -149,7 +149,7 @@ func writeBlob(s storer.EncodedObjectStorer, content []byte) (plumbing.Hash, err
 // commitOn writes one commit on parent with files replaced. Its time is
 // the parent's committer time, so rebuilding the same edits on the same
 // base gives the same hash (re-runs push nothing new).
-func commitOn(r *git.Repository, parent *object.Commit, files map[string][]byte, msg, name, email string) (plumbing.Hash, error) {
+func commitOn(r *git.Repository, parent *object.Commit, files map[string][]byte, msg string, who Author) (plumbing.Hash, error) {
 	tree, err := parent.Tree()
 	if err != nil {
 		return plumbing.ZeroHash, err
@@ -159,7 +159,7 @@ func commitOn(r *git.Repository, parent *object.Commit, files map[string][]byte,
 		return plumbing.ZeroHash, err
 	}
 	when := parent.Committer.When.Add(time.Second)
-	sig := object.Signature{Name: name, Email: email, When: when}
+	sig := object.Signature{Name: who.Name, Email: who.Email, When: when}
 	c := &object.Commit{Author: sig, Committer: sig, Message: msg, TreeHash: th, ParentHashes: []plumbing.Hash{parent.Hash}}
 	obj := r.Storer.NewEncodedObject()
 	if err := c.Encode(obj); err != nil {
@@ -168,17 +168,17 @@ func commitOn(r *git.Repository, parent *object.Commit, files map[string][]byte,
 	return r.Storer.SetEncodedObject(obj)
 }
 
-// head is a branch to force-push and the commit it is to point at.
-type head struct {
-	branch string
-	hash   plumbing.Hash
+// Head is a branch to force-push and the commit it is to point at.
+type Head struct {
+	Branch string
+	Hash   plumbing.Hash
 }
 
 // pushBranches force-pushes every head in one push: one receive-pack on
 // the forge, whose git hooks then run once for all of them rather than
 // once a branch. When that push fails, each head is pushed alone so that
 // a branch the forge refuses fails by itself. errs[i] is heads[i]'s.
-func pushBranches(ctx context.Context, r *git.Repository, auth transport.AuthMethod, heads []head) []error {
+func pushBranches(ctx context.Context, r *git.Repository, auth transport.AuthMethod, heads []Head) []error {
 	errs := make([]error, len(heads))
 	if len(heads) == 1 {
 		errs[0] = push(ctx, r, auth, heads...)
@@ -198,23 +198,23 @@ func pushBranches(ctx context.Context, r *git.Repository, auth transport.AuthMet
 
 // push force-pushes the heads in one push and records them as the
 // remote's branches.
-func push(ctx context.Context, r *git.Repository, auth transport.AuthMethod, heads ...head) error {
+func push(ctx context.Context, r *git.Repository, auth transport.AuthMethod, heads ...Head) error {
 	var specs []gitconfig.RefSpec
 	var names []string
 	for _, h := range heads {
-		local := plumbing.ReferenceName("refs/hl-bot/" + h.branch)
-		if err := r.Storer.SetReference(plumbing.NewHashReference(local, h.hash)); err != nil {
+		local := plumbing.ReferenceName("refs/hl-bot/" + h.Branch)
+		if err := r.Storer.SetReference(plumbing.NewHashReference(local, h.Hash)); err != nil {
 			return err
 		}
-		specs = append(specs, gitconfig.RefSpec("+"+local.String()+":refs/heads/"+h.branch))
-		names = append(names, h.branch)
+		specs = append(specs, gitconfig.RefSpec("+"+local.String()+":refs/heads/"+h.Branch))
+		names = append(names, h.Branch)
 	}
 	err := r.PushContext(ctx, &git.PushOptions{RemoteName: "origin", Auth: auth, Force: true, RefSpecs: specs})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
 		return fmt.Errorf("push %s: %w", strings.Join(names, ", "), err)
 	}
 	for _, h := range heads {
-		if err := r.Storer.SetReference(plumbing.NewHashReference(plumbing.ReferenceName("refs/remotes/origin/"+h.branch), h.hash)); err != nil {
+		if err := r.Storer.SetReference(plumbing.NewHashReference(plumbing.ReferenceName("refs/remotes/origin/"+h.Branch), h.Hash)); err != nil {
 			return err
 		}
 	}

@@ -23,7 +23,7 @@ func TestNoSopsKeyServiceInImportGraph(t *testing.T) {
 		"github.com/getsops/sops/v3":            true,
 		"github.com/getsops/sops/v3/keyservice": true,
 	}
-	for _, pkg := range []string{"hl.dev/hl/internal/secrets", "hl.dev/hl/cmd/hl"} {
+	for _, pkg := range []string{"hl.dev/hl/secrets", "hl.dev/hl/cmd/hl"} {
 		out, err := exec.Command(goTool, "list", "-deps", pkg).CombinedOutput()
 		if err != nil {
 			t.Fatalf("go list -deps %s: %v\n%s", pkg, err, out)
@@ -36,7 +36,7 @@ func TestNoSopsKeyServiceInImportGraph(t *testing.T) {
 			if forbidden[d] {
 				t.Errorf("%s imports %s", pkg, d)
 			}
-			if pkg == "hl.dev/hl/internal/secrets" && strings.HasPrefix(d, "github.com/getsops/sops/v3") && !allowed[d] {
+			if pkg == "hl.dev/hl/secrets" && strings.HasPrefix(d, "github.com/getsops/sops/v3") && !allowed[d] {
 				t.Errorf("%s imports %s; only sops' age key source is allowed outside tests", pkg, d)
 			}
 		}

@@ -67,7 +67,7 @@ func golden(t *testing.T, path string, got []byte) {
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (run go test ./internal/wizard -update)", err)
+		t.Fatalf("%v (run go test ./wizard -update)", err)
 	}
 	if !bytes.Equal(got, want) {
 		t.Errorf("%s differs:\n--- got\n%s\n--- want\n%s", path, got, want)
@@ -153,7 +153,7 @@ func TestAccessibleFresh(t *testing.T) {
 	if !bytes.Contains(data, []byte(id.Recipient)) {
 		t.Errorf("hl.yaml lacks the new recipient %s", id.Recipient)
 	}
-	golden(t, "../../testdata/init/fresh.golden.yaml", recipientRe.ReplaceAll(data, []byte("AGE_RECIPIENT")))
+	golden(t, "../testdata/init/fresh.golden.yaml", recipientRe.ReplaceAll(data, []byte("AGE_RECIPIENT")))
 }
 
 // TestAccessibleEditKeepsEverythingElse re-runs the wizard on a
@@ -161,7 +161,7 @@ func TestAccessibleFresh(t *testing.T) {
 // comments, key order and sections the wizard does not ask about survive.
 func TestAccessibleEditKeepsEverythingElse(t *testing.T) {
 	dir := t.TempDir()
-	src, err := os.ReadFile("../../testdata/init/existing.yaml")
+	src, err := os.ReadFile("../testdata/init/existing.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +196,7 @@ func TestAccessibleEditKeepsEverythingElse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "../../testdata/init/existing.golden.yaml", data)
+	golden(t, "../testdata/init/existing.golden.yaml", data)
 }
 
 // TestAccessibleChoicesRechecked: a choice that makes the file invalid
@@ -204,7 +204,7 @@ func TestAccessibleEditKeepsEverythingElse(t *testing.T) {
 // validate's message after the prompt and asked again.
 func TestAccessibleChoicesRechecked(t *testing.T) {
 	dir := t.TempDir()
-	src, _ := os.ReadFile("../../testdata/init/existing.yaml")
+	src, _ := os.ReadFile("../testdata/init/existing.yaml")
 	os.WriteFile(filepath.Join(dir, "hl.yaml"), src, 0o644)
 	storage := appNumber(t, "storage")
 	in := answers(
@@ -246,7 +246,7 @@ func TestInputEndsEarly(t *testing.T) {
 
 func TestQuitWritesNothing(t *testing.T) {
 	dir := t.TempDir()
-	src, _ := os.ReadFile("../../testdata/init/existing.yaml")
+	src, _ := os.ReadFile("../testdata/init/existing.yaml")
 	os.WriteFile(filepath.Join(dir, "hl.yaml"), src, 0o644)
 	in := answers("", "", "", "", "", "", "", "", "", "", "1", "", "", "", "0", "", "", "", "", "", "", "", "0", "10")
 	_, out, err := runInit(t, InitOptions{Dir: dir}, in)
@@ -347,7 +347,7 @@ func TestApplyKeepsUnknownContent(t *testing.T) {
 }
 
 func TestApplyUnchangedIsIdentity(t *testing.T) {
-	for _, f := range []string{"../../testdata/init/existing.yaml", "../../internal/config/example.yaml"} {
+	for _, f := range []string{"../testdata/init/existing.yaml", "../internal/config/example.yaml"} {
 		src, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)

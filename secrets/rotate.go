@@ -1,7 +1,6 @@
-package rotate
+package secrets
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -15,8 +14,6 @@ import (
 	"time"
 
 	"filippo.io/age"
-
-	"hl.dev/hl/internal/secrets"
 )
 
 // Options configure a rotation in a working tree.
@@ -77,12 +74,12 @@ func RotateSecret(dir string, s Secret, all []Secret, opts Options) (*Rotation, 
 	if err != nil {
 		return nil, err
 	}
-	today := opts.now().UTC().Format(secrets.DateLayout)
-	values, _, err := secrets.Values(spec, nil, opts.rand())
+	today := opts.now().UTC().Format(DateLayout)
+	values, _, err := Values(spec, nil, opts.rand())
 	if err != nil {
 		return nil, err
 	}
-	plain, err := secrets.Manifest(spec, values, today)
+	plain, err := Manifest(spec, values, today)
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +102,7 @@ func RotateSecret(dir string, s Secret, all []Secret, opts Options) (*Rotation, 
 		for k, from := range c.KeyMap {
 			vals[k] = values[from]
 		}
-		cplain, err := secrets.Manifest(cspec, vals, today)
+		cplain, err := Manifest(cspec, vals, today)
 		if err != nil {
 			return nil, fmt.Errorf("copy %s: %w", c.File, err)
 		}
@@ -131,8 +128,8 @@ func RotateSecret(dir string, s Secret, all []Secret, opts Options) (*Rotation, 
 
 // RotateByName is `hl secrets rotate NAME`: rotate one secret of the
 // working tree at dir (a copy's name rotates its source).
-func RotateByName(ctx context.Context, dir, name string, opts Options) (*Rotation, error) {
-	all, err := Scan(ctx, dir, opts.now())
+func RotateByName(dir, name string, opts Options) (*Rotation, error) {
+	all, err := Scan(dir, opts.now())
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +151,7 @@ func writeEncrypted(dir string, s Secret, plain []byte, recipients []string) ([]
 	if recipients == nil {
 		recipients = s.Recipients
 	}
-	cipher, err := secrets.Encrypt(plain, recipients)
+	cipher, err := Encrypt(plain, recipients)
 	if err != nil {
 		return nil, fmt.Errorf("encrypt %s: %w", s.File, err)
 	}
@@ -193,7 +190,7 @@ func RecipientsOutdated(dir string, all []Secret, want []string) (files []string
 		}
 	}
 	cur, err := os.ReadFile(filepath.Join(dir, ".sops.yaml"))
-	sopsConfig = err != nil || !sameBytes(cur, secrets.SopsConfig(want))
+	sopsConfig = err != nil || !sameBytes(cur, SopsConfig(want))
 	return files, sopsConfig
 }
 
@@ -206,13 +203,13 @@ func UpdateRecipients(dir string, all []Secret, want []string, identities []age.
 	ch := &KeyChange{}
 	// Every file gets a new data key, not only the outdated ones.
 	for _, s := range all {
-		if err := rewrite(dir, s.File, func(b []byte) ([]byte, error) { return secrets.Rotate(b, want, identities...) }); err != nil {
+		if err := rewrite(dir, s.File, func(b []byte) ([]byte, error) { return Rotate(b, want, identities...) }); err != nil {
 			return nil, err
 		}
 		ch.Files = append(ch.Files, s.File)
 	}
 	if cfg {
-		if err := os.WriteFile(filepath.Join(dir, ".sops.yaml"), secrets.SopsConfig(want), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, ".sops.yaml"), SopsConfig(want), 0o644); err != nil {
 			return nil, err
 		}
 		ch.SopsConfig = true
@@ -237,7 +234,7 @@ func DataKeysDue(all []Secret, every time.Duration, now time.Time) []string {
 func RotateDataKeys(dir string, files []string, identities []age.Identity) (*KeyChange, error) {
 	ch := &KeyChange{}
 	for _, f := range files {
-		if err := rewrite(dir, f, func(b []byte) ([]byte, error) { return secrets.Rotate(b, nil, identities...) }); err != nil {
+		if err := rewrite(dir, f, func(b []byte) ([]byte, error) { return Rotate(b, nil, identities...) }); err != nil {
 			return nil, err
 		}
 		ch.Files = append(ch.Files, f)

@@ -24,6 +24,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"hl.dev/hl/internal/config"
+	"hl.dev/hl/secrets"
 )
 
 //go:embed skeleton.yaml
@@ -151,7 +152,7 @@ func Init(ctx context.Context, opts InitOptions) (*InitResult, error) {
 	if opts.In == nil {
 		opts.In = os.Stdin
 	}
-	target := filepath.Join(opts.Dir, "hl.yaml")
+	target := filepath.Join(opts.Dir, config.FileName)
 	src, err := loadSource(&opts, target)
 	if err != nil {
 		return nil, err
@@ -163,7 +164,7 @@ func Init(ctx context.Context, opts InitOptions) (*InitResult, error) {
 	}
 	w.keyPath = opts.AgeKey
 	if w.keyPath == "" && opts.Env.ConfigDir != "" {
-		w.keyPath = filepath.Join(opts.Env.ConfigDir, "hl", "age.key")
+		w.keyPath = secrets.IdentityFileIn(opts.Env.ConfigDir)
 	}
 	w.a = answersFrom(src.doc.Homelab, src.doc.Root)
 	if src.fresh {

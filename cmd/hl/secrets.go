@@ -8,9 +8,42 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"hl.dev/hl/bot/rotate"
 	"hl.dev/hl/internal/iostreams"
+	"hl.dev/hl/secrets"
 )
+
+type keygenOptions struct {
+	Path string
+}
+
+func newSecretsCmd(s *shared) *cobra.Command {
+	ios := s.ios
+	cmd := &cobra.Command{Use: "secrets", Short: "Manage the age identity and generated secrets"}
+	opts := &keygenOptions{}
+	keygen := &cobra.Command{
+		Use:   "keygen [FILE]",
+		Short: "Write a new age identity (0600, outside the repo by default); refuses to overwrite",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			opts.Path = secrets.DefaultIdentityFile()
+			if len(args) == 1 {
+				opts.Path = args[0]
+			}
+			rcpt, err := secrets.WriteIdentityFile(opts.Path)
+			if err != nil {
+				return &exitError{code: 1, msg: err.Error()}
+			}
+			if ios.JSON() {
+				return ios.WriteJSON(map[string]string{"file": opts.Path, "recipient": rcpt})
+			}
+			ios.Printf("%s\n", rcpt)
+			ios.Errorf("wrote age identity %s (keep it safe and out of git); add the recipient above to spec.secrets.ageRecipients\n", opts.Path)
+			return nil
+		},
+	}
+	cmd.AddCommand(keygen, newSecretsStatusCmd(ios), newSecretsRotateCmd(ios))
+	return cmd
+}
 
 func newSecretsStatusCmd(ios *iostreams.IOStreams) *cobra.Command {
 	var dir string
@@ -24,11 +57,11 @@ with the secret they copy.`,
 		Example: "  hl secrets status\n  hl secrets status -o json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			all, err := rotate.Scan(cmd.Context(), dir, time.Now())
+			all, err := secrets.Scan(dir, time.Now())
 			if err != nil {
 				return err
 			}
-			var gen []rotate.Secret
+			var gen []secrets.Secret
 			for _, s := range all {
 				if s.Generated {
 					gen = append(gen, s)
@@ -36,7 +69,7 @@ with the secret they copy.`,
 			}
 			if ios.JSON() {
 				if gen == nil {
-					gen = []rotate.Secret{}
+					gen = []secrets.Secret{}
 				}
 				return ios.WriteJSON(gen)
 			}
@@ -85,7 +118,7 @@ commit and push them. No age identity is needed; values are never printed.`,
 		Example: "  hl secrets rotate dex-clients\n  hl secrets rotate gitea/gitea-metrics",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rot, err := rotate.RotateByName(cmd.Context(), dir, args[0], rotate.Options{})
+			rot, err := secrets.RotateByName(dir, args[0], secrets.Options{})
 			if err != nil {
 				return &exitError{code: 1, msg: err.Error()}
 			}

@@ -20,6 +20,20 @@ const (
 	EnvAgeKey     = "SOPS_AGE_KEY"
 )
 
+// DefaultIdentityFile is where hl keeps the user's age identity:
+// $XDG_CONFIG_HOME/hl/age.key (outside any repo), "" when the machine has
+// no config folder.
+func DefaultIdentityFile() string {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return ""
+	}
+	return IdentityFileIn(dir)
+}
+
+// IdentityFileIn is DefaultIdentityFile for the config folder dir.
+func IdentityFileIn(dir string) string { return filepath.Join(dir, "hl", "age.key") }
+
 // LoadIdentities loads age identities. With a non-empty path only that file
 // is read. Otherwise the identities of $SOPS_AGE_KEY_FILE and $SOPS_AGE_KEY
 // (whitespace separated keys) are combined. Lines starting with '#' are

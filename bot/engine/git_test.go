@@ -1,4 +1,4 @@
-package run
+package engine
 
 import (
 	"context"
@@ -46,51 +46,44 @@ func TestPushBranchesInOnePush(t *testing.T) {
 	})
 
 	ctx := context.Background()
-	repo, err := openRepo(ctx, t.TempDir(), url+"/repo.git", "main", nil, true)
+	repo, err := OpenURL(ctx, url+"/repo.git", nil, "main", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref, err := repo.Reference("refs/remotes/origin/main", true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, err := repo.CommitObject(ref.Hash())
-	if err != nil {
-		t.Fatal(err)
-	}
-	heads := func(names ...string) []head {
-		var out []head
+	t.Cleanup(func() { _ = repo.Close() })
+	heads := func(names ...string) []Head {
+		var out []Head
 		for _, n := range names {
-			h, err := commitOn(repo, base, map[string][]byte{"v.txt": []byte(n + "\n")}, n, "hl-bot", "hl-bot@noreply.localhost")
+			h, err := repo.Commit(map[string][]byte{"v.txt": []byte(n + "\n")}, n)
 			if err != nil {
 				t.Fatal(err)
 			}
-			out = append(out, head{branch: "hl-bot/" + n, hash: h})
+			out = append(out, Head{Branch: BranchPrefix + n, Hash: h})
 		}
 		return out
 	}
-	check := func(hs []head, errs []error, refused string) {
+	check := func(hs []Head, errs []error, refused string) {
 		t.Helper()
 		for i, h := range hs {
-			got, _ := exec.Command("git", "--git-dir", bare, "rev-parse", "--verify", "-q", "refs/heads/"+h.branch).Output()
-			pushed := strings.TrimSpace(string(got)) == h.hash.String()
-			if h.branch == refused {
+			got, _ := exec.Command("git", "--git-dir", bare, "rev-parse", "--verify", "-q", "refs/heads/"+h.Branch).Output()
+			pushed := strings.TrimSpace(string(got)) == h.Hash.String()
+			if h.Branch == refused {
 				if errs[i] == nil || pushed {
-					t.Errorf("%s: refused branch pushed (err %v)", h.branch, errs[i])
+					t.Errorf("%s: refused branch pushed (err %v)", h.Branch, errs[i])
 				}
 				continue
 			}
 			if errs[i] != nil || !pushed {
-				t.Errorf("%s: err %v, on the server: %v", h.branch, errs[i], pushed)
+				t.Errorf("%s: err %v, on the server: %v", h.Branch, errs[i], pushed)
 			}
-			if tr, err := repo.Reference(plumbing.ReferenceName("refs/remotes/origin/"+h.branch), true); err != nil || tr.Hash() != h.hash {
-				t.Errorf("%s: tracking ref %v, %v", h.branch, tr, err)
+			if tr, err := repo.git.Reference(plumbing.ReferenceName("refs/remotes/origin/"+h.Branch), true); err != nil || tr.Hash() != h.Hash {
+				t.Errorf("%s: tracking ref %v, %v", h.Branch, tr, err)
 			}
 		}
 	}
 
 	hs := heads("a-1.x", "b-1.x", "c-2.x")
-	check(hs, pushBranches(ctx, repo, nil, hs), "")
+	check(hs, repo.Push(ctx, hs), "")
 	if n := receives.Load(); n != 1 {
 		t.Errorf("%d receive-packs for 3 branches, want 1", n)
 	}
@@ -103,7 +96,7 @@ func TestPushBranchesInOnePush(t *testing.T) {
 	}
 	receives.Store(0)
 	hs = heads("d-1.x", "bad-1.x", "e-1.x")
-	check(hs, pushBranches(ctx, repo, nil, hs), "hl-bot/bad-1.x")
+	check(hs, repo.Push(ctx, hs), "hl-bot/bad-1.x")
 	if n := receives.Load(); n != 4 {
 		t.Errorf("%d receive-packs, want the refused push and 3 single ones", n)
 	}

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"hl.dev/hl/internal/secrets"
 	"hl.dev/hl/schemas"
+	"hl.dev/hl/secrets"
 )
 
 func TestRenderedIndexAndOS(t *testing.T) {

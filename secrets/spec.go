@@ -24,6 +24,12 @@ const (
 	AnnotationRotateAfter = "hl.dev/rotate-after"
 	AnnotationRotatable   = "hl.dev/rotatable"
 	AnnotationConsumers   = "hl.dev/consumers"
+	// AnnotationCopyOf names (by repo path) the secret whose values a copy
+	// carries, and AnnotationCopyKeys maps the copy's keys to the source's
+	// (JSON): a copy is rotated with its source, never alone, and the
+	// files say so themselves.
+	AnnotationCopyOf   = "hl.dev/copy-of"
+	AnnotationCopyKeys = "hl.dev/copy-keys"
 
 	LabelManagedBy = "app.kubernetes.io/managed-by"
 	ManagedByHL    = "hl"
@@ -51,6 +57,10 @@ type Spec struct {
 	// Consumers optionally names the workloads that read the Secret
 	// (e.g. "deployment/gitea"), for rotation PR bodies and restarts.
 	Consumers []string
+	// CopyOf is set on a copy of another secret: the source's repo path,
+	// and CopyKeys maps each key here to the source's key.
+	CopyOf   string
+	CopyKeys map[string]string
 }
 
 // Key is one generated entry of a Secret. Multi-output generators also fill
@@ -259,6 +269,14 @@ func Manifest(spec Spec, values map[string]string, generatedAt string) ([]byte, 
 		c := slices.Clone(spec.Consumers)
 		sort.Strings(c)
 		ann[AnnotationConsumers] = strings.Join(slices.Compact(c), ",")
+	}
+	if spec.CopyOf != "" {
+		ann[AnnotationCopyOf] = spec.CopyOf
+		keys, err := json.Marshal(spec.CopyKeys) // map keys are sorted
+		if err != nil {
+			return nil, err
+		}
+		ann[AnnotationCopyKeys] = string(keys)
 	}
 	for k, v := range spec.Annotations {
 		ann[k] = v

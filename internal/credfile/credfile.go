@@ -1,0 +1,58 @@
+// Package credfile reads credentials from files the way every hl command
+// does: the value trimmed, an empty file refused, and a file that other
+// users of the machine can read reported (an age key or a forge token in
+// a 0644 file is readable by every local account). Errors name the file,
+// never its content.
+package credfile
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+)
+
+// Warning says that path can be read by users other than its owner, or
+// is "" when it cannot.
+func Warning(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm()&0o077 == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s can be read by other users (mode %04o): chmod 600 %s", path, fi.Mode().Perm(), path)
+}
+
+// Read returns the trimmed content of path ("-" reads one line of stdin)
+// and the Warning for it. what names the credential in errors ("the Gitea
+// token").
+func Read(path, what string, stdin io.Reader) (value, warning string, err error) {
+	var raw string
+	if path == "-" {
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", "", fmt.Errorf("read %s from stdin: %w", what, err)
+		}
+		raw = line
+	} else {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return "", "", fmt.Errorf("read %s: %s does not exist", what, path)
+			}
+			return "", "", fmt.Errorf("read %s: %w", what, err)
+		}
+		raw, warning = string(b), Warning(path)
+	}
+	value = strings.TrimSpace(raw)
+	if value == "" {
+		where := path
+		if path == "-" {
+			where = "stdin"
+		}
+		return "", warning, fmt.Errorf("%s from %s is empty", what, where)
+	}
+	return value, warning, nil
+}
