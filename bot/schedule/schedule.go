@@ -18,6 +18,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -67,6 +69,8 @@ type Daemon struct {
 	sched   cron.Schedule
 	log     *slog.Logger
 	Metrics *Metrics
+
+	deliveries recent
 
 	mu      sync.Mutex
 	running bool
@@ -208,7 +212,10 @@ func (d *Daemon) Serve(ctx context.Context) error {
 			return err
 		}
 		d.log.Info("listening", "addr", ln.Addr().String())
-		srv = &http.Server{Handler: d.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		// A slow client cannot hold a connection (and a goroutine) open:
+		// webhook bodies are small and come from the forge.
+		srv = &http.Server{Handler: d.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+			WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 		go func() { srvErr <- srv.Serve(ln) }()
 	}
 	d.log.Info("schedule", "cron", d.o.Schedule, "next", d.Next(time.Now()))
@@ -257,6 +264,48 @@ func (d *Daemon) shutdown() error {
 	}
 }
 
+// DefaultLockFile is a lock file in a folder of this user only:
+// $XDG_RUNTIME_DIR/hl/bot.lock, else the user cache folder's hl/bot.lock.
+// The folder is created 0700 when the lock is first taken.
+func DefaultLockFile() string {
+	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+		return filepath.Join(d, "hl", "bot.lock")
+	}
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "hl", "bot.lock")
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("hl-bot-%d", os.Geteuid()), "bot.lock")
+}
+
+// recent remembers the last webhook delivery ids (a bounded set: the
+// oldest is forgotten first).
+type recent struct {
+	mu    sync.Mutex
+	seen  map[string]bool
+	order []string
+}
+
+const maxDeliveries = 4096
+
+// first records id and reports whether it was new.
+func (r *recent) first(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.seen[id] {
+		return false
+	}
+	if r.seen == nil {
+		r.seen = map[string]bool{}
+	}
+	if len(r.order) == maxDeliveries {
+		delete(r.seen, r.order[0])
+		r.order = r.order[1:]
+	}
+	r.seen[id] = true
+	r.order = append(r.order, id)
+	return true
+}
+
 // Handler serves /healthz, /metrics and /webhook.
 func (d *Daemon) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -298,6 +347,14 @@ func (d *Daemon) webhook(w http.ResponseWriter, r *http.Request) {
 		d.Metrics.webhooks.add("rejected", 1)
 		d.log.Warn("webhook rejected: bad signature", "remote", r.RemoteAddr)
 		http.Error(w, "bad signature", http.StatusUnauthorized)
+		return
+	}
+	// The signature covers the body only, so a captured delivery could be
+	// sent again: each delivery id counts once.
+	if id := r.Header.Get("X-Gitea-Delivery"); id != "" && !d.deliveries.first(id) {
+		d.Metrics.webhooks.add("duplicate", 1)
+		w.WriteHeader(http.StatusOK)
+		io.WriteString(w, "duplicate delivery\n")
 		return
 	}
 	event := r.Header.Get("X-Gitea-Event")

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -183,5 +184,90 @@ func TestShutdownAbandonsStuckPass(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("shutdown not bounded")
+	}
+}
+
+// A captured delivery sent again (same X-Gitea-Delivery) starts no second
+// run (issue 15, finding 9: webhook replay).
+func TestWebhookReplayIgnored(t *testing.T) {
+	var n atomic.Int32
+	d, _ := New(Options{Schedule: "@daily", WebhookSecret: "s3cret", Passes: []Pass{
+		{Name: "count", Run: func(context.Context) error { n.Add(1); return nil }},
+	}})
+	srv := httptest.NewServer(d.Handler())
+	defer srv.Close()
+	body := `{"action":"closed","pull_request":{"merged":true,"head":{"ref":"hl-bot/podinfo-1.x"}}}`
+	post := func(delivery string) int {
+		req, _ := http.NewRequest("POST", srv.URL+"/webhook", strings.NewReader(body))
+		req.Header.Set("X-Gitea-Event", "pull_request")
+		req.Header.Set("X-Gitea-Delivery", delivery)
+		req.Header.Set("X-Gitea-Signature", sign("s3cret", body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post("d-1"); code != http.StatusAccepted {
+		t.Fatalf("first delivery: %d", code)
+	}
+	waitFor(t, "first run", func() bool { return n.Load() == 1 })
+	if code := post("d-1"); code != http.StatusOK {
+		t.Fatalf("replayed delivery: %d, want 200 (ignored)", code)
+	}
+	if got := d.Metrics.webhooks.snapshot()["duplicate"]; got != 1 {
+		t.Fatalf("duplicates counted %v, want 1", got)
+	}
+	time.Sleep(50 * time.Millisecond) // a replay would have started a run by now
+	if n.Load() != 1 {
+		t.Fatalf("%d runs after a replay, want 1", n.Load())
+	}
+}
+
+// The lock file is private: not followed through a symlink, refused when
+// another user created it first (issue 15, finding 9: /tmp/hl-bot.lock
+// could be held by any local user).
+func TestLockFileIsPrivate(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "elsewhere")
+	link := filepath.Join(dir, "link.lock")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if unlock, err := fileLock(link); err == nil {
+		unlock()
+		t.Fatal("a symlinked lock file was followed")
+	}
+	if _, err := os.Stat(target); err == nil {
+		t.Fatal("the symlink's target was created")
+	}
+	own := filepath.Join(dir, "sub", "bot.lock")
+	unlock, err := fileLock(own)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	if fi, _ := os.Stat(own); fi.Mode().Perm() != 0o600 {
+		t.Errorf("lock file mode %v, want 0600", fi.Mode().Perm())
+	}
+	if fi, _ := os.Stat(filepath.Dir(own)); fi.Mode().Perm() != 0o700 {
+		t.Errorf("lock folder mode %v, want 0700", fi.Mode().Perm())
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("the foreign-owner case needs root to chown (CI runs as root)")
+	}
+	foreign := filepath.Join(dir, "foreign.lock")
+	if err := os.WriteFile(foreign, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(foreign, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if unlock, err := fileLock(foreign); err == nil || !strings.Contains(err.Error(), "another user") {
+		if err == nil {
+			unlock()
+		}
+		t.Fatalf("a lock file of another user was taken: %v", err)
 	}
 }

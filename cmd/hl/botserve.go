@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -53,7 +52,7 @@ stop it: a running pass gets --shutdown-timeout to finish, then is cancelled.`,
 	f.StringVar(&o.Config, "config", config.FileName, "hl.yaml with spec.bot")
 	f.StringVar(&o.Listen, "listen", ":8080", "HTTP address for /healthz, /metrics and /webhook")
 	f.BoolVar(&o.DryRun, "dry-run", false, "compute and log changes, open no PRs or issues")
-	f.StringVar(&o.LockFile, "lock-file", filepath.Join(os.TempDir(), "hl-bot.lock"), "lock file that serialises runs across processes")
+	f.StringVar(&o.LockFile, "lock-file", schedule.DefaultLockFile(), "lock file that serialises runs across processes (in a folder only this user can write)")
 	f.StringVar(&o.AgeKey, "age-key", "", "age identity file (default: $SOPS_AGE_KEY_FILE, $SOPS_AGE_KEY, then "+secrets.DefaultIdentityFile()+")")
 	f.StringVar(&o.TokenFile, "token-file", "", "read the bot's forge token from this file")
 	f.StringVar(&o.Schedule, "schedule", "", "override spec.bot.schedule")
