@@ -41,7 +41,7 @@ func newSecretsCmd(s *shared) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(keygen, newSecretsStatusCmd(ios), newSecretsRotateCmd(ios))
+	cmd.AddCommand(keygen, newSecretsStatusCmd(ios), newSecretsRotateCmd(ios), newSecretsManifestsCmd(s))
 	return cmd
 }
 
@@ -139,5 +139,36 @@ commit and push them. No age identity is needed; values are never printed.`,
 		},
 	}
 	cmd.Flags().StringVarP(&dir, "dir", "C", ".", "repository root")
+	return cmd
+}
+
+func newSecretsManifestsCmd(s *shared) *cobra.Command {
+	var ageKey string
+	cmd := &cobra.Command{
+		Use:   "manifests [DIR]",
+		Short: "Decrypt the SOPS Secrets of one folder to stdout (Argo CD's hl-secrets plugin)",
+		Long: `Decrypt every *.sops.yaml file directly in DIR (default: the working
+directory) and print the Secrets as one YAML stream, in file name order.
+This is the generate command of Argo CD's config-management plugin
+hl-secrets, which runs beside the repo-server with the age key; only
+v1 Secrets come out: a file decrypting to any other kind is refused.
+Needs the age identity (--age-key, $SOPS_AGE_KEY_FILE, $SOPS_AGE_KEY).`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir := "."
+			if len(args) == 1 {
+				dir = args[0]
+			}
+			ids, err := s.identities(ageKey, true)
+			if err != nil {
+				return err
+			}
+			if err := secrets.Manifests(dir, ids, s.ios.Out); err != nil {
+				return &exitError{code: 1, msg: err.Error()}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&ageKey, "age-key", "", "age identity file (default: $SOPS_AGE_KEY_FILE, $SOPS_AGE_KEY)")
 	return cmd
 }
