@@ -8,7 +8,7 @@ BENCHTIME ?= 1s
 # for Gitea's SQLite itself).
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test unit fuzz lint vet fmt schema bench gitea kube tidy clean e2e-pxe
+.PHONY: all build test unit fuzz lint vet fmt schema bench gitea kube argocd tidy clean e2e-pxe
 
 all: build
 
@@ -17,7 +17,7 @@ build:
 
 ## test: everything CI checks — lint, the whole suite, the QEMU PXE boot
 ## (alone, so the emulated installer is not starved), a bounded fuzz run.
-test: lint gitea kube unit e2e-pxe fuzz
+test: lint gitea kube argocd unit e2e-pxe fuzz
 
 unit:
 	$(GO) test -count=1 -timeout 40m -skip '^TestE2EPXE$$' ./...
@@ -48,7 +48,13 @@ gitea:
 kube:
 	bash scripts/build-kube.sh
 
-bench: gitea kube
+## argocd: build the real Argo CD (one multi-call binary) and the helm and
+## kustomize its repo-server runs, used by integration tests (cached by
+## version; the argocd binary takes tens of minutes when cold).
+argocd:
+	bash scripts/build-argocd.sh
+
+bench: gitea kube argocd
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
 
 tidy:
