@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"hl.dev/hl/internal/testharness"
 )
 
 // Version is the Argo CD release the harness builds and runs.
@@ -46,13 +48,9 @@ func FindBinaries() (Binaries, error) {
 	if p := os.Getenv(EnvBinary); p != "" {
 		dir = filepath.Dir(p)
 	} else {
-		root := os.Getenv(EnvCache)
-		if root == "" {
-			repo, err := repoRoot()
-			if err != nil {
-				return Binaries{}, err
-			}
-			root = filepath.Join(repo, ".cache", "argocd")
+		root, err := testharness.CacheRoot(EnvCache, "argocd")
+		if err != nil {
+			return Binaries{}, err
 		}
 		dir = filepath.Join(root, "v"+Version)
 	}
@@ -65,7 +63,10 @@ func FindBinaries() (Binaries, error) {
 		b.Argocd = p
 	}
 	for _, p := range []string{b.Argocd, b.Helm, b.Kustomize} {
-		if err := checkExecutable(p); err != nil {
+		if err := testharness.CheckExecutable(p); err != nil {
+			if errors.Is(err, testharness.ErrNoBinary) {
+				err = ErrNoBinary
+			}
 			return Binaries{}, fmt.Errorf("%w (looked for %s)", err, p)
 		}
 	}
@@ -78,35 +79,4 @@ func FindBinaries() (Binaries, error) {
 		return Binaries{}, fmt.Errorf("argo-cd module source %q (from %s): %w; run `make argocd`", b.SourceDir, filepath.Join(dir, "source-dir"), err)
 	}
 	return b, nil
-}
-
-func checkExecutable(p string) error {
-	fi, err := os.Stat(p)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return ErrNoBinary
-		}
-		return err
-	}
-	if fi.IsDir() || fi.Mode()&0o111 == 0 {
-		return fmt.Errorf("%s is not an executable file", p)
-	}
-	return nil
-}
-
-func repoRoot() (string, error) {
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("find repo root: %w", err)
-	}
-	for dir := wd; ; {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("find repo root: no go.mod above %s", wd)
-		}
-		dir = parent
-	}
 }

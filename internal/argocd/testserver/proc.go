@@ -1,6 +1,8 @@
 package testserver
 
 import (
+	"hl.dev/hl/internal/testharness"
+
 	"context"
 	"errors"
 	"fmt"
@@ -33,7 +35,7 @@ func startProc(name, log, dir, bin string, args, env []string) (*proc, error) {
 	p.cmd.Env = env
 	p.cmd.Stdout = out
 	p.cmd.Stderr = out
-	p.cmd.SysProcAttr = sysProcAttr()
+	p.cmd.SysProcAttr = testharness.SysProcAttr()
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
@@ -45,7 +47,7 @@ func startProc(name, log, dir, bin string, args, env []string) (*proc, error) {
 }
 
 func (p *proc) kill() {
-	killGroup(p.cmd.Process)
+	testharness.KillGroup(p.cmd.Process)
 	<-p.exited
 }
 
@@ -112,21 +114,12 @@ func retryPortInUse(start func() error) error {
 	}
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // freePorts picks n distinct free loopback ports.
 func freePorts(n int) ([]int, error) {
 	ports := make([]int, 0, n)
 	seen := map[int]bool{}
 	for len(ports) < n {
-		p, err := freePort()
+		p, err := testharness.FreePort()
 		if err != nil {
 			return nil, err
 		}

@@ -1,8 +1,11 @@
 package testserver
 
 import (
+	"context"
 	"errors"
 	"testing"
+
+	"hl.dev/hl/internal/testharness"
 )
 
 // New starts an Argo CD only for t, closed when t ends. When t has failed
@@ -10,20 +13,20 @@ import (
 // controller or repo-server said is usually the answer.
 func New(t testing.TB, opts Options) *Server {
 	t.Helper()
-	srv, err := Start(t.Context(), opts)
-	if err != nil {
-		if errors.Is(err, ErrNoBinary) {
-			t.Fatalf("real Argo CD %s needed: %v (or point %s at an argocd binary)", Version, err, EnvBinary)
-		}
-		t.Fatalf("start Argo CD %s: %v", Version, err)
-	}
+	srv := testharness.PerTest(t, "Argo CD", func(ctx context.Context) (*Server, error) { return Start(ctx, opts) }, fatalStart)
+	// Registered after PerTest's close, so it runs first.
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("Argo CD logs (%s):\n%s", srv.Dir, srv.LogTails())
 		}
-		if err := srv.Close(); err != nil {
-			t.Errorf("close Argo CD: %v", err)
-		}
 	})
 	return srv
+}
+
+func fatalStart(t testing.TB, err error) {
+	t.Helper()
+	if errors.Is(err, ErrNoBinary) {
+		t.Fatalf("real Argo CD %s needed: %v (or point %s at an argocd binary)", Version, err, EnvBinary)
+	}
+	t.Fatalf("start Argo CD %s: %v", Version, err)
 }

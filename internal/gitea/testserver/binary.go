@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"hl.dev/hl/internal/testharness"
 )
 
 // Version is the Gitea release the harness builds and expects to talk to.
@@ -32,65 +34,17 @@ var ErrNoBinary = errors.New("gitea binary not found; run `make gitea` (scripts/
 // where the repo root is the nearest folder above the working directory that
 // holds go.mod.
 func Binary() (string, error) {
-	if p := os.Getenv(EnvBinary); p != "" {
-		if err := checkExecutable(p); err != nil {
-			return "", fmt.Errorf("%s=%s: %w", EnvBinary, p, err)
-		}
-		return p, nil
+	p, err := testharness.Binary(EnvBinary, EnvCache, "gitea", "v"+Version+"/gitea")
+	if errors.Is(err, testharness.ErrNoBinary) {
+		return "", fmt.Errorf("%w: %v", ErrNoBinary, err)
 	}
-	dir, err := cacheDir()
-	if err != nil {
-		return "", err
-	}
-	p := filepath.Join(dir, "gitea")
-	if err := checkExecutable(p); err != nil {
-		return "", fmt.Errorf("%w (looked for %s)", ErrNoBinary, p)
-	}
-	return p, nil
-}
-
-func checkExecutable(p string) error {
-	fi, err := os.Stat(p)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return ErrNoBinary
-		}
-		return err
-	}
-	if fi.IsDir() || fi.Mode()&0o111 == 0 {
-		return fmt.Errorf("%s is not an executable file", p)
-	}
-	return nil
+	return p, err
 }
 
 // cacheDir is the versioned folder the build script writes into.
 func cacheDir() (string, error) {
-	root := os.Getenv(EnvCache)
-	if root == "" {
-		repo, err := repoRoot()
-		if err != nil {
-			return "", err
-		}
-		root = filepath.Join(repo, ".cache", "gitea")
-	}
-	return filepath.Join(root, "v"+Version), nil
-}
-
-func repoRoot() (string, error) {
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("find repo root: %w", err)
-	}
-	for dir := wd; ; {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("find repo root: no go.mod above %s", wd)
-		}
-		dir = parent
-	}
+	root, err := testharness.CacheRoot(EnvCache, "gitea")
+	return filepath.Join(root, "v"+Version), err
 }
 
 // SourceDir returns the code.gitea.io/gitea module folder, which a

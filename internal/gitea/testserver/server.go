@@ -1,13 +1,14 @@
 package testserver
 
 import (
+	"hl.dev/hl/internal/testharness"
+
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -124,7 +125,7 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 var errPortInUse = errors.New("port in use")
 
 func (s *Server) startWeb(ctx context.Context, opts Options) error {
-	port, err := freePort()
+	port, err := testharness.FreePort()
 	if err != nil {
 		return err
 	}
@@ -148,7 +149,7 @@ func (s *Server) startWeb(ctx context.Context, opts Options) error {
 	s.cmd.Env = s.env()
 	s.cmd.Stdout = out
 	s.cmd.Stderr = out
-	s.cmd.SysProcAttr = sysProcAttr()
+	s.cmd.SysProcAttr = testharness.SysProcAttr()
 	if err := s.cmd.Start(); err != nil {
 		return fmt.Errorf("start gitea: %w", err)
 	}
@@ -180,15 +181,6 @@ func (s *Server) env() []string {
 		env = append(env, kv)
 	}
 	return append(env, "GITEA_WORK_DIR="+s.Dir, "GITEA_CUSTOM="+filepath.Join(s.Dir, "custom"))
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // waitReady polls /api/v1/version until it reports Version.
@@ -237,7 +229,7 @@ func (s *Server) createAdmin(ctx context.Context) error {
 		"--email", s.AdminUser+"@example.com", "--must-change-password=false")
 	cmd.Dir = s.Dir
 	cmd.Env = s.env()
-	cmd.SysProcAttr = sysProcAttr()
+	cmd.SysProcAttr = testharness.SysProcAttr()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("gitea admin user create %s: %w\n%s", s.AdminUser, err, out)
 	}
@@ -276,6 +268,27 @@ func (s *Server) CreateUser(ctx context.Context, name string) (*User, error) {
 	}
 	u.Token = tok
 	return u, nil
+}
+
+// CreateSiteAdmin creates a site administrator with the given name and
+// password, as a Gitea chart does from its admin Secret at start-up (no
+// token: whoever has the password makes their own).
+func (s *Server) CreateSiteAdmin(ctx context.Context, name, password string) error {
+	body := map[string]any{
+		"username":             name,
+		"email":                name + "@example.com",
+		"password":             password,
+		"must_change_password": false,
+		"send_notify":          false,
+	}
+	if err := s.do(ctx, http.MethodPost, "/api/v1/admin/users", s.tokenAuth(s.AdminToken), body, nil); err != nil {
+		return fmt.Errorf("create gitea admin %s: %w", name, err)
+	}
+	admin := map[string]any{"admin": true, "login_name": name, "source_id": 0}
+	if err := s.do(ctx, http.MethodPatch, "/api/v1/admin/users/"+name, s.tokenAuth(s.AdminToken), admin, nil); err != nil {
+		return fmt.Errorf("make %s a site administrator: %w", name, err)
+	}
+	return nil
 }
 
 // WaitPushed waits until Gitea has processed the first push to
@@ -396,7 +409,7 @@ func (s *Server) kill() {
 	if s.cmd == nil || s.cmd.Process == nil {
 		return
 	}
-	killGroup(s.cmd.Process)
+	testharness.KillGroup(s.cmd.Process)
 	<-s.exited
 	s.cmd = nil
 }

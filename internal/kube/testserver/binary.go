@@ -3,8 +3,8 @@ package testserver
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+
+	"hl.dev/hl/internal/testharness"
 )
 
 // The releases the harness builds and runs. scripts/build-kube.sh reads
@@ -42,54 +42,9 @@ func EtcdBinary() (string, error) {
 // <repo root>/.cache/kube where the repo root is the nearest folder above
 // the working directory that holds go.mod.
 func binary(env, versionDir, name string) (string, error) {
-	if p := os.Getenv(env); p != "" {
-		if err := checkExecutable(p); err != nil {
-			return "", fmt.Errorf("%s=%s: %w", env, p, err)
-		}
-		return p, nil
+	p, err := testharness.Binary(env, EnvCache, "kube", versionDir+"/"+name)
+	if errors.Is(err, testharness.ErrNoBinary) {
+		return "", fmt.Errorf("%w: %v", ErrNoBinary, err)
 	}
-	root := os.Getenv(EnvCache)
-	if root == "" {
-		repo, err := repoRoot()
-		if err != nil {
-			return "", err
-		}
-		root = filepath.Join(repo, ".cache", "kube")
-	}
-	p := filepath.Join(root, versionDir, name)
-	if err := checkExecutable(p); err != nil {
-		return "", fmt.Errorf("%w (looked for %s)", err, p)
-	}
-	return p, nil
-}
-
-func checkExecutable(p string) error {
-	fi, err := os.Stat(p)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return ErrNoBinary
-		}
-		return err
-	}
-	if fi.IsDir() || fi.Mode()&0o111 == 0 {
-		return fmt.Errorf("%s is not an executable file", p)
-	}
-	return nil
-}
-
-func repoRoot() (string, error) {
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("find repo root: %w", err)
-	}
-	for dir := wd; ; {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("find repo root: no go.mod above %s", wd)
-		}
-		dir = parent
-	}
+	return p, err
 }

@@ -1,6 +1,8 @@
 package testserver
 
 import (
+	"hl.dev/hl/internal/testharness"
+
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -8,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -144,7 +145,7 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 		return nil, err
 	}
 	err = retryPortInUse(func() error {
-		port, err := freePort()
+		port, err := testharness.FreePort()
 		if err != nil {
 			return err
 		}
@@ -183,11 +184,11 @@ const (
 func (s *Server) path(name string) string { return filepath.Join(s.Dir, name) }
 
 func (s *Server) startEtcd(ctx context.Context) error {
-	client, err := freePort()
+	client, err := testharness.FreePort()
 	if err != nil {
 		return err
 	}
-	peer, err := freePort()
+	peer, err := testharness.FreePort()
 	if err != nil {
 		return err
 	}
@@ -399,15 +400,6 @@ func get(ctx context.Context, client *http.Client, url, token, want string) erro
 	return nil
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // UniqueName returns prefix with a suffix not handed out before by this
 // server, so tests sharing one control plane (also under -count=N) do not
 // collide on namespaces or cluster-scoped names.
@@ -524,7 +516,7 @@ func startProc(name, bin, dir, log string, args ...string) (*proc, error) {
 	p.cmd.Env = childEnv()
 	p.cmd.Stdout = out
 	p.cmd.Stderr = out
-	p.cmd.SysProcAttr = sysProcAttr()
+	p.cmd.SysProcAttr = testharness.SysProcAttr()
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
@@ -548,7 +540,7 @@ func childEnv() []string {
 }
 
 func (p *proc) kill() {
-	killGroup(p.cmd.Process)
+	testharness.KillGroup(p.cmd.Process)
 	<-p.exited
 }
 
