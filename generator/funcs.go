@@ -3,10 +3,14 @@ package generator
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"text/template"
+	"unicode"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -14,10 +18,16 @@ import (
 // funcs is the one place template helpers live.
 func funcs() template.FuncMap {
 	return template.FuncMap{
-		"toYaml":   toYAML,
-		"indent":   indent,
-		"nindent":  func(n int, s string) string { return "\n" + indent(n, s) },
-		"quote":    func(s any) string { return fmt.Sprintf("%q", fmt.Sprint(s)) },
+		"toYaml":  toYAML,
+		"indent":  indent,
+		"nindent": func(n int, s string) string { return "\n" + indent(n, s) },
+		// Each quoting function emits a value as data in one format; a
+		// template uses the one of the file (or the embedded language) the
+		// value lands in. See quote_test.go for the proofs.
+		"quote":    yamlQuote,
+		"shq":      shQuote,
+		"jmesq":    jmespathLiteral,
+		"csvq":     csvField,
 		"join":     func(sep string, xs []string) string { return strings.Join(xs, sep) },
 		"split":    func(sep, s string) []string { return strings.Split(s, sep) },
 		"sha256":   func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) },
@@ -52,6 +62,62 @@ func funcs() template.FuncMap {
 			return m, nil
 		},
 	}
+}
+
+// yamlQuote is s as a YAML double-quoted scalar (also a JSON string and
+// a PromQL string). Go's quoting escapes exactly what YAML's double-quoted
+// style needs for valid UTF-8 (\n, \", \\, \uXXXX for what is not
+// printable, U+2028 and U+2029 included); invalid UTF-8 would come out as
+// \xNN, which YAML reads as a different character, so it is refused.
+func yamlQuote(v any) (string, error) {
+	s := fmt.Sprint(v)
+	if !utf8.ValidString(s) {
+		return "", fmt.Errorf("quote: %q is not valid UTF-8", s)
+	}
+	return strconv.Quote(s), nil
+}
+
+// shQuote is s as one single-quoted POSIX shell word: nothing inside
+// single quotes is special, and a quote closes, adds an escaped quote and
+// reopens. A NUL byte cannot be passed to a shell at all.
+func shQuote(v any) (string, error) {
+	s := fmt.Sprint(v)
+	if strings.ContainsRune(s, 0) {
+		return "", fmt.Errorf("shq: %q holds a NUL byte", s)
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'", nil
+}
+
+// jmespathLiteral is s as a JMESPath JSON literal (`"..."`), the one
+// string form JMESPath can carry any value in: raw strings ('...') cannot
+// end in a backslash. Backticks, which would end the literal, are written
+// as the JSON escape \u0060. Grafana's role_attribute_path is JMESPath.
+func jmespathLiteral(v any) (string, error) {
+	s := fmt.Sprint(v)
+	if !utf8.ValidString(s) {
+		return "", fmt.Errorf("jmesq: %q is not valid UTF-8", s)
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		return "", err
+	}
+	return "`" + strings.ReplaceAll(string(b), "`", `\u0060`) + "`", nil
+}
+
+// csvField is s as one field of a CSV line (RFC 4180, as Go's
+// encoding/csv reads it): quoted when it holds a separator or a quote, or
+// starts with white space (the reader trims it). A line break cannot be
+// carried: Argo CD's RBAC policy, the CSV hl writes, is split into lines
+// before the CSV reader sees it.
+func csvField(v any) (string, error) {
+	s := fmt.Sprint(v)
+	if strings.ContainsAny(s, "\r\n") {
+		return "", fmt.Errorf("csvq: %q holds a line break", s)
+	}
+	if r, _ := utf8.DecodeRuneInString(s); s == "" || unicode.IsSpace(r) || strings.ContainsAny(s, ",\"") {
+		return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`, nil
+	}
+	return s, nil
 }
 
 // toYAML marshals v with sorted map keys (yaml.v3 sorts maps) and two-space

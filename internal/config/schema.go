@@ -36,6 +36,7 @@ func Schema() []byte {
 		LookupComment:              lookupComment(),
 	}
 	s := r.Reflect(&Homelab{})
+	applyRules(s)
 	s.ID = SchemaID
 	s.Title = "hl.yaml"
 	s.Description = "A homelab rendered by hl (" + APIVersion + ")."

@@ -26,7 +26,7 @@ type Homelab struct {
 // Metadata names the homelab.
 type Metadata struct {
 	// Name of the homelab: a DNS label, used for the cluster and repo names.
-	Name string `json:"name" yaml:"name" jsonschema:"pattern=^[a-z0-9]([-a-z0-9]*[a-z0-9])?$,maxLength=63"`
+	Name string `json:"name" yaml:"name"`
 }
 
 // Spec is everything hl renders from.
@@ -65,7 +65,7 @@ type Network struct {
 	DNSServers []string `json:"dnsServers,omitempty" yaml:"dnsServers,omitempty"`
 	// LoadBalancerRange is the inclusive range handed to LoadBalancer
 	// services, "first-last", e.g. 192.168.1.220-192.168.1.239.
-	LoadBalancerRange string `json:"loadBalancerRange" yaml:"loadBalancerRange" jsonschema:"pattern=^\\S+-\\S+$"`
+	LoadBalancerRange string `json:"loadBalancerRange" yaml:"loadBalancerRange"`
 	// ControlPlaneVIP is the floating Kubernetes API address (kube-vip).
 	ControlPlaneVIP string `json:"controlPlaneVIP" yaml:"controlPlaneVIP"`
 }
@@ -123,7 +123,7 @@ type Node struct {
 	MAC string `json:"mac" yaml:"mac"`
 	IP  string `json:"ip" yaml:"ip"`
 	// Disk to install to, e.g. /dev/sda or /dev/nvme0n1.
-	Disk string `json:"disk,omitempty" yaml:"disk,omitempty" jsonschema:"pattern=^/dev/"`
+	Disk string `json:"disk,omitempty" yaml:"disk,omitempty"`
 	// Interface name in the installed OS, e.g. eno1.
 	Interface string `json:"interface,omitempty" yaml:"interface,omitempty"`
 }
@@ -131,7 +131,7 @@ type Node struct {
 // Kubernetes holds k3s settings.
 type Kubernetes struct {
 	// K3sVersion, e.g. v1.33.5+k3s1.
-	K3sVersion string `json:"k3sVersion,omitempty" yaml:"k3sVersion,omitempty" jsonschema:"pattern=^v[0-9]+\\.[0-9]+\\.[0-9]+\\+k3s[0-9]+$"`
+	K3sVersion string `json:"k3sVersion,omitempty" yaml:"k3sVersion,omitempty"`
 	// Disable lists k3s packaged components to turn off because a catalog
 	// component replaces them.
 	Disable []string `json:"disable,omitempty" yaml:"disable,omitempty"`

@@ -3,13 +3,12 @@ package config
 import (
 	"fmt"
 	"net"
-	"net/mail"
 	"net/netip"
 	"net/url"
 	"path"
-	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	_ "time/tzdata" // timezone checks must not depend on the host's zoneinfo
@@ -23,11 +22,7 @@ import (
 )
 
 var (
-	dnsLabel    = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
-	k3sVersion  = regexp.MustCompile(`^v[0-9]+\.[0-9]+\.[0-9]+\+k3s[0-9]+$`)
-	forgeName   = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,100}$`)
-	ifaceName   = regexp.MustCompile(`^[A-Za-z0-9_.:@-]{1,15}$`)
-	diskPath    = regexp.MustCompile(`^/dev/[A-Za-z0-9_./-]+$`)
+	dnsLabel    = ruleDNSLabel.re
 	k3sDisables = []string{"coredns", "local-storage", "metrics-server", "servicelb", "traefik"}
 	updateTypes = []string{UpdateMajor, UpdateMinor, UpdatePatch, UpdateDigest}
 	severities  = []string{"error", "warning", "off"}
@@ -72,13 +67,13 @@ func (v *validator) required(path, value, what string) bool {
 func Validate(h *Homelab, doc *Document) Problems {
 	v := &validator{doc: doc}
 	if h.APIVersion != APIVersion {
-		v.errorf("apiVersion", "must be %s, got %q", APIVersion, h.APIVersion)
+		v.errorf("apiVersion", "must be %s, got %s", APIVersion, quoteValue(h.APIVersion))
 	}
 	if h.Kind != Kind {
-		v.errorf("kind", "must be %s, got %q", Kind, h.Kind)
+		v.errorf("kind", "must be %s, got %s", Kind, quoteValue(h.Kind))
 	}
 	if v.required("metadata.name", h.Metadata.Name, "a DNS label naming the homelab") && !dnsLabel.MatchString(h.Metadata.Name) {
-		v.errorf("metadata.name", "%q is not a valid DNS label (lower-case letters, digits and '-', at most 63)", h.Metadata.Name)
+		v.errorf("metadata.name", "%s is not a valid DNS label (lower-case letters, digits and '-', at most 63)", quoteValue(h.Metadata.Name))
 	}
 	s := &h.Spec
 	if v.required("spec.domain", s.Domain, "the domain apps are served under, e.g. home.example.com") {
@@ -86,13 +81,9 @@ func Validate(h *Homelab, doc *Document) Problems {
 			v.errorf("spec.domain", "%v", err)
 		}
 	}
-	if _, err := time.LoadLocation(s.Timezone); err != nil || s.Timezone == "Local" {
-		v.errorf("spec.timezone", "unknown timezone %q: use an IANA name such as Europe/Berlin", s.Timezone)
-	}
-	if v.required("spec.email", s.Email, "an address for Let's Encrypt and alerts") {
-		if a, err := mail.ParseAddress(s.Email); err != nil || a.Address != s.Email {
-			v.errorf("spec.email", "%q is not a plain email address", s.Email)
-		}
+	v.timezone("spec.timezone", s.Timezone)
+	if v.required("spec.email", s.Email, "an address for Let's Encrypt and alerts") && !ruleEmail.ok(s.Email) {
+		v.errorf("spec.email", "%s is not a plain email address (letters, digits and ._%%+- before the @, a DNS domain after it)", quoteValue(s.Email))
 	}
 	v.network(h)
 	v.metal(h)
@@ -104,20 +95,36 @@ func Validate(h *Homelab, doc *Document) Problems {
 	v.bot(h)
 	v.slo(h)
 	for id, sev := range s.Validation.Policies {
-		if !slices.Contains(severities, sev) {
-			v.errorf(joinPath("spec.validation.policies", id), "must be one of %s, got %q", strings.Join(severities, ", "), sev)
+		p := joinPath("spec.validation.policies", id)
+		if !rulePolicyID.ok(id) {
+			v.errorf(p, "%s is not a policy id (lower-case letters, digits and '-'; hl validate --help lists them)", quoteValue(id))
+		} else if !slices.Contains(severities, sev) {
+			v.errorf(p, "must be one of %s, got %s", strings.Join(severities, ", "), quoteValue(sev))
+		}
+	}
+	for i, w := range s.Validation.PrivilegedAllowed {
+		p := fmt.Sprintf("spec.validation.privilegedAllowed[%d]", i)
+		if _, err := path.Match(w, ""); err != nil || !ruleWorkload.ok(w) {
+			v.errorf(p, "%s is not a namespace/name pattern (e.g. storage/longhorn-*)", quoteValue(w))
 		}
 	}
 	return v.probs
 }
 
+// timezone checks an IANA zone name; "Local" depends on the machine.
+func (v *validator) timezone(path, tz string) {
+	if _, err := time.LoadLocation(tz); err != nil || tz == "Local" || !ruleTimezone.ok(tz) {
+		v.errorf(path, "unknown timezone %s: use an IANA name such as Europe/Berlin", quoteValue(tz))
+	}
+}
+
 func checkFQDN(d string) error {
 	if len(d) > 253 || !strings.Contains(d, ".") {
-		return fmt.Errorf("%q is not a fully qualified domain name (e.g. home.example.com)", d)
+		return fmt.Errorf("%s is not a fully qualified domain name (e.g. home.example.com)", quoteValue(d))
 	}
 	for _, l := range strings.Split(d, ".") {
 		if !dnsLabel.MatchString(l) {
-			return fmt.Errorf("%q is not a valid domain: label %q must be lower-case letters, digits and '-'", d, l)
+			return fmt.Errorf("%s is not a valid domain: label %q must be lower-case letters, digits and '-'", quoteValue(d), l)
 		}
 	}
 	return nil
@@ -133,8 +140,8 @@ func (v *validator) network(h *Homelab) {
 	if v.required("spec.network.nodeCIDR", n.NodeCIDR, "the node LAN, e.g. 192.168.1.0/24") {
 		p, err := netip.ParsePrefix(n.NodeCIDR)
 		switch {
-		case err != nil:
-			v.errorf("spec.network.nodeCIDR", "%q is not a CIDR (e.g. 192.168.1.0/24)", n.NodeCIDR)
+		case err != nil || !ruleCIDR.ok(n.NodeCIDR):
+			v.errorf("spec.network.nodeCIDR", "%s is not a CIDR (e.g. 192.168.1.0/24)", quoteValue(n.NodeCIDR))
 		case p.Masked() != p:
 			v.errorf("spec.network.nodeCIDR", "%q is not canonical: did you mean %s?", n.NodeCIDR, p.Masked())
 		default:
@@ -143,9 +150,9 @@ func (v *validator) network(h *Homelab) {
 	}
 	used := map[netip.Addr]owner{}
 	claim := func(path, what, s string) (netip.Addr, bool) {
-		a, err := netip.ParseAddr(s)
+		a, err := parseAddr(s)
 		if err != nil {
-			v.errorf(path, "%q is not an IP address", s)
+			v.errorf(path, "%v", err)
 			return a, false
 		}
 		if prefix.IsValid() {
@@ -178,12 +185,15 @@ func (v *validator) network(h *Homelab) {
 		}
 	}
 	for i, d := range n.DNSServers {
-		if _, err := netip.ParseAddr(d); err != nil {
-			v.errorf(fmt.Sprintf("spec.network.dnsServers[%d]", i), "%q is not an IP address", d)
+		if _, err := parseAddr(d); err != nil {
+			v.errorf(fmt.Sprintf("spec.network.dnsServers[%d]", i), "%v", err)
 		}
 	}
 	if v.required("spec.network.loadBalancerRange", n.LoadBalancerRange, "a free range for LoadBalancer services, e.g. 192.168.1.220-192.168.1.239") {
 		first, last, err := parseRange(n.LoadBalancerRange)
+		if err == nil && !ruleIPRange.ok(n.LoadBalancerRange) {
+			err = fmt.Errorf("%s is not a range: write FIRST-LAST without spaces, e.g. 192.168.1.220-192.168.1.239", quoteValue(n.LoadBalancerRange))
+		}
 		if err != nil {
 			v.errorf("spec.network.loadBalancerRange", "%v", err)
 			return
@@ -221,12 +231,22 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	return out
 }
 
+// parseAddr parses an IP address without an IPv6 zone: a zone
+// ("fe80::1%eth0") may hold any character and no rendered file needs one.
+func parseAddr(s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" || !ruleIP.ok(s) {
+		return a, fmt.Errorf("%s is not an IP address", quoteValue(s))
+	}
+	return a, nil
+}
+
 func parseRange(s string) (netip.Addr, netip.Addr, error) {
 	a, b, ok := strings.Cut(s, "-")
-	first, err1 := netip.ParseAddr(strings.TrimSpace(a))
-	last, err2 := netip.ParseAddr(strings.TrimSpace(b))
+	first, err1 := parseAddr(strings.TrimSpace(a))
+	last, err2 := parseAddr(strings.TrimSpace(b))
 	if !ok || err1 != nil || err2 != nil {
-		return first, last, fmt.Errorf("%q is not a range: want FIRST-LAST, e.g. 192.168.1.220-192.168.1.239", s)
+		return first, last, fmt.Errorf("%s is not a range: want FIRST-LAST, e.g. 192.168.1.220-192.168.1.239", quoteValue(s))
 	}
 	if last.Less(first) {
 		return first, last, fmt.Errorf("%q: the first address is after the last", s)
@@ -237,7 +257,7 @@ func parseRange(s string) (netip.Addr, netip.Addr, error) {
 func (v *validator) metal(h *Homelab) {
 	m := &h.Spec.Metal
 	if m.PXE.DHCPMode != DHCPProxy && m.PXE.DHCPMode != DHCPFull {
-		v.errorf("spec.metal.pxe.dhcpMode", "must be proxy or full, got %q", m.PXE.DHCPMode)
+		v.errorf("spec.metal.pxe.dhcpMode", "must be proxy or full, got %s", quoteValue(m.PXE.DHCPMode))
 	}
 	if m.PXE.Port < 1 || m.PXE.Port > 65535 {
 		v.errorf("spec.metal.pxe.port", "%d is not a TCP port", m.PXE.Port)
@@ -246,17 +266,24 @@ func (v *validator) metal(h *Homelab) {
 	switch m.OS.Name {
 	case OSDebian, OSFedora:
 		if _, ok := cat.OSImage(m.OS.Name, m.OS.Version); !ok {
-			v.errorf("spec.metal.os.version", "no pinned netboot image for %s %s; pinned: %s", m.OS.Name, m.OS.Version, strings.Join(cat.OSVersions(m.OS.Name), ", "))
+			v.errorf("spec.metal.os.version", "no pinned netboot image for %s %s; pinned: %s", m.OS.Name, quoteValue(m.OS.Version), strings.Join(cat.OSVersions(m.OS.Name), ", "))
 		}
 	default:
-		v.errorf("spec.metal.os.name", "must be debian or fedora, got %q", m.OS.Name)
+		v.errorf("spec.metal.os.name", "must be debian or fedora, got %s", quoteValue(m.OS.Name))
 	}
 	if len(m.SSHAuthorizedKeys) == 0 {
 		v.errorf("spec.metal.sshAuthorizedKeys", "at least one SSH public key is required: root login is locked, this is the way in")
 	}
 	for i, k := range m.SSHAuthorizedKeys {
-		if _, _, _, rest, err := ssh.ParseAuthorizedKey([]byte(k)); err != nil || len(strings.TrimSpace(string(rest))) > 0 {
-			v.errorf(fmt.Sprintf("spec.metal.sshAuthorizedKeys[%d]", i), "not an SSH public key in authorized_keys format (ssh-ed25519 AAAA... comment)")
+		p := fmt.Sprintf("spec.metal.sshAuthorizedKeys[%d]", i)
+		_, _, opts, rest, err := ssh.ParseAuthorizedKey([]byte(k))
+		switch {
+		case err != nil || len(strings.TrimSpace(string(rest))) > 0:
+			v.errorf(p, "not an SSH public key in authorized_keys format (ssh-ed25519 AAAA... comment)")
+		case len(opts) > 0:
+			v.errorf(p, "authorized_keys options (%s) are not supported: write the key type, the key and a comment", strings.Join(opts, ","))
+		case !ruleSSHKey.ok(k):
+			v.errorf(p, "the key's comment may hold only letters, digits, single spaces and @._+=:,/- (e.g. admin@laptop)")
 		}
 	}
 	if len(m.Nodes) == 0 {
@@ -270,7 +297,7 @@ func (v *validator) metal(h *Homelab) {
 		p := fmt.Sprintf("spec.metal.nodes[%d]", i)
 		if v.required(p+".name", n.Name, "the node's hostname") {
 			if !dnsLabel.MatchString(n.Name) {
-				v.errorf(p+".name", "%q is not a valid DNS label (lower-case letters, digits and '-', at most 63)", n.Name)
+				v.errorf(p+".name", "%s is not a valid DNS label (lower-case letters, digits and '-', at most 63)", quoteValue(n.Name))
 			} else if j, dup := names[n.Name]; dup {
 				v.errorf(p+".name", "%q is already the name of spec.metal.nodes[%d]", n.Name, j)
 			} else {
@@ -284,23 +311,23 @@ func (v *validator) metal(h *Homelab) {
 		case "":
 			v.errorf(p+".role", "is required: server or agent")
 		default:
-			v.errorf(p+".role", "must be server or agent, got %q", n.Role)
+			v.errorf(p+".role", "must be server or agent, got %s", quoteValue(n.Role))
 		}
 		if v.required(p+".mac", n.MAC, "the MAC address of the PXE-booting interface") {
 			mac, err := net.ParseMAC(n.MAC)
-			if err != nil || len(mac) != 6 {
-				v.errorf(p+".mac", "%q is not a MAC address (e.g. 52:54:00:12:34:56)", n.MAC)
+			if err != nil || len(mac) != 6 || !ruleMAC.ok(n.MAC) {
+				v.errorf(p+".mac", "%s is not a MAC address (e.g. 52:54:00:12:34:56)", quoteValue(n.MAC))
 			} else if j, dup := macs[mac.String()]; dup {
 				v.errorf(p+".mac", "%s is already the MAC of spec.metal.nodes[%d] (%s)", mac, j, m.Nodes[j].Name)
 			} else {
 				macs[mac.String()] = i
 			}
 		}
-		if v.required(p+".disk", n.Disk, "the disk the installer wipes, e.g. /dev/sda") && !diskPath.MatchString(n.Disk) {
-			v.errorf(p+".disk", "%q is not a device path under /dev", n.Disk)
+		if v.required(p+".disk", n.Disk, "the disk the installer wipes, e.g. /dev/sda") && !ruleDisk.ok(n.Disk) {
+			v.errorf(p+".disk", "%s is not a device path under /dev (letters, digits and _.:- in each part, no \"..\"; e.g. /dev/sda, /dev/disk/by-id/nvme-...)", quoteValue(n.Disk))
 		}
-		if n.Interface != "" && !ifaceName.MatchString(n.Interface) {
-			v.errorf(p+".interface", "%q is not a network interface name", n.Interface)
+		if n.Interface != "" && !ruleInterface.ok(n.Interface) {
+			v.errorf(p+".interface", "%s is not a network interface name", quoteValue(n.Interface))
 		}
 	}
 	switch {
@@ -313,20 +340,20 @@ func (v *validator) metal(h *Homelab) {
 
 func (v *validator) kubernetes(h *Homelab) {
 	k := &h.Spec.Kubernetes
-	if !k3sVersion.MatchString(k.K3sVersion) {
-		v.errorf("spec.kubernetes.k3sVersion", "%q does not look like a k3s release (vX.Y.Z+k3sN, e.g. %s)", k.K3sVersion, templates.MustCatalog().K3s)
+	if !ruleK3s.ok(k.K3sVersion) {
+		v.errorf("spec.kubernetes.k3sVersion", "%s does not look like a k3s release (vX.Y.Z+k3sN, e.g. %s)", quoteValue(k.K3sVersion), templates.MustCatalog().K3s)
 	}
 	for i, d := range k.Disable {
 		if !slices.Contains(k3sDisables, d) {
-			v.errorf(fmt.Sprintf("spec.kubernetes.disable[%d]", i), "unknown k3s component %q; one of %s", d, strings.Join(k3sDisables, ", "))
+			v.errorf(fmt.Sprintf("spec.kubernetes.disable[%d]", i), "unknown k3s component %s; one of %s", quoteValue(d), strings.Join(k3sDisables, ", "))
 		}
 	}
 	nodeNet, _ := netip.ParsePrefix(h.Spec.Network.NodeCIDR)
 	nets := map[string]netip.Prefix{"spec.network.nodeCIDR": nodeNet}
 	for _, c := range []struct{ path, val string }{{"spec.kubernetes.clusterCIDR", k.ClusterCIDR}, {"spec.kubernetes.serviceCIDR", k.ServiceCIDR}} {
 		p, err := netip.ParsePrefix(c.val)
-		if err != nil || p.Masked() != p {
-			v.errorf(c.path, "%q is not a canonical CIDR", c.val)
+		if err != nil || p.Masked() != p || !ruleCIDR.ok(c.val) {
+			v.errorf(c.path, "%s is not a canonical CIDR", quoteValue(c.val))
 			continue
 		}
 		others := make([]string, 0, len(nets))
@@ -346,23 +373,63 @@ func (v *validator) kubernetes(h *Homelab) {
 func (v *validator) forge(h *Homelab) {
 	f := &h.Spec.Forge
 	if f.Type != ForgeGitea && f.Type != ForgeGitHub {
-		v.errorf("spec.forge.type", "must be gitea or github, got %q", f.Type)
+		v.errorf("spec.forge.type", "must be gitea or github, got %s", quoteValue(f.Type))
 	}
 	if v.required("spec.forge.url", f.URL, "the forge's base URL, e.g. https://git.home.example.com") {
-		u, err := url.Parse(f.URL)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			v.errorf("spec.forge.url", "%q is not an http(s) URL", f.URL)
+		if u, ok := v.url("spec.forge.url", f.URL, ruleHTTPURL, "http", "https"); ok && u.Scheme == "http" {
+			v.warnf("spec.forge.url", "%s is plain http: hl's forge token (an admin token for hl bootstrap gitea) crosses the network in cleartext; use https", quoteValue(f.URL))
 		}
 	}
 	for _, c := range []struct{ path, val, what string }{
 		{"spec.forge.owner", f.Owner, "the user or organisation owning the repo"},
 		{"spec.forge.repo", f.Repo, "the repository name"},
-		{"spec.forge.defaultBranch", f.DefaultBranch, "the default branch"},
 	} {
-		if v.required(c.path, c.val, c.what) && !forgeName.MatchString(c.val) {
-			v.errorf(c.path, "%q may hold only letters, digits, '.', '_' and '-'", c.val)
+		if v.required(c.path, c.val, c.what) && !ruleForgeName.ok(c.val) {
+			if strings.Contains(c.val, "..") || strings.Trim(c.val, ".") == "" {
+				v.errorf(c.path, "%s: a name may not be \".\" or \"..\" or hold \"..\"", quoteValue(c.val))
+			} else {
+				v.errorf(c.path, "%s may hold only letters, digits, '.', '_' and '-'", quoteValue(c.val))
+			}
 		}
 	}
+	if b := f.DefaultBranch; v.required("spec.forge.defaultBranch", b, "the default branch") && (!ruleBranch.ok(b) || strings.HasSuffix(b, ".lock")) {
+		v.errorf("spec.forge.defaultBranch", "%s is not a branch name hl accepts: letters, digits and '.', '_', '-', '/'; no part starting or ending with '.', no \"..\", no .lock suffix", quoteValue(b))
+	}
+}
+
+// url checks a URL against r (which allows no credentials, query,
+// fragment, whitespace or quotes) and the scheme allowlist, and returns
+// it parsed.
+func (v *validator) url(p, s string, r *rule, schemes ...string) (*url.URL, bool) {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || !slices.Contains(schemes, u.Scheme) {
+		v.errorf(p, "%s is not %s URL", quoteValue(s), schemeList(schemes))
+		return nil, false
+	}
+	if !r.ok(s) {
+		v.errorf(p, "%s is not %s URL hl accepts: a host, an optional port and path of letters, digits and ._~-; no user, query, fragment, spaces, quotes or %%-escapes", quoteValue(s), schemeList(schemes))
+		return nil, false
+	}
+	if port := u.Port(); port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			v.errorf(p, "%s: port %s is not a TCP port", quoteValue(s), port)
+			return nil, false
+		}
+	}
+	if h := u.Hostname(); strings.Contains(u.Host, "[") {
+		if a, err := netip.ParseAddr(h); err != nil || !a.Is6() || a.Zone() != "" {
+			v.errorf(p, "%s: %s is not an IPv6 address", quoteValue(s), h)
+			return nil, false
+		}
+	}
+	return u, true
+}
+
+func schemeList(schemes []string) string {
+	if slices.Contains(schemes, "oci") {
+		return "an http(s):// or oci://"
+	}
+	return "an http(s)"
 }
 
 func (v *validator) apps(h *Homelab) {
@@ -386,8 +453,11 @@ func (v *validator) apps(h *Homelab) {
 			if best != "" {
 				hint = fmt.Sprintf(" (did you mean %q?)", best)
 			}
-			v.errorf(p, "unknown catalog component %q%s; known: %s", name, hint, strings.Join(cat.Names(), ", "))
+			v.errorf(p, "unknown catalog component %s%s; known: %s", quoteValue(name), hint, strings.Join(cat.Names(), ", "))
 			continue
+		}
+		if !ruleDNSLabel.ok(name) {
+			continue // not a catalog name either, reported above
 		}
 		app := h.Spec.Apps[name]
 		if app.Hostname != "" {
@@ -420,8 +490,8 @@ func (v *validator) secrets(h *Homelab) {
 	seen := map[string]int{}
 	for i, r := range s.AgeRecipients {
 		p := fmt.Sprintf("spec.secrets.ageRecipients[%d]", i)
-		if _, err := age.ParseX25519Recipient(r); err != nil {
-			v.errorf(p, "%q is not an age X25519 recipient (age1...)", r)
+		if _, err := age.ParseX25519Recipient(r); err != nil || !ruleAge.ok(r) {
+			v.errorf(p, "%s is not an age X25519 recipient (age1...)", quoteValue(r))
 		} else if j, dup := seen[r]; dup {
 			v.errorf(p, "already listed as spec.secrets.ageRecipients[%d]", j)
 		} else {
@@ -451,17 +521,15 @@ func (v *validator) mirrors(h *Homelab) {
 				v.errorf(p+".from", "%q is already mirrored by spec.mirrors.%s[%d]", m.From, kind, j)
 			}
 			seen[m.From] = i
-			if isURL {
-				for _, s := range []struct{ f, val string }{{"from", m.From}, {"to", m.To}} {
-					if u, err := url.Parse(s.val); s.val != "" && (err != nil || u.Host == "" || !slices.Contains([]string{"http", "https", "oci"}, u.Scheme)) {
-						v.errorf(p+"."+s.f, "%q is not an http(s):// or oci:// URL", s.val)
-					}
-				}
-			} else {
-				for _, s := range []struct{ f, val string }{{"from", m.From}, {"to", m.To}} {
-					if strings.Contains(s.val, "://") {
-						v.errorf(p+"."+s.f, "%q: registries are written without a scheme (e.g. docker.io, registry.lan:5000/cache)", s.val)
-					}
+			for _, s := range []struct{ f, val string }{{"from", m.From}, {"to", m.To}} {
+				switch {
+				case s.val == "":
+				case isURL:
+					v.url(p+"."+s.f, s.val, ruleChartRepo, "http", "https", "oci")
+				case strings.Contains(s.val, "://"):
+					v.errorf(p+"."+s.f, "%s: registries are written without a scheme (e.g. docker.io, registry.lan:5000/cache)", quoteValue(s.val))
+				case !ruleRegistry.ok(s.val):
+					v.errorf(p+"."+s.f, "%s is not a registry prefix: host[:port][/path] with lower-case path parts (e.g. docker.io, registry.lan:5000/cache)", quoteValue(s.val))
 				}
 			}
 		}
@@ -473,16 +541,18 @@ func (v *validator) mirrors(h *Homelab) {
 func (v *validator) bot(h *Homelab) {
 	b := &h.Spec.Bot
 	if _, err := cronParser.Parse(b.Schedule); err != nil {
-		v.errorf("spec.bot.schedule", "%q is not a cron schedule: %v", b.Schedule, err)
+		v.errorf("spec.bot.schedule", "%s is not a cron schedule: %v", quoteValue(b.Schedule), err)
+	} else if !ruleCron.ok(b.Schedule) {
+		v.errorf("spec.bot.schedule", "%s: write five fields separated by single spaces, or a descriptor such as @daily (the time zone goes into spec.bot.timezone)", quoteValue(b.Schedule))
 	}
 	// An unset bot timezone inherits spec.timezone, already checked.
-	if _, err := time.LoadLocation(b.Timezone); (err != nil || b.Timezone == "Local") && b.Timezone != h.Spec.Timezone {
-		v.errorf("spec.bot.timezone", "unknown timezone %q: use an IANA name such as Europe/Berlin", b.Timezone)
+	if b.Timezone != h.Spec.Timezone {
+		v.timezone("spec.bot.timezone", b.Timezone)
 	}
 	checkTypes := func(path string, ts []string) {
 		for i, t := range ts {
 			if !slices.Contains(updateTypes, t) {
-				v.errorf(fmt.Sprintf("%s[%d]", path, i), "unknown update type %q; one of %s", t, strings.Join(updateTypes, ", "))
+				v.errorf(fmt.Sprintf("%s[%d]", path, i), "unknown update type %s; one of %s", quoteValue(t), strings.Join(updateTypes, ", "))
 			}
 		}
 	}
@@ -502,7 +572,7 @@ func (v *validator) bot(h *Homelab) {
 		p := fmt.Sprintf("spec.bot.groups[%d]", i)
 		if v.required(p+".name", g.Name, "a name for the group's branch and PR title") {
 			if !dnsLabel.MatchString(g.Name) {
-				v.errorf(p+".name", "%q must be lower-case letters, digits and '-' (it becomes a branch name)", g.Name)
+				v.errorf(p+".name", "%s must be lower-case letters, digits and '-' (it becomes a branch name)", quoteValue(g.Name))
 			} else if j, dup := groups[g.Name]; dup {
 				v.errorf(p+".name", "%q is already the name of spec.bot.groups[%d]", g.Name, j)
 			}
@@ -518,8 +588,8 @@ func (v *validator) bot(h *Homelab) {
 		}
 		checkTypes(p+".updateTypes", ig.UpdateTypes)
 		if ig.Versions != "" {
-			if _, err := semver.NewConstraint(ig.Versions); err != nil {
-				v.errorf(p+".versions", "%q is not a version constraint (e.g. \">=2.0.0\"): %v", ig.Versions, err)
+			if _, err := semver.NewConstraint(ig.Versions); err != nil || !ruleSemverSet.ok(ig.Versions) {
+				v.errorf(p+".versions", "%s is not a version constraint (e.g. \">=2.0.0\")", quoteValue(ig.Versions))
 			}
 		}
 	}
@@ -527,12 +597,14 @@ func (v *validator) bot(h *Homelab) {
 
 func (v *validator) globs(p string, gs []string) {
 	for i, g := range gs {
+		q := p
+		if len(gs) > 1 || strings.HasSuffix(p, "packages") {
+			q = fmt.Sprintf("%s[%d]", p, i)
+		}
 		if _, err := path.Match(g, ""); err != nil {
-			q := p
-			if len(gs) > 1 || strings.HasSuffix(p, "packages") {
-				q = fmt.Sprintf("%s[%d]", p, i)
-			}
-			v.errorf(q, "%q is not a valid glob: %v", g, err)
+			v.errorf(q, "%s is not a valid glob: %v", quoteValue(g), err)
+		} else if !ruleGlob.ok(g) {
+			v.errorf(q, "%s: a package glob holds letters, digits, ._/:@+- and the glob characters *?[]^ only", quoteValue(g))
 		}
 	}
 }
@@ -545,7 +617,7 @@ func (v *validator) slo(h *Homelab) {
 	for i, s := range h.Spec.SLO {
 		p := fmt.Sprintf("spec.slo[%d]", i)
 		if _, ok := templates.MustCatalog().Component(s.App); !ok {
-			v.errorf(p+".app", "unknown catalog component %q", s.App)
+			v.errorf(p+".app", "unknown catalog component %s", quoteValue(s.App))
 		} else if !h.Enabled(s.App) {
 			v.errorf(p+".app", "%s is not enabled: enable spec.apps.%s or remove this SLO", s.App, s.App)
 		}
