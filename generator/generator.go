@@ -149,6 +149,16 @@ func Render(ctx context.Context, opts Options) (*Result, error) {
 	if opts.OutDir == "" {
 		opts.OutDir = filepath.Dir(opts.ConfigPath)
 	}
+	// A render that died while moving its files is undone first, so this
+	// one merges against a tree and a merge base that belong together.
+	recovered, err := recoverRender(opts.OutDir, opts.DryRun)
+	if err != nil {
+		return nil, err
+	}
+	guard := newLinkGuard(opts.OutDir)
+	if err := guard.checkAll([]string{config.FileName, stateFile, baseFile, schemaFile}); err != nil {
+		return nil, err
+	}
 	configBytes, err := configToWrite(opts)
 	if err != nil {
 		return nil, err
@@ -161,7 +171,10 @@ func Render(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{OutDir: opts.OutDir}
+	if err := guard.checkAll(append(plan.Paths(), sortedKeys(st.present)...)); err != nil {
+		return nil, err
+	}
+	res := &Result{OutDir: opts.OutDir, Warnings: recovered}
 	if res.Roadmap, err = Roadmap(plan, plan.data); err != nil {
 		return nil, err
 	}
@@ -200,6 +213,9 @@ func Render(ctx context.Context, opts Options) (*Result, error) {
 		res.SecretsReencrypted, res.SecretsUnchecked = sres.SecretsReencrypted, sres.SecretsUnchecked
 		res.Warnings = append(res.Warnings, sres.Warnings...)
 		addSecretKustomizations(plan)
+		err = guard.checkAll(plan.Paths())
+	}
+	if err == nil {
 		err = mergePlan(plan, st, opts, res, func(p string) bool { return !outside(p) })
 	}
 	if err != nil {

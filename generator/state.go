@@ -40,6 +40,7 @@ const (
 	stateDir      = ".hl"
 	stateFile     = ".hl/state.yaml"
 	baseFile      = ".hl/merge-base"
+	schemaFile    = ".hl/hl.schema.json"
 	legacyBaseDir = ".hl/base"
 )
 
@@ -196,7 +197,7 @@ func stateFiles(plan *Plan) map[string][]byte {
 	_ = enc.Encode(st)
 	out[stateFile] = b.Bytes()
 	out[baseFile] = encodeBase(base)
-	out[path.Join(stateDir, "hl.schema.json")] = config.Schema()
+	out[schemaFile] = config.Schema()
 	return out
 }
 

@@ -288,6 +288,14 @@ func (v *validator) checkIngress(o *object) {
 // scanValues looks for literal credentials in a wrapper chart's values
 // file: weak ones are default-credential, others plaintext-secret.
 func (v *validator) scanValues(file string, docs []*yamlDoc) {
+	v.scanCredentials(file, docs, "a values file")
+}
+
+// scanCredentials looks for literal credentials (values of keys like
+// password or apiToken) in a YAML file's documents: weak ones are
+// default-credential, others plaintext-secret. where names the kind of
+// file in the message.
+func (v *validator) scanCredentials(file string, docs []*yamlDoc, where string) {
 	for _, d := range docs {
 		var walk func(val any, p []string)
 		walk = func(val any, p []string) {
@@ -306,14 +314,14 @@ func (v *validator) scanValues(file string, docs []*yamlDoc) {
 					walk(e, append(append([]string(nil), p...), fmt.Sprintf("[%d]", i)))
 				}
 			case string:
-				if len(p) == 0 || !credentialKey(p[len(p)-1]) || t == "" {
+				if len(p) == 0 || !credentialKey(p[len(p)-1]) || t == "" || placeholderRe.MatchString(t) {
 					return
 				}
 				f := Finding{File: file, Line: lineOf(d.root, p), Path: joinPath(p)}
 				if why := weakCredential(t, true); why != "" {
 					f.Policy, f.Message = PolicyDefaultCredential, "credential "+why
 				} else if !strings.Contains(t, "{{") && !strings.HasPrefix(t, "ENC[") && !envRefRe.MatchString(t) {
-					f.Policy, f.Message = PolicyPlaintextSecret, "credential in plain text in a values file; reference a SOPS-encrypted Secret instead"
+					f.Policy, f.Message = PolicyPlaintextSecret, "credential in plain text in "+where+"; reference a SOPS-encrypted Secret instead"
 				} else {
 					return
 				}
@@ -325,3 +333,7 @@ func (v *validator) scanValues(file string, docs []*yamlDoc) {
 }
 
 var envRefRe = regexp.MustCompile(`^\$\{?[A-Za-z_][A-Za-z0-9_]*\}?$`)
+
+// placeholderRe matches a value that stands for a credential filled in
+// elsewhere: @@NAME@@ (hl metal serve substitutes those), <your token>.
+var placeholderRe = regexp.MustCompile(`^(@@[A-Za-z0-9_]+@@|<[^<>]+>)$`)

@@ -8,8 +8,11 @@
 // into the k8s.io/api types, custom resources against the JSON schemas in
 // schemas/crds (or the CRDs the repo itself renders), and a set of policies
 // (plaintext secrets, unpinned images and charts, missing default-deny
-// NetworkPolicies, ...). Every problem is a Finding with a policy id, a
-// severity and a repo-relative file:line; Policies lists the ids.
+// NetworkPolicies, ...). Every file of the repository, deployed by an app
+// or not, is also scanned for plaintext Secrets, private keys, age
+// identities and credentials (secretscan.go): git publishes them all the
+// same. Every problem is a Finding with a policy id, a severity and a
+// repo-relative file:line; Policies lists the ids.
 //
 // PullCharts fills the chart cache from the repositories named in the
 // wrapper charts' Chart.yaml (HTTP repositories and OCI registries),

@@ -172,26 +172,32 @@ func kustRefs(doc *yamlDoc) []kustRef {
 			}
 		}
 	}
-	for _, field := range []string{"configMapGenerator", "secretGenerator"} {
-		seq := yamlnode.Value(doc.root, field)
-		if seq == nil || seq.Kind != yaml.SequenceNode {
-			continue
-		}
-		for _, item := range seq.Content {
-			for _, sub := range []string{"files", "envs"} {
-				if l := yamlnode.Value(item, sub); l != nil && l.Kind == yaml.SequenceNode {
-					for _, n := range l.Content {
-						v := n.Value
-						if _, after, ok := strings.Cut(v, "="); ok {
-							v = after
-						}
-						out = append(out, kustRef{v, n.Line})
+	out = append(out, generatorInputs(doc, "configMapGenerator")...)
+	return append(out, generatorInputs(doc, "secretGenerator")...)
+}
+
+// generatorInputs lists the files a kustomization's configMapGenerator
+// or secretGenerator (field) reads: files, envs and env.
+func generatorInputs(doc *yamlDoc, field string) []kustRef {
+	seq := yamlnode.Value(doc.root, field)
+	if seq == nil || seq.Kind != yaml.SequenceNode {
+		return nil
+	}
+	var out []kustRef
+	for _, item := range seq.Content {
+		for _, sub := range []string{"files", "envs"} {
+			if l := yamlnode.Value(item, sub); l != nil && l.Kind == yaml.SequenceNode {
+				for _, n := range l.Content {
+					v := n.Value
+					if _, after, ok := strings.Cut(v, "="); ok {
+						v = after
 					}
+					out = append(out, kustRef{v, n.Line})
 				}
 			}
-			if e := yamlnode.Value(item, "env"); e != nil {
-				out = append(out, kustRef{e.Value, e.Line})
-			}
+		}
+		if e := yamlnode.Value(item, "env"); e != nil {
+			out = append(out, kustRef{e.Value, e.Line})
 		}
 	}
 	return out

@@ -197,18 +197,24 @@ func (v *validator) checkSOPS() {
 						Message: fmt.Sprintf("encrypted for recipients that differ from %s: %s; run sops updatekeys", src, diff)})
 				}
 			}
-			for _, field := range []string{"data", "stringData"} {
-				dn := yamlnode.Value(d.root, field)
-				if dn == nil || dn.Kind != yaml.MappingNode {
-					continue
-				}
-				for i := 0; i+1 < len(dn.Content); i += 2 {
-					val := dn.Content[i+1]
-					if val.Kind == yaml.ScalarNode && val.Value != "" && !strings.HasPrefix(val.Value, "ENC[") {
-						v.add(Finding{Policy: PolicyPlaintextSecret, File: f, Line: dn.Content[i].Line,
-							Path: field + "." + dn.Content[i].Value, Message: "value is not encrypted (check encrypted_regex in .sops.yaml)"})
-					}
-				}
+			v.checkSOPSValues(f, d)
+		}
+	}
+}
+
+// checkSOPSValues flags the data and stringData values of a document
+// with a sops block that are not ENC[...] (encrypted_regex missed them).
+func (v *validator) checkSOPSValues(f string, d *yamlDoc) {
+	for _, field := range []string{"data", "stringData"} {
+		dn := yamlnode.Value(d.root, field)
+		if dn == nil || dn.Kind != yaml.MappingNode {
+			continue
+		}
+		for i := 0; i+1 < len(dn.Content); i += 2 {
+			val := dn.Content[i+1]
+			if val.Kind == yaml.ScalarNode && val.Value != "" && !strings.HasPrefix(val.Value, "ENC[") {
+				v.add(Finding{Policy: PolicyPlaintextSecret, File: f, Line: dn.Content[i].Line,
+					Path: field + "." + dn.Content[i].Value, Message: "value is not encrypted (check encrypted_regex in .sops.yaml)"})
 			}
 		}
 	}

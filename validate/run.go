@@ -177,6 +177,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	v.checkSOPS()
 	v.checkCharts()
+	v.scanRepoFiles()
 
 	rep.Findings = v.finish()
 	return rep, nil
