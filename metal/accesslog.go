@@ -93,6 +93,18 @@ func (l *AccessLog) Wrap(h http.Handler) http.Handler {
 		n.mu.Lock()
 		extra := strings.Join(n.kv, " ")
 		n.mu.Unlock()
-		l.Printf("http", "%s %q %d %d %s %s", r.RemoteAddr, r.Method+" "+r.URL.Path, rec.status, rec.bytes, time.Since(start).Round(time.Microsecond), extra)
+		l.Printf("http", "%s %q %d %d %s %s", r.RemoteAddr, r.Method+" "+redactPath(r.URL.Path), rec.status, rec.bytes, time.Since(start).Round(time.Microsecond), extra)
 	})
+}
+
+// redactPath hides the token of /t/<token>/... paths.
+func redactPath(p string) string {
+	rest, ok := strings.CutPrefix(p, "/t/")
+	if !ok {
+		return p
+	}
+	if _, after, found := strings.Cut(rest, "/"); found {
+		return "/t/-/" + after
+	}
+	return "/t/-"
 }

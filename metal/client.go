@@ -43,7 +43,7 @@ func (c *APIClient) do(ctx context.Context, method, path string, out any) error 
 	return nil
 }
 
-// Reprovision marks a node for reinstall.
+// Reprovision marks a node for reinstall and opens its install window.
 func (c *APIClient) Reprovision(ctx context.Context, name string, rejoin bool) error {
 	return c.do(ctx, http.MethodPost, "/api/v1/nodes/"+url.PathEscape(name)+"/reprovision?rejoin="+fmt.Sprint(rejoin), nil)
 }
@@ -59,9 +59,19 @@ type LocalProvisioner struct {
 	Dir   string
 	State StateFile
 	Now   func() time.Time
+	// InstallWindow is how long the window Reprovision opens stays open
+	// (DefaultInstallWindow when zero).
+	InstallWindow time.Duration
 }
 
-// Reprovision marks a node for reinstall.
+func (l *LocalProvisioner) now() time.Time {
+	if l.Now != nil {
+		return l.Now()
+	}
+	return time.Now()
+}
+
+// Reprovision marks a node for reinstall and opens its install window.
 func (l *LocalProvisioner) Reprovision(_ context.Context, name string, rejoin bool) error {
 	idx, err := LoadIndex(l.Dir)
 	if err != nil {
@@ -71,11 +81,7 @@ func (l *LocalProvisioner) Reprovision(_ context.Context, name string, rejoin bo
 	if !ok {
 		return fmt.Errorf("no node %q in %s (nodes: %s)", name, IndexFile, strings.Join(idx.Names(), ", "))
 	}
-	now := time.Now
-	if l.Now != nil {
-		now = l.Now
-	}
-	return l.State.MarkReprovision(n.MAC, n.Name, rejoin, now())
+	return l.State.MarkReprovision(n.MAC, n.Name, rejoin, l.now(), l.InstallWindow)
 }
 
 // Nodes lists the nodes with their install state.
@@ -88,5 +94,5 @@ func (l *LocalProvisioner) Nodes(context.Context) ([]NodeStatus, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Statuses(idx, st), nil
+	return Statuses(idx, st, l.now()), nil
 }

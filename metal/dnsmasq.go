@@ -51,7 +51,7 @@ func DnsmasqArgs(repoDir, workDir string, o DnsmasqOptions) []string {
 		"--conf-file=" + filepath.Join(repoDir, filepath.FromSlash(DnsmasqConf)),
 		"--log-facility=-",
 		"--tftp-root=" + filepath.Join(workDir, "tftp"),
-		"--dhcp-leasefile=" + filepath.Join(workDir, "dnsmasq.leases"),
+		"--dhcp-leasefile=" + leaseFilePath(workDir),
 		"--pid-file=" + filepath.Join(workDir, "dnsmasq.pid"),
 	}
 	if o.Interface != "" {
@@ -59,6 +59,10 @@ func DnsmasqArgs(repoDir, workDir string, o DnsmasqOptions) []string {
 	}
 	return append(args, o.ExtraArgs...)
 }
+
+// leaseFilePath is where dnsmasq keeps its leases: hl metal serve reads
+// it to bind a node's install requests to the address leased to its MAC.
+func leaseFilePath(workDir string) string { return filepath.Join(workDir, "dnsmasq.leases") }
 
 // PrepareTFTPRoot fills workDir/tftp with the iPXE binaries found in
 // ipxeDir and returns the ones missing.

@@ -3,12 +3,14 @@
 package metal
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,12 +28,24 @@ import (
 // metal serve and dnsmasq running the rendered metal/dnsmasq.conf, and
 // follows the boot through the server's access log:
 //
-//	full:  DHCP (dnsmasq, static lease) → /boot.ipxe → /ipxe/<mac> → kernel
-//	       + initrd → the Debian installer fetching node1's preseed URL.
-//	proxy: a second dnsmasq in another namespace plays the router; hl's
-//	       dnsmasq adds proxy-DHCP and TFTP: node1 goes DHCP → /boot.ipxe →
-//	       /ipxe/<mac> → kernel + initrd, an unknown MAC gets the refusal
-//	       script and nothing else, and TFTP serves the iPXE binary.
+//	full:  DHCP (dnsmasq, static lease) → /boot.ipxe → /ipxe/<mac>, which
+//	       opens node1's first install window because it comes from the
+//	       address in dnsmasq's lease file → kernel + initrd → the Debian
+//	       installer fetching its preseed with the single-use token from
+//	       its kernel command line. The state then shows that token burnt
+//	       and the next one (post-install.sh) minted, and a stranger on the
+//	       bridge asking for node1's files gets nothing.
+//	proxy: a second dnsmasq in another namespace plays the router (with a
+//	       reservation for node1's address); hl's dnsmasq adds proxy-DHCP
+//	       and TFTP: node1 goes DHCP → /boot.ipxe → /ipxe/<mac> → kernel +
+//	       initrd, an unknown MAC gets the refusal script and nothing else,
+//	       the router's own address asking for node1 is refused, and TFTP
+//	       serves the iPXE binary.
+//
+// How far the emulated install gets: the installer fetches its preseed
+// and then needs the pinned Debian mirror, which is out of reach here, so
+// post-install.sh, the k3s config and the callback are never asked for by
+// the VM; the server tests walk that part of the chain over loopback.
 //
 // It needs root and the Debian packages dnsmasq, qemu-system-x86,
 // ipxe-qemu, debian-installer-12-netboot-amd64 and iproute2; it fails
@@ -84,6 +98,8 @@ const (
 	e2eServer  = "10.99.0.2"
 	e2eNode1   = "52:54:00:e2:e0:01"
 	e2eUnknown = "52:54:00:e2:e0:99"
+	// e2eStranger is another machine on the node network.
+	e2eStranger = "10.99.0.77"
 )
 
 func e2eFull(ctx context.Context, t *testing.T, repo, cache, ipxeDir string) {
@@ -92,7 +108,8 @@ func e2eFull(ctx context.Context, t *testing.T, repo, cache, ipxeDir string) {
 	ns.ip(t, "addr", "add", e2eServer+"/24", "dev", "br0")
 	ns.ip(t, "link", "set", "br0", "up")
 	ns.tap(t, "tap0", "br0")
-	log := startE2EServer(ctx, t, ns, repo, cache, ipxeDir)
+	srv := startE2EServer(ctx, t, ns, repo, cache, ipxeDir)
+	log := srv.log
 	started := time.Now()
 	startVM(t, ns, "tap0", e2eNode1)
 
@@ -103,9 +120,41 @@ func e2eFull(ctx context.Context, t *testing.T, repo, cache, ipxeDir string) {
 		{"per-MAC script", `http 10\.99\.0\.11:\d+ "GET /ipxe/52-54-00-e2-e0-01" 200 .*action=install`},
 		{"kernel", `http 10\.99\.0\.11:\d+ "GET /os/debian/12/kernel" 200`},
 		{"initrd", `http 10\.99\.0\.11:\d+ "GET /os/debian/12/initrd" 200`},
-		{"preseed", `http 10\.99\.0\.11:\d+ "GET /nodes/node1/preseed\.cfg" 200`},
+		{"preseed with its token", `http 10\.99\.0\.11:\d+ "GET /t/-/nodes/node1/preseed\.cfg" 200`},
 	}
 	waitSteps(ctx, t, log, steps, started)
+
+	// The window as the installer left it: opened by its first boot, the
+	// preseed token burnt, a post-install token minted, nothing released.
+	st, err := StateFile{Path: filepath.Join(srv.work, "state.json")}.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns1 := st.Node(e2eNode1, "node1")
+	if w := ns1.Window; w == nil || w.Opened != OpenedFirstBoot || w.Tokens["preseed.cfg"] != "" || w.Tokens["post-install.sh"] == "" || len(w.Released) != 0 {
+		t.Errorf("node1's window after the preseed fetch: %+v", ns1.Window)
+	}
+	if a, err := leaseOf(leaseFilePath(srv.work), e2eNode1, time.Now()); err != nil || a.String() != "10.99.0.11" {
+		t.Errorf("dnsmasq's lease for node1: %v %v", a, err)
+	}
+	// A stranger on the bridge gets nothing of node1's.
+	ns.ip(t, "addr", "add", e2eStranger+"/24", "dev", "br0")
+	sec, err := LoadSecrets(repo, testIdentities(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/ipxe/52-54-00-e2-e0-01", "/nodes/node1/post-install.sh", "/nodes/node1/k3s-config.yaml", "/nodes/node1/preseed.cfg"} {
+		code, body, err := httpGetFrom(ns, e2eStranger, "http://"+e2eServer+":8080"+path)
+		if err != nil {
+			t.Fatalf("GET %s from %s: %v", path, e2eStranger, err)
+		}
+		if strings.Contains(body, "kernel ") || (strings.HasPrefix(path, "/nodes/") && code == 200) || strings.Contains(body, sec.K3sToken) || strings.Contains(body, sec.K3sAgentToken) {
+			t.Errorf("GET %s from %s: %d\n%s", path, e2eStranger, code, body)
+		}
+	}
+	if !regexp.MustCompile(`http ` + regexp.QuoteMeta(e2eStranger) + `:\d+ "GET /ipxe/52-54-00-e2-e0-01" 200 .*action=refused`).MatchString(log.String()) {
+		t.Errorf("the stranger's boot request was not refused:\n%s", tail(log.String(), 20))
+	}
 }
 
 func e2eProxy(ctx context.Context, t *testing.T, repo, cache, ipxeDir string) {
@@ -127,6 +176,8 @@ func e2eProxy(ctx context.Context, t *testing.T, repo, cache, ipxeDir string) {
 	routerLog := &syncBuffer{}
 	rcmd := exec.Command("dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--port=0", "--log-facility=-",
 		"--interface=r0", "--bind-interfaces", "--dhcp-authoritative", "--dhcp-range=10.99.0.100,10.99.0.150,255.255.255.0,10m",
+		// The reservation proxy mode needs: node1 gets its nodes.yaml address.
+		"--dhcp-host="+e2eNode1+",10.99.0.11",
 		"--dhcp-option=option:router,10.99.0.1", "--dhcp-leasefile="+filepath.Join(rdir, "leases"), "--pid-file="+filepath.Join(rdir, "pid"))
 	rcmd.Stdout, rcmd.Stderr = routerLog, routerLog
 	if err := router.do(rcmd.Start); err != nil {
@@ -134,7 +185,7 @@ func e2eProxy(ctx context.Context, t *testing.T, repo, cache, ipxeDir string) {
 	}
 	t.Cleanup(func() { _ = rcmd.Process.Kill(); _ = rcmd.Wait() })
 
-	log := startE2EServer(ctx, t, ns, repo, cache, ipxeDir)
+	log := startE2EServer(ctx, t, ns, repo, cache, ipxeDir).log
 
 	// TFTP from the router's side of the bridge: dnsmasq serves the iPXE
 	// binary named in the rendered config.
@@ -154,13 +205,18 @@ func e2eProxy(ctx context.Context, t *testing.T, repo, cache, ipxeDir string) {
 	}, started)
 	steps := []logStep{
 		{"proxy DHCP", `dnsmasq .*PXE\(br0\) (?:[0-9.]+ )?` + regexp.QuoteMeta(e2eNode1) + ` proxy`},
-		{"boot script", `http (10\.99\.0\.\d+):\d+ "GET /boot\.ipxe" 200`},
-		{"per-MAC script", `http (10\.99\.0\.\d+):\d+ "GET /ipxe/52-54-00-e2-e0-01" 200 .*action=install`},
-		{"kernel", `http (10\.99\.0\.\d+):\d+ "GET /os/debian/12/kernel" 200`},
-		{"initrd", `http (10\.99\.0\.\d+):\d+ "GET /os/debian/12/initrd" 200`},
+		{"boot script", `http (10\.99\.0\.11):\d+ "GET /boot\.ipxe" 200`},
+		{"per-MAC script", `http (10\.99\.0\.11):\d+ "GET /ipxe/52-54-00-e2-e0-01" 200 .*action=install`},
+		{"kernel", `http (10\.99\.0\.11):\d+ "GET /os/debian/12/kernel" 200`},
+		{"initrd", `http (10\.99\.0\.11):\d+ "GET /os/debian/12/initrd" 200`},
 	}
 	waitSteps(ctx, t, log, steps, started)
 	known.stop()
+	// The router's address is not node1's: no install script, no token.
+	code, body, err := httpGetFrom(router, "", "http://"+e2eServer+":8080/ipxe/52-54-00-e2-e0-01")
+	if err != nil || code != 200 || strings.Contains(body, "kernel ") || !strings.Contains(body, "not installing node1") {
+		t.Errorf("node1's boot script asked from the router: %d %v\n%s", code, err, body)
+	}
 	if len(unknown) > 0 && unknown[0] != "" {
 		if strings.Contains(log.String(), "http "+unknown[0]+":") && regexp.MustCompile(`http `+regexp.QuoteMeta(unknown[0])+`:\d+ "GET /(os|nodes)/`).MatchString(log.String()) {
 			t.Errorf("the unknown machine (%s) got install files:\n%s", unknown[0], log.String())
@@ -225,7 +281,13 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-func startE2EServer(ctx context.Context, t *testing.T, ns *netns, repo, cache, ipxeDir string) *syncBuffer {
+// e2eServe is a running hl metal serve of the end-to-end test.
+type e2eServe struct {
+	log  *syncBuffer
+	work string // state, dnsmasq's lease file
+}
+
+func startE2EServer(ctx context.Context, t *testing.T, ns *netns, repo, cache, ipxeDir string) e2eServe {
 	t.Helper()
 	work := e2eDir(t)
 	log := &syncBuffer{}
@@ -247,7 +309,44 @@ func startE2EServer(ctx context.Context, t *testing.T, ns *netns, repo, cache, i
 			t.Logf("access log:\n%s", tail(log.String(), 120))
 		}
 	})
-	return log
+	return e2eServe{log: log, work: work}
+}
+
+// httpGetFrom sends one GET from inside ns, from the local address (the
+// namespace's default when ""). It dials on this goroutine's thread: an
+// http.Transport would dial on another thread, outside the namespace.
+func httpGetFrom(ns *netns, local, rawURL string) (int, string, error) {
+	var code int
+	var body string
+	err := ns.do(func() error {
+		req, err := http.NewRequest(http.MethodGet, rawURL, nil)
+		if err != nil {
+			return err
+		}
+		req.Close = true
+		d := net.Dialer{Timeout: 10 * time.Second}
+		if local != "" {
+			d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(local)}
+		}
+		c, err := d.Dial("tcp", req.URL.Host)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		if err := req.Write(c); err != nil {
+			return err
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		code, body = resp.StatusCode, string(b)
+		return err
+	})
+	return code, body, err
 }
 
 type vm struct {

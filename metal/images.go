@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 )
 
 var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -58,6 +59,13 @@ func Rewrite(u string, mirrors []Mirror) string {
 	return out
 }
 
+// Defaults of hl metal images pull: a netboot kernel is ~10 MiB and an
+// initrd 40 to 150 MiB; anything near a GiB is not a netboot image.
+const (
+	DefaultPullTimeout = 30 * time.Minute
+	DefaultPullMaxSize = 1 << 30
+)
+
 // PullOptions configure hl metal images pull.
 type PullOptions struct {
 	// Dir is the repo root (metal/images.yaml names the pins).
@@ -65,7 +73,15 @@ type PullOptions struct {
 	CacheDir string
 	Mirrors  []Mirror
 	Client   *http.Client
+	// Timeout bounds the whole pull (DefaultPullTimeout when zero).
+	Timeout time.Duration
+	// MaxSize caps each file in bytes (DefaultPullMaxSize when zero): a
+	// bigger one is refused and nothing of it stays in the cache.
+	MaxSize int64
 }
+
+// ErrTooLarge is returned (wrapped) when a download exceeds MaxSize.
+var ErrTooLarge = errors.New("larger than the size cap")
 
 // PullResult is what happened to one pinned file.
 type PullResult struct {
@@ -94,6 +110,14 @@ func Pull(ctx context.Context, opts PullOptions) ([]PullResult, error) {
 	if opts.Client == nil {
 		opts.Client = http.DefaultClient
 	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultPullTimeout
+	}
+	if opts.MaxSize <= 0 {
+		opts.MaxSize = DefaultPullMaxSize
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, opts.Timeout, fmt.Errorf("hl metal images pull: timed out after %s", opts.Timeout))
+	defer cancel()
 	var out []PullResult
 	for _, f := range []struct {
 		name string
@@ -127,23 +151,31 @@ func pullOne(ctx context.Context, opts PullOptions, what string, a Artifact) (Pu
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return res, err
 	}
-	body, err := open(ctx, opts.Client, res.From)
+	body, size, err := open(ctx, opts.Client, res.From)
 	if err != nil {
-		return res, fmt.Errorf("%s: %w", what, err)
+		return res, fmt.Errorf("%s: %w", what, withCause(ctx, err))
 	}
 	defer body.Close()
+	if size > opts.MaxSize {
+		return res, fmt.Errorf("%s: %w: %s is %d bytes, the cap is %d; nothing was cached", what, ErrTooLarge, res.From, size, opts.MaxSize)
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(dst), ".pull-*")
 	if err != nil {
 		return res, err
 	}
 	defer os.Remove(tmp.Name()) // no-op after the rename
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), body)
+	// One byte past the cap tells a file at the cap from a bigger one
+	// whose size the server did not announce.
+	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(ctxReader{ctx, body}, opts.MaxSize+1))
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return res, fmt.Errorf("%s: downloading %s: %w", what, res.From, err)
+		return res, fmt.Errorf("%s: downloading %s: %w", what, res.From, withCause(ctx, err))
+	}
+	if n > opts.MaxSize {
+		return res, fmt.Errorf("%s: %w: %s is more than %d bytes; nothing was cached", what, ErrTooLarge, res.From, opts.MaxSize)
 	}
 	got := hex.EncodeToString(h.Sum(nil))
 	if got != res.SHA256 {
@@ -159,34 +191,66 @@ func pullOne(ctx context.Context, opts PullOptions, what string, a Artifact) (Pu
 	return res, nil
 }
 
-// open returns the body of an http(s) or file URL.
-func open(ctx context.Context, c *http.Client, raw string) (io.ReadCloser, error) {
+// open returns the body of an http(s) or file URL and its size (-1 when
+// the server does not say).
+func open(ctx context.Context, c *http.Client, raw string) (io.ReadCloser, int64, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	switch u.Scheme {
 	case "file":
 		f, err := os.Open(filepath.FromSlash(u.Path))
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%s does not exist", u.Path)
+			return nil, 0, fmt.Errorf("%s does not exist", u.Path)
 		}
-		return f, err
+		if err != nil {
+			return nil, 0, err
+		}
+		info, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, 0, err
+		}
+		return f, info.Size(), nil
 	case "http", "https":
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, raw, nil)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		resp, err := c.Do(req)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if resp.StatusCode != http.StatusOK {
 			resp.Body.Close()
-			return nil, fmt.Errorf("GET %s: %s", raw, resp.Status)
+			return nil, 0, fmt.Errorf("GET %s: %s", raw, resp.Status)
 		}
-		return resp.Body, nil
+		return resp.Body, resp.ContentLength, nil
 	default:
-		return nil, fmt.Errorf("%s: unsupported URL scheme %q", raw, u.Scheme)
+		return nil, 0, fmt.Errorf("%s: unsupported URL scheme %q", raw, u.Scheme)
 	}
+}
+
+// ctxReader stops reading when ctx is done: a file:// source (a stalled
+// NFS mount) ignores the context otherwise.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// withCause names the timeout when ctx ran out, instead of a bare
+// "context deadline exceeded".
+func withCause(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil && !errors.Is(err, cause) {
+		return fmt.Errorf("%w (%w)", cause, err)
+	}
+	return err
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func sum(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
@@ -132,5 +133,64 @@ func TestRewriteAndMAC(t *testing.T) {
 	}
 	if _, err := NormaliseMAC("52:54:00"); err == nil {
 		t.Error("short MAC accepted")
+	}
+}
+
+// TestPullSizeCap (issue 15, finding 9): a file over the cap is refused,
+// whether the server announces its length or streams it chunked, and
+// nothing of it stays in the cache. The old code read any size.
+func TestPullSizeCap(t *testing.T) {
+	big := []byte(strings.Repeat("x", 4096))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/chunked" {
+			w.Write(big[:1000]) // flushed without a Content-Length
+			w.(http.Flusher).Flush()
+			w.Write(big[1000:])
+			return
+		}
+		w.Write(big)
+	}))
+	defer srv.Close()
+	for _, path := range []string{"/sized", "/chunked"} {
+		dir, cache := t.TempDir(), filepath.Join(t.TempDir(), "cache")
+		writeFile(t, filepath.Join(dir, OSFile), osYAML(srv.URL+path, sum(big), srv.URL+path, sum(big)))
+		_, err := Pull(context.Background(), PullOptions{Dir: dir, CacheDir: cache, MaxSize: 4095})
+		if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "nothing was cached") {
+			t.Fatalf("%s: err %v", path, err)
+		}
+		if files := cacheFiles(t, cache); len(files) != 0 {
+			t.Fatalf("%s: left in the cache: %v", path, files)
+		}
+		// At the cap exactly, it is fine.
+		if _, err := Pull(context.Background(), PullOptions{Dir: dir, CacheDir: cache, MaxSize: 4096}); err != nil {
+			t.Fatalf("%s at the cap: %v", path, err)
+		}
+	}
+}
+
+// TestPullTimeout (issue 15, finding 9): a server that stalls mid-file
+// fails the pull once its timeout passes, naming the timeout, and nothing
+// of the file stays in the cache. The old code waited forever.
+func TestPullTimeout(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "10000")
+		w.Write([]byte("the first bytes"))
+		w.(http.Flusher).Flush()
+		select { // stall until the client gives up
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer srv.Close()
+	dir, cache := t.TempDir(), filepath.Join(t.TempDir(), "cache")
+	writeFile(t, filepath.Join(dir, OSFile), osYAML(srv.URL+"/linux", sum([]byte("k")), srv.URL+"/initrd.gz", sum([]byte("i"))))
+	_, err := Pull(context.Background(), PullOptions{Dir: dir, CacheDir: cache, Timeout: 300 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "timed out after 300ms") {
+		t.Fatalf("err %v", err)
+	}
+	if files := cacheFiles(t, cache); len(files) != 0 {
+		t.Fatalf("left in the cache: %v", files)
 	}
 }

@@ -3,6 +3,7 @@ package metal
 import (
 	"fmt"
 	"net/url"
+	"time"
 )
 
 // ListenAddr is where hl metal serve listens when not told: the port of
@@ -20,10 +21,11 @@ func ListenAddr(dir string) (string, error) {
 }
 
 // NewProvisioner is the API of a running hl metal serve at server
-// (authenticated with token), or the local state file when server is "".
-func NewProvisioner(dir, server, token string, sf StateFile) (Provisioner, error) {
+// (authenticated with token; the server's own window length applies), or
+// the local state file when server is "" (windows of the given length).
+func NewProvisioner(dir, server, token string, sf StateFile, window time.Duration) (Provisioner, error) {
 	if server == "" {
-		return &LocalProvisioner{Dir: dir, State: sf}, nil
+		return &LocalProvisioner{Dir: dir, State: sf, InstallWindow: window}, nil
 	}
 	if token == "" {
 		return nil, fmt.Errorf("no API token for %s", server)

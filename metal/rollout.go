@@ -282,13 +282,17 @@ func (o *RolloutOptions) readyNow(ctx context.Context, p PlannedNode, oldBoot st
 	if err != nil {
 		return nil, "hl metal serve: " + err.Error()
 	}
-	installed := false
+	status := ""
 	for _, s := range sts {
 		if s.Name == p.Name {
-			installed = s.Status == StatusInstalled
+			status = s.Status
 		}
 	}
-	if !installed {
+	switch status {
+	case StatusInstalled:
+	case StatusExpired:
+		return nil, "its install window closed without the installer's callback (did it PXE-boot? hl metal serve --install-timeout)"
+	default:
 		return nil, "the installer has not called back yet"
 	}
 	kn, err := o.Kube.CoreV1().Nodes().Get(ctx, p.Name, metav1.GetOptions{})

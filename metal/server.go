@@ -1,7 +1,6 @@
 package metal
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,7 +16,6 @@ import (
 	"time"
 
 	"filippo.io/age"
-	"golang.org/x/crypto/ssh"
 )
 
 // ServeOptions configure hl metal serve.
@@ -36,6 +34,14 @@ type ServeOptions struct {
 	AccessLog io.Writer
 	// Dnsmasq, when set, runs dnsmasq with metal/dnsmasq.conf.
 	Dnsmasq *DnsmasqOptions
+	// LeaseFile is dnsmasq's lease file: in full DHCP mode a node's
+	// install requests must come from the address leased to its MAC.
+	// Set from Dnsmasq when empty; with neither, requests must come from
+	// the node's address in metal/nodes.yaml.
+	LeaseFile string
+	// InstallWindow is how long an install window stays open
+	// (DefaultInstallWindow when zero).
+	InstallWindow time.Duration
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }
@@ -45,6 +51,7 @@ type Server struct {
 	opts    ServeOptions
 	secrets *Secrets
 	state   StateFile
+	bind    binder
 	log     *AccessLog
 	mux     *http.ServeMux
 
@@ -63,6 +70,17 @@ func NewServer(opts ServeOptions) (*Server, error) {
 	if opts.AccessLog == nil {
 		opts.AccessLog = io.Discard
 	}
+	if opts.InstallWindow <= 0 {
+		opts.InstallWindow = DefaultInstallWindow
+	}
+	if opts.Dnsmasq != nil {
+		if opts.Dnsmasq.WorkDir == "" {
+			opts.Dnsmasq.WorkDir = filepath.Dir(opts.StateFile)
+		}
+		if opts.LeaseFile == "" {
+			opts.LeaseFile = leaseFilePath(opts.Dnsmasq.WorkDir)
+		}
+	}
 	if _, err := LoadIndex(opts.Dir); err != nil {
 		return nil, err
 	}
@@ -73,7 +91,8 @@ func NewServer(opts ServeOptions) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, secrets: sec, state: StateFile{Path: opts.StateFile}, log: NewAccessLog(opts.AccessLog, opts.Now)}
+	s := &Server{opts: opts, secrets: sec, state: StateFile{Path: opts.StateFile}, log: NewAccessLog(opts.AccessLog, opts.Now),
+		bind: binder{leaseFile: opts.LeaseFile, now: opts.Now, leaseWait: 2 * time.Second}}
 	s.routes()
 	return s, nil
 }
@@ -159,7 +178,10 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /boot.ipxe", s.bootScript)
 	m.HandleFunc("GET /ipxe/{mac}", s.macScript)
 	m.HandleFunc("GET /os/{name}/{version}/{file}", s.osImage)
-	m.HandleFunc("GET /nodes/{name}/{file}", s.nodeFile)
+	m.HandleFunc("GET /nodes/{name}/{file}", func(w http.ResponseWriter, r *http.Request) { s.nodeFile(w, r, bearer(r)) })
+	// The installer's kernel command line cannot send a header: its
+	// token travels in the path (and is kept out of the access log).
+	m.HandleFunc("GET /t/{token}/nodes/{name}/{file}", func(w http.ResponseWriter, r *http.Request) { s.nodeFile(w, r, r.PathValue("token")) })
 	m.HandleFunc("POST /callback/{mac}", s.callback)
 	m.HandleFunc("GET /api/v1/nodes", s.apiNodes)
 	m.HandleFunc("POST /api/v1/nodes/{name}/reprovision", s.apiReprovision)
@@ -177,54 +199,6 @@ func (s *Server) bootScript(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusInternalServerError, err)
 		return
 	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Write(b)
-}
-
-// macScript answers /ipxe/<mac>: install, local boot or refusal.
-func (s *Server) macScript(w http.ResponseWriter, r *http.Request) {
-	raw := r.PathValue("mac")
-	mac, err := NormaliseMAC(raw)
-	if err != nil {
-		Note(r, "action", "refused")
-		ipxe(w, fmt.Sprintf("echo hl: %q is not a MAC address; not installing anything", raw), "exit")
-		return
-	}
-	Note(r, "mac", mac)
-	idx, err := LoadIndex(s.opts.Dir)
-	if err != nil {
-		s.fail(w, r, http.StatusInternalServerError, err)
-		return
-	}
-	n, ok := idx.ByMAC(mac)
-	if !ok {
-		Note(r, "action", "unknown")
-		ipxe(w,
-			"echo hl: this machine ("+mac+") is not a node in metal/nodes.yaml: nothing will be installed on it.",
-			"echo hl: to install it, add it to spec.metal.nodes in hl.yaml, render and merge.",
-			"echo hl: booting the next device.",
-			"exit")
-		return
-	}
-	Note(r, "node", n.Name)
-	st, err := s.state.Load()
-	if err != nil {
-		s.fail(w, r, http.StatusInternalServerError, err)
-		return
-	}
-	if ns := st.Node(mac, n.Name); ns.Status == StatusInstalled {
-		Note(r, "action", "local-boot")
-		ipxe(w,
-			"echo hl: "+n.Name+" is installed: booting the local disk",
-			"sanboot --no-describe --drive 0x80 || exit")
-		return
-	}
-	b, err := repoFile(s.opts.Dir, NodesDir+"/"+n.Name+"/"+nodeBootFile)
-	if err != nil {
-		s.fail(w, r, http.StatusInternalServerError, err)
-		return
-	}
-	Note(r, "action", "install")
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Write(b)
 }
@@ -279,109 +253,6 @@ func (s *Server) osImage(w http.ResponseWriter, r *http.Request) {
 	http.ServeContent(w, r, r.PathValue("file"), info.ModTime(), f)
 }
 
-// nodeFile serves a node's rendered file with its placeholders filled,
-// only while the node is marked for install.
-func (s *Server) nodeFile(w http.ResponseWriter, r *http.Request) {
-	name, file := r.PathValue("name"), r.PathValue("file")
-	idx, err := LoadIndex(s.opts.Dir)
-	if err != nil {
-		s.fail(w, r, http.StatusInternalServerError, err)
-		return
-	}
-	n, ok := idx.ByName(name)
-	if !ok || file == "." || file == ".." || strings.ContainsAny(file, `/\`) {
-		s.fail(w, r, http.StatusNotFound, fmt.Errorf("no such node file"))
-		return
-	}
-	Note(r, "node", n.Name)
-	st, err := s.state.Load()
-	if err != nil {
-		s.fail(w, r, http.StatusInternalServerError, err)
-		return
-	}
-	ns := st.Node(n.MAC, n.Name)
-	if ns.Status != StatusInstall {
-		s.fail(w, r, http.StatusGone, fmt.Errorf("%s is installed; its install files are served only after hl metal reprovision", n.Name))
-		return
-	}
-	open := file == n.InstallConfig || file == nodeBootFile
-	token := s.secrets.NodeToken(n.MAC)
-	if !open && !tokenEqual(bearer(r), token) {
-		s.fail(w, r, http.StatusUnauthorized, fmt.Errorf("%s needs the node's install token", file))
-		return
-	}
-	b, err := repoFile(s.opts.Dir, NodesDir+"/"+n.Name+"/"+file)
-	if errors.Is(err, fs.ErrNotExist) {
-		s.fail(w, r, http.StatusNotFound, fmt.Errorf("no such node file"))
-		return
-	}
-	if err != nil {
-		s.fail(w, r, http.StatusInternalServerError, err)
-		return
-	}
-	b = bytes.ReplaceAll(b, []byte(PlaceholderCallbackToken), []byte(token))
-	if !open {
-		// Only to a request that proved it is the installing node.
-		b = bytes.ReplaceAll(b, []byte(PlaceholderK3sToken), []byte(s.secrets.K3sToken))
-	}
-	if file == "k3s-config.yaml" && ns.Rejoin && n.Rejoin != "" {
-		b = rejoinConfig(b, n.Rejoin)
-		Note(r, "rejoin", "true")
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Write(b)
-}
-
-// rejoinConfig swaps cluster-init for a join URL in a k3s config.
-func rejoinConfig(b []byte, url string) []byte {
-	lines := strings.Split(string(b), "\n")
-	for i, l := range lines {
-		if strings.TrimSpace(l) == "cluster-init: true" {
-			lines[i] = "server: " + url
-		}
-	}
-	return []byte(strings.Join(lines, "\n"))
-}
-
-// callback records a finished install: the MAC boots locally from now on.
-func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
-	mac, err := NormaliseMAC(r.PathValue("mac"))
-	if err != nil {
-		s.fail(w, r, http.StatusBadRequest, err)
-		return
-	}
-	Note(r, "mac", mac)
-	idx, err := LoadIndex(s.opts.Dir)
-	if err != nil {
-		s.fail(w, r, http.StatusInternalServerError, err)
-		return
-	}
-	n, ok := idx.ByMAC(mac)
-	if !ok {
-		s.fail(w, r, http.StatusNotFound, fmt.Errorf("%s is not a node", mac))
-		return
-	}
-	Note(r, "node", n.Name)
-	if !tokenEqual(bearer(r), s.secrets.NodeToken(mac)) {
-		s.fail(w, r, http.StatusUnauthorized, fmt.Errorf("wrong or missing install token"))
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	hostKey := strings.TrimSpace(r.FormValue("hostKey"))
-	if hostKey != "" {
-		if _, _, _, _, err := ssh.ParseAuthorizedKey([]byte(hostKey)); err != nil {
-			hostKey = "" // keep the install, drop a garbled key
-			Note(r, "hostKey", "invalid")
-		}
-	}
-	if err := s.state.MarkInstalled(mac, n.Name, hostKey, s.opts.Now()); err != nil {
-		s.fail(w, r, http.StatusInternalServerError, err)
-		return
-	}
-	Note(r, "action", "installed")
-	io.WriteString(w, "ok: "+n.Name+" boots its local disk from now on\n")
-}
-
 // NodeStatus is one node as the API reports it.
 type NodeStatus struct {
 	Name        string    `json:"name"`
@@ -393,15 +264,22 @@ type NodeStatus struct {
 	HostKey     string    `json:"hostKey,omitempty"`
 	InstalledAt time.Time `json:"installedAt,omitzero"`
 	Installs    int       `json:"installs"`
+	// WindowExpiresAt is when the open install window closes (zero when
+	// none is open).
+	WindowExpiresAt time.Time `json:"windowExpiresAt,omitzero"`
 }
 
-// Statuses joins the index with the state, in index order.
-func Statuses(idx *Index, st *State) []NodeStatus {
+// Statuses joins the index with the state at now, in index order.
+func Statuses(idx *Index, st *State, now time.Time) []NodeStatus {
 	out := make([]NodeStatus, 0, len(idx.Nodes))
 	for _, n := range idx.Nodes {
 		ns := st.Node(n.MAC, n.Name)
-		out = append(out, NodeStatus{Name: n.Name, MAC: n.MAC, Role: n.Role, IP: n.IP, Status: ns.Status, Rejoin: ns.Rejoin,
-			HostKey: ns.HostKey, InstalledAt: ns.InstalledAt, Installs: ns.Installs})
+		s := NodeStatus{Name: n.Name, MAC: n.MAC, Role: n.Role, IP: n.IP, Status: ns.Effective(now), Rejoin: ns.Rejoin,
+			HostKey: ns.HostKey, InstalledAt: ns.InstalledAt, Installs: ns.Installs}
+		if ns.Window != nil && s.Status == StatusInstall {
+			s.WindowExpiresAt = ns.Window.ExpiresAt
+		}
+		out = append(out, s)
 	}
 	return out
 }
@@ -418,9 +296,8 @@ func (s *Server) apiNodes(w http.ResponseWriter, r *http.Request) {
 	if !s.apiAuth(w, r) {
 		return
 	}
-	idx, err := LoadIndex(s.opts.Dir)
-	if err != nil {
-		s.fail(w, r, http.StatusInternalServerError, err)
+	idx, ok := s.index(w, r)
+	if !ok {
 		return
 	}
 	st, err := s.state.Load()
@@ -429,16 +306,15 @@ func (s *Server) apiNodes(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(Statuses(idx, st))
+	json.NewEncoder(w).Encode(Statuses(idx, st, s.opts.Now()))
 }
 
 func (s *Server) apiReprovision(w http.ResponseWriter, r *http.Request) {
 	if !s.apiAuth(w, r) {
 		return
 	}
-	idx, err := LoadIndex(s.opts.Dir)
-	if err != nil {
-		s.fail(w, r, http.StatusInternalServerError, err)
+	idx, ok := s.index(w, r)
+	if !ok {
 		return
 	}
 	n, ok := idx.ByName(r.PathValue("name"))
@@ -448,12 +324,12 @@ func (s *Server) apiReprovision(w http.ResponseWriter, r *http.Request) {
 	}
 	Note(r, "node", n.Name)
 	rejoin := r.URL.Query().Get("rejoin") == "true"
-	if err := s.state.MarkReprovision(n.MAC, n.Name, rejoin, s.opts.Now()); err != nil {
+	if err := s.state.MarkReprovision(n.MAC, n.Name, rejoin, s.opts.Now(), s.opts.InstallWindow); err != nil {
 		s.fail(w, r, http.StatusInternalServerError, err)
 		return
 	}
 	Note(r, "action", "reprovision")
-	io.WriteString(w, "ok: "+n.Name+" reinstalls on its next PXE boot\n")
+	fmt.Fprintf(w, "ok: %s reinstalls if it PXE-boots within %s\n", n.Name, s.opts.InstallWindow)
 }
 
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, code int, err error) {

@@ -14,11 +14,15 @@ import (
 
 // Install states of a node.
 const (
-	// StatusInstall: the next PXE boot installs the OS (the default for a
-	// MAC the state has never seen).
+	// StatusInstall: the node is to be installed. Its install window is
+	// open (Window set), or opens when it PXE-boots from its address (a
+	// node the state has never seen installed).
 	StatusInstall = "install"
 	// StatusInstalled: the installer called back; PXE boots the local disk.
 	StatusInstalled = "installed"
+	// StatusExpired: an install window closed without a callback; PXE
+	// boots the local disk until hl metal reprovision opens a new one.
+	StatusExpired = "expired"
 )
 
 // NodeState is what the controller remembers about one MAC.
@@ -34,6 +38,8 @@ type NodeState struct {
 	ReprovisionAt time.Time `json:"reprovisionAt,omitzero"`
 	// Installs counts completed installs.
 	Installs int `json:"installs,omitempty"`
+	// Window is the open install window (nil when none is open).
+	Window *Window `json:"window,omitempty"`
 }
 
 // State is the state file: node states by normalised MAC.
@@ -42,7 +48,8 @@ type State struct {
 	Nodes   map[string]*NodeState `json:"nodes"`
 }
 
-// Node returns the state of mac, the default (install) when unknown.
+// Node returns the state of mac, the default (install, no window yet)
+// when unknown.
 func (s *State) Node(mac, name string) NodeState {
 	if n, ok := s.Nodes[mac]; ok && n != nil {
 		return *n
@@ -63,9 +70,31 @@ func (s *State) ensure(mac, name string) *NodeState {
 	return n
 }
 
+// Effective is the node's status at now: an install whose window has run
+// out counts as expired even before a request recorded it.
+func (n NodeState) Effective(now time.Time) string {
+	if n.Status == StatusInstall && n.Window != nil && !now.Before(n.Window.ExpiresAt) {
+		return StatusExpired
+	}
+	if n.Status == "" {
+		return StatusInstall
+	}
+	return n.Status
+}
+
+// expire closes a window that has run out; it reports whether it did.
+func (n *NodeState) expire(now time.Time) bool {
+	if n.Effective(now) != StatusExpired || n.Status == StatusExpired {
+		return false
+	}
+	n.Status, n.Window = StatusExpired, nil
+	return true
+}
+
 // StateFile is the JSON state file, shared by the server and the CLI on
 // the same host: every change is read-modify-write under an exclusive
 // lock and lands atomically (rename), so a crash never leaves half a file.
+// It holds token hashes only, and is written 0600 all the same.
 type StateFile struct {
 	Path string
 }
@@ -98,7 +127,8 @@ func (f StateFile) read() (*State, error) {
 	return st, nil
 }
 
-// Update applies fn to the state under the lock and writes the result.
+// Update applies fn to the state under the lock and writes the result;
+// nothing is written when fn fails.
 func (f StateFile) Update(fn func(*State) error) error {
 	if err := os.MkdirAll(filepath.Dir(f.Path), 0o755); err != nil {
 		return err
@@ -122,24 +152,14 @@ func (f StateFile) Update(fn func(*State) error) error {
 	return fsutil.WriteFileAtomic(f.Path, append(b, '\n'), 0o600)
 }
 
-// MarkInstalled records a completed install of mac.
-func (f StateFile) MarkInstalled(mac, name, hostKey string, now time.Time) error {
-	return f.Update(func(s *State) error {
-		n := s.ensure(mac, name)
-		n.Status, n.Rejoin, n.InstalledAt = StatusInstalled, false, now.UTC()
-		n.Installs++
-		if hostKey != "" {
-			n.HostKey = hostKey
-		}
-		return nil
-	})
-}
-
-// MarkReprovision marks mac for reinstall on its next PXE boot.
-func (f StateFile) MarkReprovision(mac, name string, rejoin bool, now time.Time) error {
+// MarkReprovision marks mac for reinstall and opens its install window
+// now, for the given length: the node must PXE-boot and call back within
+// it. A window still open is replaced (its tokens die with it).
+func (f StateFile) MarkReprovision(mac, name string, rejoin bool, now time.Time, length time.Duration) error {
 	return f.Update(func(s *State) error {
 		n := s.ensure(mac, name)
 		n.Status, n.Rejoin, n.ReprovisionAt = StatusInstall, rejoin, now.UTC()
+		n.Window = openWindow(OpenedReprovision, now, length)
 		return nil
 	})
 }

@@ -4,6 +4,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -46,20 +48,28 @@ func TestRenderedK3sConfigs(t *testing.T) {
 	dir := renderedRepo(t, "valid/ha")
 	node := func(name, file string) string { return readFile(t, filepath.Join(dir, "metal/nodes", name, file)) }
 	cp1, cp2, w1 := node("cp1", "k3s-config.yaml"), node("cp2", "k3s-config.yaml"), node("worker1", "k3s-config.yaml")
-	for name, c := range map[string]string{"cp1": cp1, "cp2": cp2, "worker1": w1} {
-		if !strings.Contains(c, `token: "`+PlaceholderK3sToken+`"`) {
-			t.Errorf("%s: no token placeholder:\n%s", name, c)
+	// Issue 15, finding 3: servers hold the server token and the agent
+	// token they accept; agents hold the agent token only.
+	for name, c := range map[string]string{"cp1": cp1, "cp2": cp2} {
+		if !strings.Contains(c, `token: "`+PlaceholderK3sToken+`"`) || !strings.Contains(c, `agent-token: "`+PlaceholderK3sAgentToken+`"`) {
+			t.Errorf("%s: server token placeholders:\n%s", name, c)
 		}
 	}
-	for _, want := range []string{"cluster-init: true", "secrets-encryption: true", "  - 172.16.10.100\n", "disable:\n  - servicelb\n  - traefik"} {
+	for _, n := range []string{"worker1", "worker2"} {
+		c := node(n, "k3s-config.yaml")
+		if !strings.Contains(c, `token: "`+PlaceholderK3sAgentToken+`"`) || strings.Contains(c, PlaceholderK3sToken) || strings.Contains(c, "\nagent-token:") {
+			t.Errorf("%s: agent token placeholder only:\n%s", n, c)
+		}
+	}
+	for _, want := range []string{"cluster-init: true", "secrets-encryption: true", "  - \"172.16.10.100\"\n", "disable:\n  - \"servicelb\"\n  - \"traefik\""} {
 		if !strings.Contains(cp1, want) {
 			t.Errorf("cp1 lacks %q:\n%s", want, cp1)
 		}
 	}
-	if !strings.Contains(cp2, "server: https://172.16.10.100:6443") || strings.Contains(cp2, "cluster-init") {
+	if !strings.Contains(cp2, `server: "https://172.16.10.100:6443"`) || strings.Contains(cp2, "cluster-init") {
 		t.Errorf("cp2 must join the VIP:\n%s", cp2)
 	}
-	if !strings.Contains(w1, "server: https://172.16.10.100:6443") || strings.Contains(w1, "secrets-encryption") {
+	if !strings.Contains(w1, `server: "https://172.16.10.100:6443"`) || strings.Contains(w1, "secrets-encryption") {
 		t.Errorf("worker1 must join the VIP as agent:\n%s", w1)
 	}
 	for _, n := range []string{"cp1", "cp2", "cp3"} {
@@ -80,7 +90,7 @@ func TestRenderedK3sConfigs(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(single, "metal/nodes/node1/kube-vip.yaml")); err == nil {
 		t.Error("a single server needs no kube-vip")
 	}
-	if c := readFile(t, filepath.Join(single, "metal/nodes/node2/k3s-config.yaml")); !strings.Contains(c, "server: https://10.99.0.11:6443") {
+	if c := readFile(t, filepath.Join(single, "metal/nodes/node2/k3s-config.yaml")); !strings.Contains(c, `server: "https://10.99.0.11:6443"`) {
 		t.Errorf("agent of a single server:\n%s", c)
 	}
 }
@@ -98,7 +108,7 @@ func TestRenderedInstallConfigDebian(t *testing.T) {
 		"d-i pkgsel/update-policy select unattended-upgrades",
 		"d-i mirror/http/hostname string snapshot.debian.org\n",
 		"d-i mirror/http/directory string /archive/debian/",
-		"Bearer " + PlaceholderCallbackToken,
+		"Bearer @@HL_TOKEN:post-install.sh@@",
 		"http://172.16.10.2:8080/nodes/worker1/post-install.sh",
 	} {
 		if !strings.Contains(p, want) {
@@ -107,18 +117,19 @@ func TestRenderedInstallConfigDebian(t *testing.T) {
 	}
 	post := readFile(t, filepath.Join(dir, "metal/nodes/worker1/post-install.sh"))
 	for _, want := range []string{
-		"address 172.16.10.21/$PREFIX", "passwd -l root", "PermitRootLogin no", "PasswordAuthentication no",
+		"IP='172.16.10.21'\n", "address $IP/$PREFIX", "passwd -l root", "PermitRootLogin no", "PasswordAuthentication no",
 		"systemctl enable apparmor", "APT::Periodic::Unattended-Upgrade \"1\";",
 		"INSTALL_K3S_VERSION=v", "INSTALL_K3S_EXEC=agent", "raw.githubusercontent.com/k3s-io/k3s/v",
-		"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC6jbetxbp3eof0Aj31M3uJxtuN+4ZA34QwawtArMBUq laptop\nKEYS",
-		`"$HL_URL/callback/$MAC"`, "MAC=52:54:00:10:00:11",
+		"printf '%s\\n' 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC6jbetxbp3eof0Aj31M3uJxtuN+4ZA34QwawtArMBUq laptop' >> /home/hl/.ssh/authorized_keys\n",
+		`"$HL_URL/callback/$MAC"`, "MAC='52:54:00:10:00:11'", "Bearer @@HL_TOKEN:callback@@",
+		"fetch '@@HL_TOKEN:k3s-config.yaml@@' k3s-config.yaml /etc/rancher/k3s/config.yaml",
 	} {
 		if !strings.Contains(post, want) {
 			t.Errorf("post-install lacks %q", want)
 		}
 	}
 	boot := readFile(t, filepath.Join(dir, "metal/nodes/worker1/boot.ipxe"))
-	for _, want := range []string{"#!ipxe\n", "kernel http://172.16.10.2:8080/os/debian/12/kernel ", "url=http://172.16.10.2:8080/nodes/worker1/preseed.cfg", "initrd --name initrd.gz http://172.16.10.2:8080/os/debian/12/initrd"} {
+	for _, want := range []string{"#!ipxe\n", "kernel http://172.16.10.2:8080/os/debian/12/kernel ", "url=http://172.16.10.2:8080/t/@@HL_TOKEN:preseed.cfg@@/nodes/worker1/preseed.cfg", "initrd --name initrd.gz http://172.16.10.2:8080/os/debian/12/initrd"} {
 		if !strings.Contains(boot, want) {
 			t.Errorf("boot.ipxe lacks %q:\n%s", want, boot)
 		}
@@ -146,20 +157,20 @@ func TestRenderedInstallConfigFedora(t *testing.T) {
 		`sshkey --username=hl "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBrrNnO6ES1fjcsZpjIeu89t/Ks17zrxqWfKRjw/Wcxc admin@homelab"`,
 		"ignoredisk --only-use=sda", "clearpart --all --initlabel --drives=sda", "dnf5-plugin-automatic",
 		"url --url=https://dl.fedoraproject.org/pub/fedora/linux/releases/42/Everything/x86_64/os",
-		"%post --erroronfail", "Bearer " + PlaceholderCallbackToken,
+		"%post --erroronfail", "Bearer @@HL_TOKEN:post-install.sh@@",
 	} {
 		if !strings.Contains(ks, want) {
 			t.Errorf("kickstart lacks %q", want)
 		}
 	}
 	post := readFile(t, filepath.Join(dir, "metal/nodes/cp2/post-install.sh"))
-	for _, want := range []string{"SELINUX=enforcing", "dnf5-automatic.timer", "apply_updates = yes", "mac-address=$MAC", "address1=172.16.10.12/$PREFIX,172.16.10.1"} {
+	for _, want := range []string{"SELINUX=enforcing", "dnf5-automatic.timer", "apply_updates = yes", "mac-address=$MAC", "IP='172.16.10.12'\n", "GATEWAY='172.16.10.1'\n", "address1=$IP/$PREFIX,$GATEWAY", "DNS='172.16.10.1;'"} {
 		if !strings.Contains(post, want) {
 			t.Errorf("fedora post-install lacks %q", want)
 		}
 	}
 	boot := readFile(t, filepath.Join(dir, "metal/nodes/cp2/boot.ipxe"))
-	if !strings.Contains(boot, "inst.ks=http://172.16.10.2:8080/nodes/cp2/kickstart.cfg") || !strings.Contains(boot, "/os/fedora/42/kernel") {
+	if !strings.Contains(boot, "inst.ks=http://172.16.10.2:8080/t/@@HL_TOKEN:kickstart.cfg@@/nodes/cp2/kickstart.cfg") || !strings.Contains(boot, "/os/fedora/42/kernel") {
 		t.Errorf("fedora boot.ipxe:\n%s", boot)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "metal/nodes/cp2/preseed.cfg")); err == nil {
@@ -221,10 +232,13 @@ func TestRenderedWoodpeckerMetalPipeline(t *testing.T) {
 		if err := schemas.ValidateYAML(schemas.Woodpecker, data); err != nil {
 			t.Errorf("%s: .woodpecker/metal.yaml: %v", cfg, err)
 		}
-		for _, want := range []string{"event: push", "branch: main", `path: "metal/**"`, "hl metal rollout", "from_secret: hl_metal_api_token"} {
+		for _, want := range []string{"event: push", `path: "metal/**"`, "hl metal rollout", "from_secret: hl_metal_api_token"} {
 			if !strings.Contains(string(data), want) {
 				t.Errorf("%s: metal.yaml lacks %q", cfg, want)
 			}
+		}
+		if !regexp.MustCompile(`branch: "?main"?\n`).Match(data) {
+			t.Errorf("%s: metal.yaml runs on another branch than main:\n%s", cfg, data)
 		}
 	}
 }
@@ -234,7 +248,7 @@ func TestRenderedWoodpeckerMetalPipeline(t *testing.T) {
 func TestNoPlaintextSecrets(t *testing.T) {
 	dir := renderedRepo(t, "valid/ha")
 	var values []string
-	for _, name := range []string{"k3s-token", "metal-callback-key", "metal-api-token"} {
+	for _, name := range []string{"k3s-token", "k3s-agent-token", "metal-api-token"} {
 		cipher := readFile(t, filepath.Join(dir, "metal/secrets", name+".sops.yaml"))
 		plain, err := secrets.Decrypt([]byte(cipher), testIdentities(t)...)
 		if err != nil {
@@ -251,12 +265,7 @@ func TestNoPlaintextSecrets(t *testing.T) {
 	if len(values) != 3 {
 		t.Fatalf("values %d", len(values))
 	}
-	sec, err := LoadSecrets(dir, testIdentities(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	values = append(values, sec.NodeToken("52:54:00:10:00:01"))
-	err = filepath.WalkDir(dir, func(p string, e os.DirEntry, err error) error {
+	err := filepath.WalkDir(dir, func(p string, e os.DirEntry, err error) error {
 		if err != nil || e.IsDir() || strings.HasSuffix(p, ".sops.yaml") {
 			return err
 		}
@@ -270,5 +279,60 @@ func TestNoPlaintextSecrets(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRenderedTokenChain (issue 15, finding 1): each rendered node file
+// asks for tokens of the next step only, so what the installer fetches
+// without a header (boot script, install config) can release nothing but
+// the next file: boot.ipxe → install config → post-install.sh → k3s
+// config, kube-vip, callback. Only the k3s config holds a secret
+// placeholder.
+func TestRenderedTokenChain(t *testing.T) {
+	for _, cfg := range []string{"valid/ha", "metal/e2e-full"} {
+		dir := renderedRepo(t, cfg)
+		idx, err := LoadIndex(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range idx.Nodes {
+			want := map[string][]string{
+				nodeBootFile:    {n.InstallConfig},
+				n.InstallConfig: {"post-install.sh"},
+				k3sConfigFile:   nil,
+			}
+			post := []string{ResourceCallback, k3sConfigFile}
+			if _, err := os.Stat(filepath.Join(dir, NodesDir, n.Name, "kube-vip.yaml")); err == nil {
+				post = append(post, "kube-vip.yaml")
+				want["kube-vip.yaml"] = nil
+			}
+			want["post-install.sh"] = post
+			files, err := os.ReadDir(filepath.Join(dir, NodesDir, n.Name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(files) != len(want) {
+				t.Errorf("%s %s: files %v, want %v", cfg, n.Name, files, want)
+			}
+			for file, res := range want {
+				b, err := os.ReadFile(filepath.Join(dir, NodesDir, n.Name, file))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []string
+				for _, m := range tokenPlaceholder.FindAllSubmatch(b, -1) {
+					got = append(got, string(m[1]))
+				}
+				slices.Sort(got)
+				got = slices.Compact(got)
+				slices.Sort(res)
+				if !slices.Equal(got, res) {
+					t.Errorf("%s %s/%s mints tokens for %v, want %v", cfg, n.Name, file, got, res)
+				}
+				if holdsSecret(b) != (file == k3sConfigFile) {
+					t.Errorf("%s %s/%s: secret placeholder %t", cfg, n.Name, file, holdsSecret(b))
+				}
+			}
+		}
 	}
 }

@@ -7,8 +7,10 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"hl.dev/hl/internal/iostreams"
 	"hl.dev/hl/metal"
@@ -60,6 +62,7 @@ type metalServeOptions struct {
 	IPXEDir   string
 	Interface string
 	AccessLog string
+	Window    time.Duration
 }
 
 func newMetalServeCmd(s *shared) *cobra.Command {
@@ -71,13 +74,20 @@ func newMetalServeCmd(s *shared) *cobra.Command {
 
 dnsmasq runs with the rendered metal/dnsmasq.conf (proxy or full DHCP, TFTP
 for the iPXE binaries of --ipxe-dir) and points them at /boot.ipxe, which
-chains /ipxe/<mac>: a node marked for install gets its installer, an
-installed node boots its disk, an unknown machine is told so. The installer
-calls back when done, which switches its MAC to local boot; the state lives
-in --state and survives restarts. Kernel and initrd come from the image
-cache (hl metal images pull). Node tokens are decrypted from metal/secrets
-with the age identity and never written anywhere. Every request and
-dnsmasq's DHCP log go to the access log.`,
+chains /ipxe/<mac>: a node to install gets its installer, an installed node
+boots its disk, an unknown machine is told so. The installer calls back
+when done, which switches its MAC to local boot; the state lives in --state
+and survives restarts. Kernel and initrd come from the image cache (hl
+metal images pull).
+
+The k3s tokens (decrypted from metal/secrets with the age identity, never
+written anywhere) go out only inside a node's install window, once, to the
+node's address: the dnsmasq lease of its MAC in full DHCP mode, its
+metal/nodes.yaml address otherwise (in proxy mode, reserve it on the
+router). A window opens on hl metal reprovision, or when a node never
+installed first PXE-boots; it closes on the installer's callback or after
+--install-timeout. Every request and dnsmasq's DHCP log go to the access
+log (without tokens).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runMetalServe(cmd.Context(), s, opts)
@@ -93,6 +103,7 @@ dnsmasq's DHCP log go to the access log.`,
 	f.StringVar(&opts.IPXEDir, "ipxe-dir", metal.DefaultIPXEDir, "folder with undionly.kpxe and ipxe.efi for TFTP (Debian package ipxe)")
 	f.StringVar(&opts.Interface, "interface", "", "network interface dnsmasq answers on (default: all)")
 	f.StringVar(&opts.AccessLog, "access-log", "", "append the access log to this file (default: stderr)")
+	f.DurationVar(&opts.Window, "install-timeout", metal.DefaultInstallWindow, "how long an install window stays open without the installer's callback")
 	return cmd
 }
 
@@ -117,7 +128,7 @@ func runMetalServe(ctx context.Context, s *shared, opts *metalServeOptions) erro
 		defer f.Close()
 		logw = f
 	}
-	sopts := metal.ServeOptions{Dir: opts.Dir, Listen: listen, StateFile: opts.stateFile().Path, CacheDir: opts.Cache, Identities: ids, AccessLog: logw}
+	sopts := metal.ServeOptions{Dir: opts.Dir, Listen: listen, StateFile: opts.stateFile().Path, CacheDir: opts.Cache, Identities: ids, AccessLog: logw, InstallWindow: opts.Window}
 	switch opts.DHCP {
 	case "dnsmasq":
 		sopts.Dnsmasq = &metal.DnsmasqOptions{Path: opts.Dnsmasq, IPXEDir: opts.IPXEDir, Interface: opts.Interface}
@@ -145,6 +156,8 @@ type metalImagesOptions struct {
 	Dir     string
 	Cache   string
 	Mirrors []string
+	Timeout time.Duration
+	MaxSize resource.QuantityValue
 }
 
 func newMetalImagesCmd(ios *iostreams.IOStreams) *cobra.Command {
@@ -156,8 +169,9 @@ func newMetalImagesCmd(ios *iostreams.IOStreams) *cobra.Command {
 		Long: `Download the kernel and initrd pinned in metal/images.yaml into the
 content-addressed cache (<cache>/sha256/<sum>), checking each against its
 pinned sha256 while it streams. An image without a pinned checksum is
-refused; a mismatch fails and leaves nothing in the cache. --mirror
-FROM=TO rewrites URL prefixes (http, https or file URLs).`,
+refused; a mismatch, a file over --max-size or a pull past --timeout fails
+and leaves nothing of that file in the cache. --mirror FROM=TO rewrites URL
+prefixes (http, https or file URLs).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var mirrors []metal.Mirror
@@ -168,7 +182,8 @@ FROM=TO rewrites URL prefixes (http, https or file URLs).`,
 				}
 				mirrors = append(mirrors, mm)
 			}
-			res, err := metal.Pull(cmd.Context(), metal.PullOptions{Dir: opts.Dir, CacheDir: opts.Cache, Mirrors: mirrors})
+			res, err := metal.Pull(cmd.Context(), metal.PullOptions{Dir: opts.Dir, CacheDir: opts.Cache, Mirrors: mirrors,
+				Timeout: opts.Timeout, MaxSize: opts.MaxSize.Value()})
 			if ios.JSON() {
 				if res == nil {
 					res = []metal.PullResult{}
@@ -194,6 +209,9 @@ FROM=TO rewrites URL prefixes (http, https or file URLs).`,
 	pull.Flags().StringVar(&opts.Dir, "dir", ".", "root of the rendered repo (holds metal/images.yaml)")
 	pull.Flags().StringVar(&opts.Cache, "cache", metal.DefaultCacheDir(), "image cache folder")
 	pull.Flags().StringArrayVar(&opts.Mirrors, "mirror", nil, "FROM=TO URL prefix rewrite (repeatable)")
+	pull.Flags().DurationVar(&opts.Timeout, "timeout", metal.DefaultPullTimeout, "give up on the whole pull after this long")
+	opts.MaxSize.Quantity = *resource.NewQuantity(metal.DefaultPullMaxSize, resource.BinarySI)
+	pull.Flags().Var(&opts.MaxSize, "max-size", "refuse a file bigger than this (bytes, or with a suffix: 512Mi, 2Gi)")
 	cmd.AddCommand(pull)
 	return cmd
 }

@@ -11,10 +11,12 @@ type metalReprovisionOptions struct {
 	stateFlags
 	Server string
 	Rejoin bool
+	Window time.Duration
 }
 
-// provisioner is the API of a running serve (server) or the state file.
-func (s *shared) provisioner(dir, server string, sf metal.StateFile) (metal.Provisioner, error) {
+// provisioner is the API of a running serve (server) or the state file
+// (opening install windows of the given length).
+func (s *shared) provisioner(dir, server string, sf metal.StateFile, window time.Duration) (metal.Provisioner, error) {
 	tok := ""
 	if server != "" {
 		var err error
@@ -22,7 +24,7 @@ func (s *shared) provisioner(dir, server string, sf metal.StateFile) (metal.Prov
 			return nil, err
 		}
 	}
-	return metal.NewProvisioner(dir, server, tok, sf)
+	return metal.NewProvisioner(dir, server, tok, sf, window)
 }
 
 func newMetalReprovisionCmd(s *shared) *cobra.Command {
@@ -30,14 +32,16 @@ func newMetalReprovisionCmd(s *shared) *cobra.Command {
 	opts := &metalReprovisionOptions{}
 	cmd := &cobra.Command{
 		Use:   "reprovision NODE",
-		Short: "Mark a node for reinstall on its next PXE boot",
-		Long: `Mark NODE for reinstall: its next PXE boot gets the installer again.
-Without --server it edits the state file of hl metal serve on this host;
-with --server it asks a running hl metal serve (token in $HL_METAL_API_TOKEN).
-It does not reboot the node (hl metal rollout does, after draining it).`,
+		Short: "Mark a node for reinstall and open its install window",
+		Long: `Mark NODE for reinstall and open its install window: if it PXE-boots
+within --install-timeout (with --server: the server's), it gets the
+installer again and its k3s config once. Without --server it edits the
+state file of hl metal serve on this host; with --server it asks a running
+hl metal serve (token in $HL_METAL_API_TOKEN). It does not reboot the node
+(hl metal rollout does, after draining it).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := s.provisioner(opts.Dir, opts.Server, opts.stateFile())
+			p, err := s.provisioner(opts.Dir, opts.Server, opts.stateFile(), opts.Window)
 			if err != nil {
 				return err
 			}
@@ -47,13 +51,14 @@ It does not reboot the node (hl metal rollout does, after draining it).`,
 			if ios.JSON() {
 				return ios.WriteJSON(map[string]any{"node": args[0], "status": metal.StatusInstall, "rejoin": opts.Rejoin})
 			}
-			ios.Printf("%s reinstalls on its next PXE boot\n", args[0])
+			ios.Printf("%s: install window open; it reinstalls when it PXE-boots\n", args[0])
 			return nil
 		},
 	}
 	opts.add(cmd)
 	cmd.Flags().StringVar(&opts.Server, "server", "", "URL of a running hl metal serve (default: edit the local state file)")
 	cmd.Flags().BoolVar(&opts.Rejoin, "rejoin", false, "first server only: join the running cluster instead of cluster-init")
+	cmd.Flags().DurationVar(&opts.Window, "install-timeout", metal.DefaultInstallWindow, "without --server: how long the install window stays open")
 	return cmd
 }
 
@@ -65,7 +70,7 @@ func newMetalStatusCmd(s *shared) *cobra.Command {
 		Short: "List the nodes and their install state",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := s.provisioner(opts.Dir, opts.Server, opts.stateFile())
+			p, err := s.provisioner(opts.Dir, opts.Server, opts.stateFile(), 0)
 			if err != nil {
 				return err
 			}

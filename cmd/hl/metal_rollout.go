@@ -86,7 +86,7 @@ func runMetalRollout(ctx context.Context, s *shared, opts *metalRolloutOptions) 
 	if opts.DryRun || len(p.Plan.Nodes) == 0 {
 		return nil
 	}
-	prov, err := s.provisioner(opts.Dir, p.Server(opts.Server, opts.State != ""), opts.stateFile())
+	prov, err := s.provisioner(opts.Dir, p.Server(opts.Server, opts.State != ""), opts.stateFile(), 0)
 	if err != nil {
 		return err
 	}

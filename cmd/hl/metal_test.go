@@ -111,8 +111,17 @@ func TestMetalImagesPullMismatch(t *testing.T) {
 		return nil
 	})
 
+	// Issue 15, finding 9: --max-size refuses a bigger file, --timeout
+	// parses (the stall itself is tested in the metal package).
 	write(sum(kernel))
-	out, errOut, code := hl(t, "metal", "images", "pull", "--dir", dir, "--cache", cache, "--mirror", "http://upstream.example="+srv.URL)
+	_, errOut, code = hl(t, "metal", "images", "pull", "--dir", dir, "--cache", cache, "--mirror", "http://upstream.example="+srv.URL, "--max-size", "4", "--timeout", "1m")
+	if code != 1 || !strings.Contains(errOut, "larger than the size cap") {
+		t.Fatalf("--max-size 4: exit %d: %s", code, errOut)
+	}
+	if _, errOut, code = hl(t, "metal", "images", "pull", "--dir", dir, "--max-size", "lots"); code == 0 || !strings.Contains(errOut, "max-size") {
+		t.Fatalf("--max-size lots: exit %d: %s", code, errOut)
+	}
+	out, errOut, code := hl(t, "metal", "images", "pull", "--dir", dir, "--cache", cache, "--mirror", "http://upstream.example="+srv.URL, "--max-size", "1Ki")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}

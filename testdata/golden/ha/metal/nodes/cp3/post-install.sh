@@ -4,23 +4,25 @@
 # It finishes the OS setup, stages k3s v1.33.5+k3s1 for the first boot and
 # tells hl metal serve the install is done, so the next PXE boot of this
 # machine boots its disk. Any failure stops the install before that callback.
-# hl metal serve replaces @@HL_CALLBACK_TOKEN@@ when serving this file.
+# hl metal serve serves this file once per token, to the node's address,
+# inside its install window, and fills in fresh single-use tokens: one for
+# each file fetched below and one for the callback. None of them outlives
+# the window, and none releases anything twice.
 set -eu
-HL_URL=http://172.16.10.2:8080
-NODE=cp3
-MAC=52:54:00:10:00:03
-TOKEN='@@HL_CALLBACK_TOKEN@@'
+HL_URL='http://172.16.10.2:8080'
+NODE='cp3'
+MAC='52:54:00:10:00:03'
+# fetch TOKEN FILE DEST: FILE of this node, with the token minted for it.
 fetch() {
-	curl -fsS --retry 5 -H "Authorization: Bearer $TOKEN" -o "$2" "$HL_URL/nodes/$NODE/$1"
+	curl -fsS --retry 5 -H "Authorization: Bearer $1" -o "$3" "$HL_URL/nodes/$NODE/$2"
 }
 
 # Admin access: user "hl", SSH keys only, sudo without a password (it has
 # none); root stays locked and sshd refuses root and passwords.
 install -d -m 700 -o hl -g hl /home/hl/.ssh
-cat > /home/hl/.ssh/authorized_keys <<'KEYS'
-ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBrrNnO6ES1fjcsZpjIeu89t/Ks17zrxqWfKRjw/Wcxc admin@homelab
-ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC6jbetxbp3eof0Aj31M3uJxtuN+4ZA34QwawtArMBUq laptop
-KEYS
+: > /home/hl/.ssh/authorized_keys
+printf '%s\n' 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBrrNnO6ES1fjcsZpjIeu89t/Ks17zrxqWfKRjw/Wcxc admin@homelab' >> /home/hl/.ssh/authorized_keys
+printf '%s\n' 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC6jbetxbp3eof0Aj31M3uJxtuN+4ZA34QwawtArMBUq laptop' >> /home/hl/.ssh/authorized_keys
 chown hl:hl /home/hl/.ssh/authorized_keys
 chmod 600 /home/hl/.ssh/authorized_keys
 echo 'hl ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/hl
@@ -34,11 +36,13 @@ KbdInteractiveAuthentication no
 SSHD
 
 # Static address 172.16.10.13 on the interface with MAC $MAC.
-IFACE=
+IP='172.16.10.13'
+GATEWAY='172.16.10.1'
+IFACE=''
 if [ -z "$IFACE" ]; then
 	IFACE=$(ip -o link | awk -v mac="$MAC" 'tolower($0) ~ mac { sub(/:$/, "", $2); sub(/@.*/, "", $2); print $2; exit }')
 fi
-CIDR=172.16.10.0/24
+CIDR='172.16.10.0/24'
 PREFIX=${CIDR#*/}
 cat > /etc/network/interfaces <<NET
 source /etc/network/interfaces.d/*
@@ -48,11 +52,11 @@ iface lo inet loopback
 
 allow-hotplug $IFACE
 iface $IFACE inet static
-	address 172.16.10.13/$PREFIX
-	gateway 172.16.10.1
+	address $IP/$PREFIX
+	gateway $GATEWAY
 NET
 : > /etc/resolv.conf
-echo 'nameserver 172.16.10.1' >> /etc/resolv.conf
+printf 'nameserver %s\n' '172.16.10.1' >> /etc/resolv.conf
 
 # AppArmor on (Debian's kernel default, made explicit) with its tools, so
 # k3s' containerd confines containers with its default profile.
@@ -69,14 +73,14 @@ APT::Periodic::Unattended-Upgrade "1";
 APT
 systemctl enable unattended-upgrades
 
-# k3s: its config (with the join token, fetched with this node's install
+# k3s: its config (with the join token, fetched once with its single-use
 # token), the kube-vip static pod holding the API VIP, and a
 # first-boot unit installing k3s v1.33.5+k3s1 as server.
 install -d -m 700 /etc/rancher/k3s
-fetch k3s-config.yaml /etc/rancher/k3s/config.yaml
+fetch '@@HL_TOKEN:k3s-config.yaml@@' k3s-config.yaml /etc/rancher/k3s/config.yaml
 chmod 600 /etc/rancher/k3s/config.yaml
 install -d -m 755 /var/lib/rancher/k3s/agent/pod-manifests
-fetch kube-vip.yaml /var/lib/rancher/k3s/agent/pod-manifests/kube-vip.yaml
+fetch '@@HL_TOKEN:kube-vip.yaml@@' kube-vip.yaml /var/lib/rancher/k3s/agent/pod-manifests/kube-vip.yaml
 cat > /etc/systemd/system/hl-k3s-install.service <<'UNIT'
 [Unit]
 Description=hl: install k3s v1.33.5+k3s1 (server) on first boot
@@ -100,5 +104,6 @@ systemctl enable hl-k3s-install.service
 
 # Done: report the install (with the new SSH host key, which hl metal
 # rollout pins when it reboots this node) so the next PXE boot is local.
+# The callback token works once and closes the install window.
 HOSTKEY=$(cat /etc/ssh/ssh_host_ed25519_key.pub 2>/dev/null || true)
-curl -fsS --retry 5 -X POST -H "Authorization: Bearer $TOKEN" --data-urlencode "hostKey=$HOSTKEY" "$HL_URL/callback/$MAC"
+curl -fsS --retry 5 -X POST -H 'Authorization: Bearer @@HL_TOKEN:callback@@' --data-urlencode "hostKey=$HOSTKEY" "$HL_URL/callback/$MAC"
