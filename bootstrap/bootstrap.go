@@ -91,7 +91,7 @@ type Result struct {
 	Branch string `json:"branch"`
 	// HTMLURL is the repository's web page, once it exists.
 	HTMLURL string `json:"htmlURL,omitempty"`
-	// RepoURL is the SSH URL Argo CD clones with (from hl.yaml).
+	// RepoURL is the URL Argo CD clones with (config ClusterRepoURL).
 	RepoURL string `json:"repoURL"`
 	DryRun  bool   `json:"dryRun"`
 	// Changed is set when any step applied (or tried to apply) a change.
@@ -228,28 +228,16 @@ func newRunner(opts Options) (*runner, error) {
 	}
 	r.res = &Result{
 		URL: r.apiURL, Owner: f.Owner, Repo: f.Repo, Branch: f.DefaultBranch,
-		RepoURL: sshRepoURL(h.Spec.Forge), DryRun: opts.DryRun, Steps: []StepResult{},
+		RepoURL: h.ClusterRepoURL(), DryRun: opts.DryRun, Steps: []StepResult{},
 	}
 	spec := h.Spec.Forge
 	if !strings.EqualFold(strings.TrimSuffix(spec.URL, "/"), r.apiURL) || spec.Owner != f.Owner || spec.Repo != f.Repo {
-		r.warn("bootstrapping %s/%s/%s while hl.yaml's spec.forge says %s/%s/%s: the rendered Argo CD URLs (and the deploy key secret) point at hl.yaml's",
+		r.warn("bootstrapping %s/%s/%s while hl.yaml's spec.forge says %s/%s/%s: the rendered Argo CD URLs (and the repository credentials) point at hl.yaml's",
 			r.apiURL, f.Owner, f.Repo, strings.TrimSuffix(spec.URL, "/"), spec.Owner, spec.Repo)
 	}
 	return r, nil
 }
 
-// sshRepoURL is the URL the rendered templates clone with (generator's
-// RepoURL): ssh://git@<host>/<owner>/<repo>.git.
-func sshRepoURL(f config.Forge) string {
-	host := f.URL
-	if u, err := url.Parse(f.URL); err == nil && u.Host != "" {
-		host = u.Hostname()
-	}
-	return fmt.Sprintf("ssh://git@%s/%s/%s.git", host, f.Owner, f.Repo)
-}
-
-// connect checks that Gitea answers and accepts the token before any
-// step runs, so a wrong token changes nothing.
 func (r *runner) connect(ctx context.Context) error {
 	api, err := gitea.NewClient(r.apiURL,
 		gitea.SetToken(r.opts.Token),
@@ -302,38 +290,58 @@ func (r *runner) checkAdmin() error {
 }
 
 func (r *runner) runStep(ctx context.Context, s step) error {
+	r.files = nil
+	return runStep(ctx, s, stepEnv{dryRun: r.opts.DryRun, progress: r.opts.Progress, changed: &r.res.Changed, steps: &r.res.Steps,
+		files: func() []string { return r.files }})
+}
+
+// stepEnv is where runStep reports: the forge and the cluster bootstrap
+// run their steps the same way.
+type stepEnv struct {
+	dryRun   bool
+	progress func(StepResult)
+	changed  *bool
+	steps    *[]StepResult
+	// files lists the repo files the step wrote (nil: none tracked).
+	files func() []string
+}
+
+// runStep checks a step, applies it when needed (not in a dry run) and
+// records the outcome.
+func runStep(ctx context.Context, s step, env stepEnv) error {
 	sr := StepResult{Name: s.name}
 	emit := func() {
-		if r.opts.Progress != nil {
-			r.opts.Progress(sr)
+		if env.progress != nil {
+			env.progress(sr)
 		}
 	}
 	if s.skip != "" {
 		sr.Status, sr.Detail = StatusSkipped, s.skip
-		r.res.Steps = append(r.res.Steps, sr)
+		*env.steps = append(*env.steps, sr)
 		emit()
 		return nil
 	}
 	sr.Status = StatusRunning
 	emit()
-	r.files = nil
 	done, detail, err := s.check(ctx)
 	switch {
 	case err != nil:
 	case done:
 		sr.Status, sr.Detail = StatusUnchanged, detail
-	case r.opts.DryRun:
+	case env.dryRun:
 		sr.Status, sr.Detail = StatusPlanned, detail
 	default:
 		// A failed apply may have changed something before failing.
-		r.res.Changed = true
+		*env.changed = true
 		sr.Status, sr.Detail, err = s.apply(ctx)
 	}
-	sr.Files = r.files
+	if env.files != nil {
+		sr.Files = env.files()
+	}
 	if err != nil {
 		sr.Status, sr.Error = StatusFailed, err.Error()
 	}
-	r.res.Steps = append(r.res.Steps, sr)
+	*env.steps = append(*env.steps, sr)
 	emit()
 	return err
 }

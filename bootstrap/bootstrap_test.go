@@ -30,7 +30,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/go-git/go-git/v5/storage/memory"
-	"golang.org/x/crypto/ssh"
 
 	"hl.dev/hl/generator"
 	"hl.dev/hl/internal/gitea/testserver"
@@ -38,7 +37,7 @@ import (
 )
 
 // bootstrapFiles are the repo files a bootstrap of the full fixture adds.
-var bootstrapFiles = []string{DeployKeyPath, ArgoCDWebhookPath, WoodpeckerWebhookPath, BotTokenPath}
+var bootstrapFiles = []string{RepoCredsPath, ArgoCDWebhookPath, WoodpeckerWebhookPath, BotTokenPath}
 
 func TestBootstrapFull(t *testing.T) {
 	srv := testserver.ForTest(t)
@@ -97,36 +96,50 @@ func TestBootstrapFull(t *testing.T) {
 		}
 	})
 
-	t.Run("deploy key is read-only and stored for Argo CD", func(t *testing.T) {
+	t.Run("Argo CD's reader clones and can do nothing else", func(t *testing.T) {
 		keys, _, err := admin.ListDeployKeys(owner, repo, gitea.ListDeployKeysOptions{})
-		if err != nil || len(keys) != 1 {
-			t.Fatalf("deploy keys %v (%v), want exactly one", keys, err)
+		if err != nil || len(keys) != 0 {
+			t.Fatalf("deploy keys %v (%v): Argo CD clones over HTTP, none wanted", keys, err)
 		}
-		if !keys[0].ReadOnly || keys[0].Title != DeployKeyTitle {
-			t.Errorf("deploy key read-only=%v title=%q", keys[0].ReadOnly, keys[0].Title)
-		}
-		plain := decrypt(t, dir, DeployKeyPath)
-		ex, err := secrets.ReadSecret(plain)
+		ex, err := secrets.ReadSecret(decrypt(t, dir, RepoCredsPath))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if ex.Labels["argocd.argoproj.io/secret-type"] != "repository" || ex.Values["type"] != "git" {
 			t.Errorf("not an Argo CD repository secret: labels %v type %q", ex.Labels, ex.Values["type"])
 		}
-		// The URL must be the one the rendered Applications clone.
+		// The URL must be the one the rendered Applications clone: the
+		// in-cluster Gitea's HTTP Service.
 		root, _ := os.ReadFile(filepath.Join(dir, "bootstrap", "root.yaml"))
-		if want := "ssh://git@git.home.example.com/homelab/cluster.git"; ex.Values["url"] != want || !bytes.Contains(root, []byte("repoURL: "+want)) {
+		if want := "http://gitea-http.gitea.svc:3000/homelab/cluster.git"; ex.Values["url"] != want || !bytes.Contains(root, []byte(want)) {
 			t.Errorf("secret url %q, want %q as in bootstrap/root.yaml", ex.Values["url"], want)
 		}
-		signer, err := ssh.ParsePrivateKey([]byte(ex.Values["sshPrivateKey"]))
+		reader, tok := ex.Values["username"], ex.Values["password"]
+		p, _, err := admin.CollaboratorPermission(owner, repo, reader)
+		if err != nil || p.Permission != gitea.AccessModeRead {
+			t.Errorf("%s's permission %v (%v), want read", reader, p, err)
+		}
+		// It clones (here through the test's URL of the same repo)...
+		if _, err := git.CloneContext(t.Context(), memory.NewStorage(), memfs.New(), &git.CloneOptions{
+			URL: srv.URL + "/" + owner + "/" + repo + ".git", Auth: &githttp.BasicAuth{Username: reader, Password: tok}}); err != nil {
+			t.Errorf("the reader cannot clone: %v", err)
+		}
+		// ...and pushes nothing, on no branch, and writes nothing.
+		if err := gitPushFile(t, srv.URL+"/"+owner+"/"+repo+".git", reader, tok, "reader-branch", "R.md"); err == nil {
+			t.Error("the reader pushed a branch")
+		}
+		rc, err := gitea.NewClient(srv.URL, gitea.SetToken(tok), gitea.SetGiteaVersion(""))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !sameKey(string(ssh.MarshalAuthorizedKey(signer.PublicKey())), keys[0].Key) {
-			t.Error("stored private key does not belong to the deploy key")
+		if _, resp, err := rc.CreateIssue(owner, repo, gitea.CreateIssueOption{Title: "x"}); err == nil {
+			t.Errorf("the reader opened an issue: HTTP %d", statusOf(resp))
+		}
+		if _, resp, err := rc.GetMyUserInfo(); err == nil {
+			t.Errorf("the reader's token reads user data (scope beyond read:repository): HTTP %d", statusOf(resp))
 		}
 		if ex.Annotations[secrets.AnnotationRotatable] != "false" {
-			t.Errorf("deploy key secret rotatable = %q, want false", ex.Annotations[secrets.AnnotationRotatable])
+			t.Errorf("repo-creds rotatable = %q, want false (Gitea mints it)", ex.Annotations[secrets.AnnotationRotatable])
 		}
 	})
 
@@ -493,13 +506,14 @@ func TestBootstrapRestoresDeletedObjects(t *testing.T) {
 		t.Fatal(err)
 	}
 	admin := adminClient(t, srv)
-	keys, _, _ := admin.ListDeployKeys(opts.Owner, opts.Repo, gitea.ListDeployKeysOptions{})
-	hooks, _, _ := admin.ListRepoHooks(opts.Owner, opts.Repo, gitea.ListHooksOptions{})
-	for _, k := range keys {
-		if _, err := admin.DeleteDeployKey(opts.Owner, opts.Repo, k.ID); err != nil {
-			t.Fatal(err)
-		}
+	reader := opts.BotUser + "-argocd"
+	if reader == "-argocd" {
+		reader = DefaultBotUser + "-argocd"
 	}
+	if _, err := admin.DeleteCollaborator(opts.Owner, opts.Repo, reader); err != nil {
+		t.Fatal(err)
+	}
+	hooks, _, _ := admin.ListRepoHooks(opts.Owner, opts.Repo, gitea.ListHooksOptions{})
 	for _, h := range hooks {
 		if _, err := admin.DeleteRepoHook(opts.Owner, opts.Repo, h.ID); err != nil {
 			t.Fatal(err)
@@ -511,16 +525,15 @@ func TestBootstrapRestoresDeletedObjects(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := statuses(res)
-	if st["deploy-key"] != StatusUpdated || st["webhook-argocd"] != StatusCreated || st["webhook-woodpecker"] != StatusCreated || st["push"] != StatusUnchanged {
+	if st["reader-collaborator"] != StatusCreated || st["reader-token"] != StatusUnchanged || st["webhook-argocd"] != StatusCreated || st["webhook-woodpecker"] != StatusCreated || st["push"] != StatusUnchanged {
 		t.Errorf("steps %v", st)
 	}
 	compareFiles(t, dirFiles(t, dir), before)
 	if w := otherWarnings(res); len(w) > 0 {
 		t.Errorf("warnings: %v", w)
 	}
-	nk, _, _ := admin.ListDeployKeys(opts.Owner, opts.Repo, gitea.ListDeployKeysOptions{})
-	if len(nk) != 1 || nk[0].Fingerprint != keys[0].Fingerprint || !nk[0].ReadOnly {
-		t.Errorf("deploy key not restored from the stored public key: %+v", nk)
+	if p, _, err := admin.CollaboratorPermission(opts.Owner, opts.Repo, reader); err != nil || p.Permission != gitea.AccessModeRead {
+		t.Errorf("reader's read access not restored: %v %v", p, err)
 	}
 }
 
@@ -602,8 +615,8 @@ func requireNoDuplicates(t *testing.T, srv *testserver.Server, opts Options) {
 	t.Helper()
 	admin := adminClient(t, srv)
 	o, r := opts.Owner, opts.Repo
-	if keys, _, err := admin.ListDeployKeys(o, r, gitea.ListDeployKeysOptions{}); err != nil || len(keys) != 1 {
-		t.Errorf("deploy keys: %d (%v), want 1", len(keys), err)
+	if cs, _, err := admin.ListCollaborators(o, r, gitea.ListCollaboratorsOptions{}); err != nil || len(cs) != 2 {
+		t.Errorf("collaborators: %d (%v), want the bot and the reader", len(cs), err)
 	}
 	if hooks, _, err := admin.ListRepoHooks(o, r, gitea.ListHooksOptions{}); err != nil || len(hooks) != 2 {
 		t.Errorf("webhooks: %d (%v), want 2", len(hooks), err)
@@ -613,9 +626,6 @@ func requireNoDuplicates(t *testing.T, srv *testserver.Server, opts Options) {
 	}
 	if ps, _, err := admin.ListBranchProtections(o, r, gitea.ListBranchProtectionsOptions{}); err != nil || len(ps) != 1 {
 		t.Errorf("branch protections: %d (%v), want 1", len(ps), err)
-	}
-	if cs, _, err := admin.ListCollaborators(o, r, gitea.ListCollaboratorsOptions{}); err != nil || len(cs) != 1 {
-		t.Errorf("collaborators: %d (%v), want 1", len(cs), err)
 	}
 	// The bot's tokens: log in as the bot (a fresh password) to list them.
 	pw := "Hl-" + strings.Repeat("x", 20)

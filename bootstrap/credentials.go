@@ -1,137 +1,16 @@
 package bootstrap
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"slices"
 	"strings"
 
 	"code.gitea.io/sdk/gitea"
-	"golang.org/x/crypto/ssh"
 
 	"hl.dev/hl/secrets"
 	"hl.dev/hl/templates"
 )
-
-func (r *runner) listDeployKeys() ([]*gitea.DeployKey, error) {
-	var out []*gitea.DeployKey
-	for page := 1; page > 0; {
-		keys, resp, err := r.api.ListDeployKeys(r.forge.Owner, r.forge.Repo, gitea.ListDeployKeysOptions{ListOptions: gitea.ListOptions{Page: page, PageSize: 50}})
-		if err != nil {
-			return nil, apiErr("list deploy keys", resp, err)
-		}
-		out = append(out, keys...)
-		page = resp.NextPage
-	}
-	return out, nil
-}
-
-func sameKey(a, b string) bool {
-	ka, _, _, _, errA := ssh.ParseAuthorizedKey([]byte(a))
-	kb, _, _, _, errB := ssh.ParseAuthorizedKey([]byte(b))
-	return errA == nil && errB == nil && bytes.Equal(ka.Marshal(), kb.Marshal())
-}
-
-func (r *runner) deployKeyStep() step {
-	owner, name := r.forge.Owner, r.forge.Repo
-	// state is what check found, for apply.
-	var (
-		pub   string // stored public key, "" when the file is missing
-		match *gitea.DeployKey
-		stale []*gitea.DeployKey // our title, not the stored key
-	)
-	return step{
-		name: "deploy-key",
-		check: func(context.Context) (bool, string, error) {
-			pub, match, stale = "", nil, nil
-			ann, exists, err := r.readAnnotations(DeployKeyPath)
-			if err != nil {
-				return false, "", err
-			}
-			if exists {
-				if pub = ann[AnnotationPublicKey]; pub == "" {
-					return false, "", fmt.Errorf("%s has no %s annotation; delete it to generate a new deploy key", DeployKeyPath, AnnotationPublicKey)
-				}
-			}
-			if r.repo == nil {
-				return false, "generate an ed25519 key, add it read-only, store it in " + DeployKeyPath, nil
-			}
-			keys, err := r.listDeployKeys()
-			if err != nil {
-				return false, "", err
-			}
-			for _, k := range keys {
-				switch {
-				case pub != "" && sameKey(k.Key, pub):
-					match = k
-				case k.Title == DeployKeyTitle:
-					stale = append(stale, k)
-				}
-			}
-			var todo []string
-			switch {
-			case pub == "":
-				todo = append(todo, "generate an ed25519 key, add it read-only, store it in "+DeployKeyPath)
-			case match == nil:
-				todo = append(todo, "add the key stored in "+DeployKeyPath+" read-only")
-			case !match.ReadOnly:
-				todo = append(todo, "make the deploy key read-only")
-			}
-			if len(stale) > 0 {
-				todo = append(todo, fmt.Sprintf("remove %d stale deploy keys titled %q", len(stale), DeployKeyTitle))
-			}
-			if len(todo) == 0 {
-				return true, "read-only deploy key " + match.Fingerprint, nil
-			}
-			return false, strings.Join(todo, "; "), nil
-		},
-		apply: func(context.Context) (Status, string, error) {
-			del := stale
-			if match != nil && !match.ReadOnly {
-				del = append(del, match)
-				match = nil
-			}
-			for _, k := range del {
-				if resp, err := r.api.DeleteDeployKey(owner, name, k.ID); err != nil {
-					return "", "", apiErr("delete deploy key "+k.Fingerprint, resp, err)
-				}
-			}
-			if match != nil { // only stale keys were removed
-				return StatusUpdated, fmt.Sprintf("removed %d stale deploy keys", len(stale)), nil
-			}
-			var vals map[string]string
-			if pub == "" {
-				g := secrets.Generator{Kind: secrets.KindEd25519SSH}
-				var err error
-				if vals, err = g.Generate("sshPrivateKey", r.opts.Rand); err != nil {
-					return "", "", err
-				}
-				pub = vals["sshPrivateKey"+secrets.PublicSuffix]
-			}
-			k, resp, err := r.api.CreateDeployKey(owner, name, gitea.CreateKeyOption{Title: DeployKeyTitle, Key: pub, ReadOnly: true})
-			if err != nil {
-				return "", "", apiErr("add deploy key", resp, err)
-			}
-			if vals == nil {
-				return StatusUpdated, "re-added the stored deploy key " + k.Fingerprint + " read-only", nil
-			}
-			vals["type"] = "git"
-			vals["url"] = r.res.RepoURL
-			spec := secrets.Spec{
-				Name: "repo-deploy-key", Namespace: "argocd",
-				Labels:      map[string]string{"argocd.argoproj.io/secret-type": "repository"},
-				Annotations: map[string]string{AnnotationPublicKey: pub},
-				Keys:        []secrets.Key{{Name: "sshPrivateKey", Generator: secrets.Generator{Kind: secrets.KindEd25519SSH}}},
-				Consumers:   []string{"statefulset/argocd-application-controller", "deployment/argocd-repo-server"},
-			}
-			if err := r.writeSecret(DeployKeyPath, spec, vals); err != nil {
-				return "", "", err
-			}
-			return StatusCreated, "read-only deploy key " + k.Fingerprint + " in " + DeployKeyPath, nil
-		},
-	}
-}
 
 // webhook describes one repository webhook and the Secret its shared
 // secret is stored in.

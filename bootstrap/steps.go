@@ -22,8 +22,9 @@ const (
 	// TopicManaged marks a repository hl created or adopted.
 	TopicManaged = "hl-managed"
 
-	DeployKeyTitle = "argocd (hl, read-only)"
-	DeployKeyPath  = "system/argocd/secrets/repo-deploy-key.sops.yaml"
+	// RepoCredsPath holds Argo CD's repository credentials: the read-only
+	// token of the reader account and the URL it clones.
+	RepoCredsPath = "system/argocd/secrets/repo-creds.sops.yaml"
 
 	ArgoCDWebhookPath     = "system/argocd/secrets/argocd-webhook.sops.yaml"
 	WoodpeckerWebhookPath = "platform/woodpecker/secrets/woodpecker-webhook.sops.yaml"
@@ -32,16 +33,15 @@ const (
 	// StatusCheckContext is what Woodpecker reports for
 	// .woodpecker/validate.yaml on pull requests.
 	StatusCheckContext = "ci/woodpecker/pr/validate"
-
-	// AnnotationPublicKey carries the deploy key's public half in the
-	// clear, so a lost Gitea deploy key is re-added without decrypting.
-	AnnotationPublicKey = "bootstrap.hl.dev/public-key"
 )
 
 // BotScopes are the bot token's scopes: push branches and open, label,
 // comment and merge pull requests (repository, issue) and look itself up
 // (user). No organization, admin, package or misc access.
 var BotScopes = []gitea.AccessTokenScope{"write:repository", "write:issue", "read:user"}
+
+// ReaderScopes are Argo CD's reader token's: clone and fetch, nothing else.
+var ReaderScopes = []gitea.AccessTokenScope{"read:repository"}
 
 // Label is one repository label the bot uses.
 type Label struct{ Name, Color, Description string }
@@ -61,13 +61,16 @@ var Labels = []Label{
 func (r *runner) steps() []step {
 	ss := []step{r.ownerStep(), r.repoStep()}
 	if r.h.Enabled("hl-bot") {
-		ss = append(ss, r.botUserStep(), r.botTokenStep(), r.collaboratorStep())
+		bot := r.botAccount()
+		ss = append(ss, r.userStep(bot), r.collaboratorStep(bot), r.tokenStep(bot))
 	} else {
-		for _, n := range []string{"bot-user", "bot-token", "bot-collaborator"} {
+		for _, n := range []string{"bot-user", "bot-collaborator", "bot-token"} {
 			ss = append(ss, step{name: n, skip: "hl-bot is disabled in hl.yaml"})
 		}
 	}
-	ss = append(ss, r.deployKeyStep())
+	reader := r.readerAccount()
+	// The reader's token is checked by reading the repo: its access first.
+	ss = append(ss, r.userStep(reader), r.collaboratorStep(reader), r.tokenStep(reader))
 	ss = append(ss, r.webhookStep(webhook{
 		name: "webhook-argocd", component: "argocd", path: "/api/webhook", file: ArgoCDWebhookPath,
 		events: []string{"push"},

@@ -3,7 +3,6 @@ package generator
 import (
 	"fmt"
 	"sort"
-	"strings"
 
 	"hl.dev/hl/internal/config"
 	"hl.dev/hl/templates"
@@ -113,16 +112,9 @@ func (d *Data) Namespaces() []string {
 	return out
 }
 
-// RepoURL is the SSH URL Argo CD clones this repo with (read-only deploy
-// key).
-func (d *Data) RepoURL() string {
-	f := d.Spec.Forge
-	host := strings.TrimPrefix(strings.TrimPrefix(f.URL, "https://"), "http://")
-	if i := strings.IndexByte(host, '/'); i >= 0 {
-		host = host[:i]
-	}
-	return fmt.Sprintf("ssh://git@%s/%s/%s.git", host, f.Owner, f.Repo)
-}
+// RepoURL is the URL Argo CD clones this repo with (see
+// config.Homelab.ClusterRepoURL).
+func (d *Data) RepoURL() string { return d.Homelab.ClusterRepoURL() }
 
 // HLImage is the pinned hl image pipelines and the in-cluster bot run.
 func (d *Data) HLImage() (string, error) { return d.ImageOf("hl-bot", "hl") }

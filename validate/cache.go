@@ -1,8 +1,6 @@
 package validate
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"os"
 	"path/filepath"
 	"sort"
@@ -10,6 +8,7 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 
+	"hl.dev/hl/internal/chartcache"
 	"hl.dev/hl/internal/config"
 )
 
@@ -29,20 +28,10 @@ func (d chartDep) isLocal() bool {
 	return d.Repository == "" || strings.HasPrefix(d.Repository, "file://")
 }
 
-// normRepo is the repository URL as used for cache keys.
-func normRepo(u string) string { return strings.TrimRight(strings.TrimSpace(u), "/") }
-
-// repoKey is the cache directory of a repository: the first 16 hex digits
-// of the SHA-256 of its URL (as written in Chart.yaml, before mirrors).
-func repoKey(repoURL string) string {
-	sum := sha256.Sum256([]byte(normRepo(repoURL)))
-	return hex.EncodeToString(sum[:])[:16]
-}
-
-// CachePath is where the chart cache keeps name-version from repoURL:
-// <cache>/<sha256(repoURL)[:16]>/<name>-<version>.tgz.
+// CachePath is where the chart cache keeps name-version from repoURL (the
+// layout is internal/chartcache's).
 func CachePath(cacheDir, repoURL, name, version string) string {
-	return filepath.Join(cacheDir, repoKey(repoURL), name+"-"+version+".tgz")
+	return chartcache.Path(cacheDir, repoURL, name, version)
 }
 
 // exactVersion reports whether v pins one version (a semver, optionally
@@ -71,7 +60,7 @@ func findCached(cacheDir string, dep chartDep) (string, string, bool) {
 	if err != nil {
 		return "", "", false
 	}
-	files, _ := filepath.Glob(filepath.Join(cacheDir, repoKey(dep.Repository), dep.Name+"-*.tgz"))
+	files, _ := filepath.Glob(filepath.Join(cacheDir, chartcache.RepoKey(dep.Repository), dep.Name+"-*.tgz"))
 	type cand struct {
 		v    *semver.Version
 		path string

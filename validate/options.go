@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"helm.sh/helm/v3/pkg/chartutil"
+	"k8s.io/client-go/rest"
 
 	"hl.dev/hl/internal/config"
 )
@@ -46,6 +47,16 @@ type Options struct {
 	Jobs int
 	// Log receives progress lines (chart pulls); nil discards them.
 	Log io.Writer
+	// Server, when set, is an API server every rendered object is
+	// dry-run applied against after the offline checks (hl validate
+	// --server): it catches what schemas cannot — CRD CEL rules, value
+	// ranges, immutable fields, admission.
+	Server *rest.Config
+	// Scratch says Server is a throw-away server: the CRDs and namespaces
+	// the repo renders are created for real on it first, so every object
+	// can be checked. Without it, objects whose namespace or CRD the
+	// server lacks are reported as not checked (warnings).
+	Scratch bool
 }
 
 // DefaultCacheDir is $HL_CHART_CACHE, else <user cache dir>/hl/charts.

@@ -49,6 +49,7 @@ const (
 	PolicyDuplicateResource = "duplicate-resource"
 	PolicyWoodpeckerSchema  = "woodpecker-schema"
 	PolicySOPSRecipients    = "sops-recipients"
+	PolicyServerDryRun      = "server-dry-run"
 )
 
 // Policy is one check hl validate runs.
@@ -80,6 +81,7 @@ var Policies = []Policy{
 	{PolicyDuplicateResource, "the same kind/namespace/name is rendered by more than one app (or twice by one)", SeverityError},
 	{PolicyWoodpeckerSchema, "a Woodpecker pipeline does not match Woodpecker's schema", SeverityError},
 	{PolicySOPSRecipients, "SOPS age recipients differ from hl.yaml's spec.secrets.ageRecipients", SeverityError},
+	{PolicyServerDryRun, "with --server: the API server rejects a manifest in a dry-run apply (CEL rules of CRDs, value ranges, immutable fields, admission)", SeverityError},
 }
 
 // LookupPolicy returns the policy with id.

@@ -20,6 +20,7 @@ import (
 	"helm.sh/helm/v3/pkg/getter"
 	"helm.sh/helm/v3/pkg/registry"
 	"helm.sh/helm/v3/pkg/repo"
+	"hl.dev/hl/internal/chartcache"
 )
 
 // PulledChart is one chart PullCharts looked at.
@@ -70,7 +71,7 @@ func PullCharts(ctx context.Context, opts Options) ([]PulledChart, error) {
 			if d.isLocal() {
 				continue
 			}
-			k := key{normRepo(d.Repository), d.Name, d.Version}
+			k := key{chartcache.NormRepo(d.Repository), d.Name, d.Version}
 			if byKey[k] == nil {
 				byKey[k] = &PulledChart{Repository: d.Repository, Name: d.Name, Version: d.Version}
 				order = append(order, k)
@@ -162,7 +163,7 @@ func newPuller(s *settings) *puller {
 // pull fetches dep into the cache and returns the archive, the version
 // and where it came from.
 func (p *puller) pull(ctx context.Context, d chartDep) (file, version, from string, err error) {
-	src := applyMirrors(normRepo(d.Repository), p.s.mirrors)
+	src := applyMirrors(chartcache.NormRepo(d.Repository), p.s.mirrors)
 	var data []byte
 	if strings.HasPrefix(src, "oci://") {
 		data, version, from, err = p.pullOCI(src, d)

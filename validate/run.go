@@ -51,13 +51,19 @@ func (v *validator) docs(rel string) []*yamlDoc {
 // the options or the file system; everything wrong in the repository is a
 // finding in the report.
 func Run(ctx context.Context, opts Options) (*Report, error) {
+	rep, _, err := run(ctx, opts)
+	return rep, err
+}
+
+// run is Run that also returns every object it rendered.
+func run(ctx context.Context, opts Options) (*Report, []*object, error) {
 	s, err := resolve(opts)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	tree, err := walkRepo(s.dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	v := &validator{
 		s: s, tree: tree, puller: newPuller(s),
@@ -85,11 +91,11 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 			template = strings.HasPrefix(rest, "templates/")
 		}
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		data, err := os.ReadFile(filepath.Join(s.dir, filepath.FromSlash(f)))
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		docs, err := parseYAML(data)
 		if template {
@@ -116,7 +122,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	rep.Kustomizations = len(roots)
 	for _, k := range roots {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		objs = append(objs, v.renderKustomization(ctx, k, apiVersions)...)
 	}
@@ -139,7 +145,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var rendered []*object
 	for _, co := range chartObjs {
@@ -178,9 +184,14 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	v.checkSOPS()
 	v.checkCharts()
 	v.scanRepoFiles()
+	if s.Server != nil {
+		if err := v.checkServer(ctx, objs); err != nil {
+			return nil, nil, err
+		}
+	}
 
 	rep.Findings = v.finish()
-	return rep, nil
+	return rep, objs, nil
 }
 
 // plainObjects are the manifests of YAML files no chart or kustomization

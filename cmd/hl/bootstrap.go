@@ -31,7 +31,7 @@ func newBootstrapCmd(s *shared) *cobra.Command {
 		Use:   "bootstrap",
 		Short: "Seed the forge with the rendered repository",
 	}
-	cmd.AddCommand(newBootstrapGiteaCmd(s))
+	cmd.AddCommand(newBootstrapGiteaCmd(s), newBootstrapClusterCmd(s))
 	return cmd
 }
 

@@ -12,15 +12,17 @@ import (
 )
 
 type validateOptions struct {
-	Dir      string
-	Offline  bool
-	Cache    string
-	Kube     string
-	Policies []string
+	Dir        string
+	Offline    bool
+	Cache      string
+	Kube       string
+	Policies   []string
+	Server     bool
+	Kubeconfig string
+	Scratch    bool
 }
 
 func newValidateCmd(s *shared) *cobra.Command {
-	ios := s.ios
 	opts := &validateOptions{}
 	var ids []string
 	for _, p := range validate.Policies {
@@ -42,7 +44,7 @@ Policies: ` + strings.Join(ids, ", "),
 			if len(args) == 1 {
 				opts.Dir = args[0]
 			}
-			return runValidate(cmd.Context(), ios, opts)
+			return runValidate(cmd.Context(), s, opts)
 		},
 	}
 	f := cmd.Flags()
@@ -50,6 +52,9 @@ Policies: ` + strings.Join(ids, ", "),
 	f.StringVar(&opts.Cache, "chart-cache", "", "chart cache folder (default $HL_CHART_CACHE or ~/.cache/hl/charts)")
 	f.StringVar(&opts.Kube, "kube-version", "", "Kubernetes version to render for (default: hl.yaml's k3s version)")
 	f.StringArrayVar(&opts.Policies, "policy", nil, "ID=error|warning|off for this run (record lasting choices in hl.yaml)")
+	f.BoolVar(&opts.Server, "server", false, "also dry-run apply everything against an API server (--kubeconfig): CEL rules, value ranges, admission")
+	f.StringVar(&opts.Kubeconfig, "kubeconfig", "", "with --server: the API server's kubeconfig (default $HL_KUBECONFIG, $KUBECONFIG, ~/.kube/config)")
+	f.BoolVar(&opts.Scratch, "scratch", false, "with --server: a throw-away server; create the repo's CRDs and namespaces on it for real so every object is checked")
 	return cmd
 }
 
@@ -65,12 +70,19 @@ func policyFlags(flags []string) (map[string]string, error) {
 	return out, nil
 }
 
-func runValidate(ctx context.Context, ios *iostreams.IOStreams, opts *validateOptions) error {
+func runValidate(ctx context.Context, s *shared, opts *validateOptions) error {
+	ios := s.ios
 	pol, err := policyFlags(opts.Policies)
 	if err != nil {
 		return &exitError{code: 2, msg: err.Error()}
 	}
-	rep, err := validate.Run(ctx, validate.Options{Dir: opts.Dir, CacheDir: opts.Cache, Offline: opts.Offline, KubeVersion: opts.Kube, Policies: pol, Log: ios.ErrOut})
+	vo := validate.Options{Dir: opts.Dir, CacheDir: opts.Cache, Offline: opts.Offline, KubeVersion: opts.Kube, Policies: pol, Log: ios.ErrOut, Scratch: opts.Scratch}
+	if opts.Server {
+		if vo.Server, err = s.kube(opts.Kubeconfig); err != nil {
+			return err
+		}
+	}
+	rep, err := validate.Run(ctx, vo)
 	if err != nil {
 		return &exitError{code: 2, msg: err.Error()}
 	}
