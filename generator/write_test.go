@@ -2,6 +2,7 @@ package generator
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -337,5 +338,39 @@ func TestOutputFolderMayBeALink(t *testing.T) {
 	res := mustRender(t, fixture("minimal"), out, nil)
 	if res.Changed() {
 		t.Error("a second render through the --out link changed files")
+	}
+}
+
+// BenchmarkChangedRerenderFull re-renders the full fixture with spec.domain
+// switched back and forth: each render moves 47 of 253 files (and .hl/)
+// into place under the journal (hard link, rename) after fsyncing them.
+func BenchmarkChangedRerenderFull(b *testing.B) {
+	ids := testIdentities(b)
+	dir := b.TempDir()
+	opts := Options{ConfigPath: fixture("full"), OutDir: dir, Identities: ids, Now: fixedNow}
+	if _, err := Render(context.Background(), opts); err != nil {
+		b.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "hl.yaml")
+	a, err := os.ReadFile(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	other := bytes.ReplaceAll(a, []byte("domain: home.example.com"), []byte("domain: lab.example.org"))
+	opts.ConfigPath = cfg
+	for i := 0; b.Loop(); i++ {
+		b.StopTimer()
+		next := a
+		if i%2 == 0 {
+			next = other
+		}
+		if err := os.WriteFile(cfg, next, 0o644); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		res, err := Render(context.Background(), opts)
+		if err != nil || !res.Changed() {
+			b.Fatal(err, "nothing changed")
+		}
 	}
 }

@@ -42,6 +42,7 @@ func (v *validator) scanRepoFiles() {
 			}
 		}
 	}
+	r := bufio.NewReaderSize(nil, 64<<10) // one buffer for every file
 	for _, f := range v.tree.files {
 		if generated[f] {
 			continue
@@ -62,7 +63,7 @@ func (v *validator) scanRepoFiles() {
 				v.scanCredentials(f, plain, "a file of the repo")
 			}
 		}
-		v.scanText(f)
+		v.scanText(r, f)
 	}
 }
 
@@ -181,7 +182,7 @@ const binarySniff = 8000
 // identities and (in .env files) credentials. Binary files are skipped;
 // so is a file that already has a plaintext-secret finding (a key in a
 // plaintext Secret is one leak, reported once).
-func (v *validator) scanText(f string) {
+func (v *validator) scanText(r *bufio.Reader, f string) {
 	if v.hasFinding(f, PolicyPlaintextSecret) {
 		return
 	}
@@ -190,7 +191,7 @@ func (v *validator) scanText(f string) {
 		return // read errors are step 1's to report
 	}
 	defer file.Close()
-	r := bufio.NewReaderSize(file, 64<<10)
+	r.Reset(file)
 	if head, _ := r.Peek(binarySniff); bytes.IndexByte(head, 0) >= 0 {
 		return
 	}
