@@ -56,6 +56,9 @@ type Options struct {
 	// Progress, when set, is called when a step starts (StatusRunning)
 	// and when it ends.
 	Progress func(StepResult)
+	// ServiceURLs overrides, by catalog component, the base URL its
+	// webhook goes to (tests: the component runs on loopback).
+	ServiceURLs map[string]string
 }
 
 // Status is the outcome of one step.

@@ -53,7 +53,8 @@ func TestBootstrapFull(t *testing.T) {
 	}
 	for _, s := range res.Steps {
 		// render changes files only when templates list the provided
-		// secrets (KSOPS); either way the pushed tree is a fresh render.
+		// secrets (their folders' app.yaml); either way the pushed tree is
+		// a fresh render.
 		if s.Status != StatusCreated && !(s.Name == "render" && s.Status != StatusFailed) {
 			t.Errorf("first run, step %s: %s (%s), want created", s.Name, s.Status, s.Detail)
 		}
@@ -252,7 +253,7 @@ func TestBootstrapFull(t *testing.T) {
 			file, key string
 			events    []string
 		}{
-			"https://argocd.home.example.com/api/webhook": {ArgoCDWebhookPath, "webhook.gogs.secret", []string{"push"}},
+			"http://argocd-server.argocd.svc/api/webhook": {ArgoCDWebhookPath, "webhook.gogs.secret", []string{"push"}},
 			"https://ci.home.example.com/api/hook":        {WoodpeckerWebhookPath, "secret", []string{"push", "create", "pull_request"}},
 		}
 		for _, h := range hooks {

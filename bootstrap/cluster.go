@@ -82,6 +82,7 @@ type ClusterResult struct {
 // decrypts the repo's secrets; the bot re-encrypts them when the
 // recipients change.
 const (
+	argocdApp       = "system/argocd"
 	argocdNamespace = "argocd"
 	botNamespace    = "hl-bot"
 	sopsAgeSecret   = "sops-age"
@@ -169,8 +170,8 @@ func (r *clusterRunner) render(ctx context.Context) error {
 	if len(stop) > 0 {
 		return fmt.Errorf("the repo does not render what bootstrap applies:\n  %s", strings.Join(stop, "\n  "))
 	}
-	if len(r.apps["bootstrap"]) == 0 {
-		return fmt.Errorf("%w: %s has no bootstrap/ app", ErrNotRendered, r.o.Dir)
+	if len(r.apps["bootstrap"]) == 0 || len(r.apps[argocdApp]) == 0 {
+		return fmt.Errorf("%w: %s has no bootstrap/ or system/argocd/ app", ErrNotRendered, r.o.Dir)
 	}
 	return nil
 }
@@ -185,7 +186,7 @@ var renderPolicy = map[string]bool{
 
 // applied reports whether a repo file is one this command applies.
 func (r *clusterRunner) applied(file string) bool {
-	for _, p := range []string{"bootstrap/", "platform/gitea/", "system/argocd/secrets/"} {
+	for _, p := range []string{"bootstrap/", "platform/gitea/", "system/argocd/"} {
 		if strings.HasPrefix(file, p) {
 			return true
 		}
@@ -194,9 +195,11 @@ func (r *clusterRunner) applied(file string) bool {
 }
 
 func (r *clusterRunner) steps() []step {
-	boot := r.apps["bootstrap"]
+	// bootstrap/ holds the namespace, the AppProjects and the root
+	// ApplicationSets; Argo CD itself is system/argocd, installed from
+	// there now and managed from there by Argo CD afterwards.
 	var ns, crds, argocd, root []validate.Manifest
-	for _, m := range boot {
+	for _, m := range append(slices.Clone(r.apps["bootstrap"]), r.apps[argocdApp]...) {
 		switch kindOf(m.Object) {
 		case "/Namespace":
 			ns = append(ns, m)
@@ -205,7 +208,9 @@ func (r *clusterRunner) steps() []step {
 		case "argoproj.io/AppProject", "argoproj.io/ApplicationSet", "argoproj.io/Application":
 			root = append(root, m)
 		default:
-			argocd = append(argocd, m)
+			if !m.SOPS {
+				argocd = append(argocd, m)
+			}
 		}
 	}
 	return []step{
@@ -296,6 +301,14 @@ func (r *clusterRunner) sopsAge() ([]validate.Manifest, error) {
 	return out, nil
 }
 
+// needed reports whether an object must be applied now: everything but
+// objects of kinds another app brings (Argo CD's or Gitea's
+// ServiceMonitors: the monitoring app installs their CRD, and Argo CD
+// applies them once it has).
+func (r *clusterRunner) needed(m validate.Manifest) bool {
+	return m.App == "bootstrap" || kindOf(m.Object) != "monitoring.coreos.com/ServiceMonitor" && kindOf(m.Object) != "monitoring.coreos.com/PrometheusRule"
+}
+
 // decrypted are the Secrets of one secrets/ folder, decrypted.
 func (r *clusterRunner) decrypted(rel string) ([]validate.Manifest, error) {
 	dir := filepath.Join(r.o.Dir, filepath.FromSlash(rel))
@@ -362,7 +375,7 @@ func (r *clusterRunner) plan(ctx context.Context, ms []validate.Manifest) (bool,
 			// The namespace or the CRD an object needs may come from this
 			// step or an earlier one that has not run (in a dry run, never
 			// will): the object is to be created; applying says the rest.
-			if isNoMatch(err) && m.App != "bootstrap" {
+			if isNoMatch(err) && !r.needed(m) {
 				continue // left to Argo CD, as apply does
 			}
 			if apierrors.IsNotFound(err) || isNoMatch(err) {
@@ -393,7 +406,7 @@ func (r *clusterRunner) apply(ctx context.Context, ms []validate.Manifest) (Stat
 	counts := map[kubeclient.Outcome]int{}
 	for _, m := range ms {
 		out, err := r.kube.Apply(ctx, m.Object, false)
-		if err != nil && isNoMatch(err) && m.App != "bootstrap" {
+		if err != nil && isNoMatch(err) && !r.needed(m) {
 			// An app's object of a kind whose CRD another app installs
 			// (the forge's ServiceMonitor): Argo CD applies it once that
 			// app has synced.

@@ -17,12 +17,15 @@ import (
 type webhook struct {
 	name      string
 	component string // catalog component whose hostname receives it
-	path      string // URL path on that host
-	file      string
-	events    []string
-	secret    secrets.Spec // without Keys
-	key       string
-	aliases   []string // more keys holding the same value
+	// service is the component's Service the webhook goes to instead when
+	// the forge runs in the cluster too (no ingress, TLS or DNS between).
+	service string
+	path    string // URL path on that host
+	file    string
+	events  []string
+	secret  secrets.Spec // without Keys
+	key     string
+	aliases []string // more keys holding the same value
 }
 
 // hostname mirrors the generator: hl.yaml's apps.<c>.hostname, else the
@@ -40,6 +43,29 @@ func (r *runner) hostname(component string) (string, error) {
 		return "", fmt.Errorf("catalog component %s has no hostname", component)
 	}
 	return c.Host + "." + r.h.Spec.Domain, nil
+}
+
+// webhookBase is where a webhook goes: Options.ServiceURLs (tests), the
+// component's Service when the forge is in the cluster, else its public
+// HTTPS hostname.
+func (r *runner) webhookBase(w webhook) (string, error) {
+	if u, ok := r.opts.ServiceURLs[w.component]; ok {
+		return strings.TrimSuffix(u, "/"), nil
+	}
+	if in, _ := r.h.InClusterForge(); in && w.service != "" {
+		cat, err := templates.LoadCatalog()
+		if err != nil {
+			return "", err
+		}
+		if c, ok := cat.Component(w.component); ok {
+			return "http://" + w.service + "." + c.Namespace + ".svc", nil
+		}
+	}
+	host, err := r.hostname(w.component)
+	if err != nil {
+		return "", err
+	}
+	return "https://" + host, nil
 }
 
 func (r *runner) listHooks() ([]*gitea.Hook, error) {
@@ -77,11 +103,11 @@ func (r *runner) webhookStep(w webhook) step {
 		name: w.name,
 		check: func(context.Context) (bool, string, error) {
 			hook, extra = nil, nil
-			host, err := r.hostname(w.component)
+			base, err := r.webhookBase(w)
 			if err != nil {
 				return false, "", err
 			}
-			hookURL = "https://" + host + w.path
+			hookURL = base + w.path
 			if stored, err = r.fileExists(w.file); err != nil {
 				return false, "", err
 			}

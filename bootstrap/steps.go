@@ -72,7 +72,7 @@ func (r *runner) steps() []step {
 	// The reader's token is checked by reading the repo: its access first.
 	ss = append(ss, r.userStep(reader), r.collaboratorStep(reader), r.tokenStep(reader))
 	ss = append(ss, r.webhookStep(webhook{
-		name: "webhook-argocd", component: "argocd", path: "/api/webhook", file: ArgoCDWebhookPath,
+		name: "webhook-argocd", component: "argocd", service: "argocd-server", path: "/api/webhook", file: ArgoCDWebhookPath,
 		events: []string{"push"},
 		secret: secrets.Spec{Name: "argocd-webhook", Namespace: "argocd", Labels: map[string]string{"app.kubernetes.io/part-of": "argocd"}},
 		// Argo CD treats Gitea as Gogs (Gitea also sends X-Gogs-Event and
@@ -214,8 +214,8 @@ func (r *runner) description() string {
 
 // renderStep re-renders Dir after the credentials were written, so the
 // pushed tree is exactly what `hl render --check` (Woodpecker's validate
-// pipeline) expects: e.g. the generated KSOPS lists pick up the secrets
-// bootstrap provides.
+// pipeline) expects: e.g. a component's secrets/app.yaml appears once
+// bootstrap provided its first secret.
 func (r *runner) renderStep() step {
 	render := func(ctx context.Context, dry bool) (*generator.Result, error) {
 		res, err := generator.Render(ctx, generator.Options{

@@ -3,6 +3,7 @@ package generator
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"hl.dev/hl/internal/config"
 	"hl.dev/hl/templates"
@@ -118,3 +119,55 @@ func (d *Data) RepoURL() string { return d.Homelab.ClusterRepoURL() }
 
 // HLImage is the pinned hl image pipelines and the in-cluster bot run.
 func (d *Data) HLImage() (string, error) { return d.ImageOf("hl-bot", "hl") }
+
+// LayerNamespaces are the namespaces a layer's AppProject may deploy to:
+// its enabled components' own. The system layer may also deploy to every
+// other enabled component's (backups put their ReplicationSources and
+// repository secrets beside the volumes they back up) and to kube-system
+// (the monitoring stack's kubelet Service).
+func (d *Data) LayerNamespaces(layer string) []string {
+	seen := map[string]bool{}
+	for _, c := range d.Enabled {
+		if c.Layer == layer || layer == "system" {
+			seen[c.Namespace] = true
+		}
+	}
+	if layer == "system" {
+		seen["kube-system"] = true
+	}
+	out := make([]string, 0, len(seen))
+	for ns := range seen {
+		out = append(out, ns)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ForgeInCluster reports whether spec.forge is the homelab's own Gitea.
+func (d *Data) ForgeInCluster() bool {
+	in, _ := d.Homelab.InClusterForge()
+	return in
+}
+
+// ServiceHost is a component's in-cluster Service host: <service>.<namespace>.svc.
+func (d *Data) ServiceHost(component, service string) string {
+	c, ok := d.Components[component]
+	if !ok {
+		return ""
+	}
+	return service + "." + c.Namespace + ".svc"
+}
+
+// WebhookHosts are the hosts the in-cluster forge may send webhooks to
+// (Gitea's [webhook] ALLOWED_HOST_LIST): Argo CD's and the bot's Services,
+// and the CI's hostname when those components are on.
+func (d *Data) WebhookHosts() string {
+	hosts := []string{d.ServiceHost("argocd", "argocd-server")}
+	if d.On("hl-bot") {
+		hosts = append(hosts, d.ServiceHost("hl-bot", "hl-bot"))
+	}
+	if d.On("woodpecker") {
+		hosts = append(hosts, d.Host("woodpecker"))
+	}
+	return strings.Join(hosts, ",")
+}

@@ -181,8 +181,8 @@ func Render(ctx context.Context, opts Options) (*Result, error) {
 	// Secrets are resolved on worker goroutines (bcrypt hashes dominate a
 	// first render) while the rest of the tree is merged and staged: first
 	// every file outside a folder holding secrets, then, once the secrets
-	// are known, the secrets and their folders (KSOPS files are added
-	// there).
+	// are known, the secrets and their folders (each gets the app.yaml of
+	// its Application).
 	secretDirs := map[string]bool{}
 	for p, f := range plan.Files {
 		if f.Secret != nil {
@@ -212,7 +212,7 @@ func Render(ctx context.Context, opts Options) (*Result, error) {
 		res.SecretsGenerated, res.SecretsKept = sres.SecretsGenerated, sres.SecretsKept
 		res.SecretsReencrypted, res.SecretsUnchecked = sres.SecretsReencrypted, sres.SecretsUnchecked
 		res.Warnings = append(res.Warnings, sres.Warnings...)
-		addSecretKustomizations(plan)
+		addSecretApps(plan, plan.data)
 		err = guard.checkAll(plan.Paths())
 	}
 	if err == nil {

@@ -256,7 +256,7 @@ func TestSecretsDecryptWithDeclaredShapeAndNoPlaintextLeaks(t *testing.T) {
 	}
 	// Copies carry the source's values into another namespace.
 	clients := vals["platform/sso/secrets/dex-clients.sops.yaml"]
-	argo := vals["platform/sso/secrets/argocd-oidc.sops.yaml"]
+	argo := vals["system/argocd/secrets/argocd-oidc.sops.yaml"]
 	if clients["ARGOCD_CLIENT_SECRET"] == "" || argo["client-secret"] != clients["ARGOCD_CLIENT_SECRET"] {
 		t.Errorf("argocd-oidc does not carry dex-clients' ARGOCD_CLIENT_SECRET")
 	}

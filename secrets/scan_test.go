@@ -60,7 +60,7 @@ func TestScanRendered(t *testing.T) {
 	if generated < 5 || copies == 0 {
 		t.Fatalf("%d generated secrets, %d copies: the fixture has more", generated, copies)
 	}
-	oidc := byFile["platform/sso/secrets/argocd-oidc.sops.yaml"]
+	oidc := byFile["system/argocd/secrets/argocd-oidc.sops.yaml"]
 	if oidc.CopyOf != "platform/sso/secrets/dex-clients.sops.yaml" {
 		t.Errorf("argocd-oidc copies %q, want dex-clients", oidc.CopyOf)
 	}

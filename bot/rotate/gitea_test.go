@@ -132,7 +132,7 @@ func TestPassRotatesOverdueSecret(t *testing.T) {
 	dir, all := agedRepo(t, "dex/dex-clients", "gitea/gitea-admin")
 	src, _ := secrets.Find(all, "dex/dex-clients")
 	oldVals := values(t, dir, src.File, identities(t)...)
-	oldCopy := values(t, dir, "platform/sso/secrets/argocd-oidc.sops.yaml", identities(t)...)
+	oldCopy := values(t, dir, "system/argocd/secrets/argocd-oidc.sops.yaml", identities(t)...)
 	oldSSOValues, _ := os.ReadFile(filepath.Join(dir, "platform/sso/values.yaml"))
 	f := pushRepo(t, srv, dir)
 
@@ -172,7 +172,7 @@ func TestPassRotatesOverdueSecret(t *testing.T) {
 			t.Errorf("key %s not rotated", k)
 		}
 	}
-	newCopy := values(t, after, "platform/sso/secrets/argocd-oidc.sops.yaml", identities(t)...)
+	newCopy := values(t, after, "system/argocd/secrets/argocd-oidc.sops.yaml", identities(t)...)
 	if newCopy["client-secret"] != newVals["ARGOCD_CLIENT_SECRET"] || newCopy["client-secret"] == oldCopy["client-secret"] {
 		t.Error("copy argocd-oidc does not carry the new value")
 	}
