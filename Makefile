@@ -8,7 +8,7 @@ BENCHTIME ?= 1s
 # for Gitea's SQLite itself).
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test unit fuzz lint vet fmt schema bench gitea kube argocd tidy clean e2e-pxe
+.PHONY: all build test unit fuzz lint vet fmt schema bench gitea kube argocd image-base image-base-host image tidy clean e2e-pxe
 
 all: build
 
@@ -17,7 +17,7 @@ build:
 
 ## test: everything CI checks — lint, the whole suite, the QEMU PXE boot
 ## (alone, so the emulated installer is not starved), a bounded fuzz run.
-test: lint gitea kube argocd unit e2e-pxe fuzz
+test: lint gitea kube argocd image-base-host unit e2e-pxe fuzz
 
 unit:
 	$(GO) test -count=1 -timeout 40m -skip '^TestE2EPXE$$' ./...
@@ -54,7 +54,27 @@ kube:
 argocd:
 	bash scripts/build-argocd.sh
 
-bench: gitea kube argocd
+## image-base: the Debian root file systems hl's image is layered on
+## (root; Debian packages debootstrap and, for arm64 on amd64,
+## qemu-user-static; cached by recipe in .cache/image-base).
+IMAGE_ARCHES ?= amd64 arm64
+image-base:
+	bash scripts/build-image-base.sh $(IMAGE_ARCHES)
+
+## image-base-host: the base for this machine's architecture only, what
+## the tests of release/ and internal/asrendered build the image from.
+image-base-host:
+	bash scripts/build-image-base.sh $$($(GO) env GOARCH)
+
+## image: a release as a tag builds it (release/cmd/hl-release): binaries,
+## archives, SHA256SUMS and the multi-arch image as an OCI layout in
+## .cache/release (push: the release pipeline, .woodpecker/release.yaml).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0.0-dev)
+image: image-base
+	rm -rf .cache/release
+	$(GO) run ./release/cmd/hl-release --version $(VERSION) --arch $(shell echo $(IMAGE_ARCHES) | tr ' ' ,) --out .cache/release
+
+bench: gitea kube argocd image-base-host
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
 
 tidy:

@@ -34,13 +34,34 @@ func TestSchemaRejectsUnknownField(t *testing.T) {
 	}
 }
 
-func TestProjectPipelineIsValidWoodpecker(t *testing.T) {
-	data, err := os.ReadFile("../.woodpecker.yml")
+// TestProjectPipelinesAreValidWoodpecker checks every workflow of hl's own
+// .woodpecker/ folder (CI and release). Woodpecker reads that folder and
+// then ignores a top-level .woodpecker.yml, so none may be left there.
+func TestProjectPipelinesAreValidWoodpecker(t *testing.T) {
+	files, err := filepath.Glob("../.woodpecker/*.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ValidateYAML(Woodpecker, data); err != nil {
-		t.Fatalf(".woodpecker.yml: %v", err)
+	names := map[string]bool{}
+	for _, f := range files {
+		names[filepath.Base(f)] = true
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ValidateYAML(Woodpecker, data); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	for _, want := range []string{"ci.yaml", "release.yaml"} {
+		if !names[want] {
+			t.Errorf(".woodpecker/%s is missing (found %v)", want, files)
+		}
+	}
+	for _, shadowed := range []string{"../.woodpecker.yml", "../.woodpecker.yaml"} {
+		if _, err := os.Stat(shadowed); err == nil {
+			t.Errorf("%s exists: Woodpecker ignores it beside .woodpecker/", shadowed)
+		}
 	}
 }
 
