@@ -217,7 +217,7 @@ func rolloutFixture(t *testing.T, sshd *testSSHD, hostKeys map[string]string) (*
 	steps := &stepLog{}
 	o := RolloutOptions{
 		Plan: testPlan(), Kube: c, Provisioner: prov,
-		Rebooter:     &SSHRebooter{User: "root", Signer: sshd.Signer, Command: "reboot-now", Addr: func(Node) string { return sshd.Addr }, Timeout: 10 * time.Second},
+		Rebooter:     &SSHRebooter{SSH: SSH{User: "root", Signer: sshd.Signer, Addr: func(Node) string { return sshd.Addr }, Timeout: 10 * time.Second}, Command: "reboot-now"},
 		DrainTimeout: 5 * time.Second, ReadyTimeout: 5 * time.Second, Poll: 10 * time.Millisecond, EvictRetry: 10 * time.Millisecond,
 		OnStep: func(node, step string) {
 			steps.add(node, step)

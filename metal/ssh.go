@@ -1,6 +1,7 @@
 package metal
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,12 +16,12 @@ import (
 // DefaultRebootCommand runs as the admin user "hl" of the installed nodes.
 const DefaultRebootCommand = "sudo systemctl reboot"
 
-// SSHRebooter reboots nodes over SSH.
-type SSHRebooter struct {
-	User    string
-	Port    int
-	Signer  ssh.Signer
-	Command string
+// SSH runs commands on the installed nodes, as the admin user "hl" by
+// default, checking each node's host key.
+type SSH struct {
+	User   string
+	Port   int
+	Signer ssh.Signer
 	// KnownHosts is a known_hosts file to check host keys against; without
 	// it the key the node reported at install (hl metal serve's state) is
 	// pinned.
@@ -32,15 +33,36 @@ type SSHRebooter struct {
 	Timeout time.Duration
 }
 
+// SSHRebooter reboots nodes over SSH.
+type SSHRebooter struct {
+	SSH
+	Command string
+}
+
 // Reboot runs the reboot command on n. A connection the reboot cuts before
 // the command reports its exit status counts as success.
 func (r *SSHRebooter) Reboot(ctx context.Context, n Node, hostKey string) error {
+	cmd := r.Command
+	if cmd == "" {
+		cmd = DefaultRebootCommand
+	}
+	_, err := r.Run(ctx, n, hostKey, cmd)
+	var missing *ssh.ExitMissingError
+	if errors.As(err, &missing) {
+		return nil
+	}
+	return err
+}
+
+// Run runs cmd on n and returns its standard output; the error carries
+// its standard error.
+func (r *SSH) Run(ctx context.Context, n Node, hostKey, cmd string) ([]byte, error) {
 	if r.Signer == nil {
-		return errors.New("no SSH key (--ssh-key or HL_METAL_SSH_KEY)")
+		return nil, errors.New("no SSH key (--ssh-key or HL_METAL_SSH_KEY)")
 	}
 	cb, err := r.hostKeyCallback(n, hostKey)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	port := r.Port
 	if port == 0 {
@@ -58,14 +80,10 @@ func (r *SSHRebooter) Reboot(ctx context.Context, n Node, hostKey string) error 
 	if user == "" {
 		user = "hl"
 	}
-	cmd := r.Command
-	if cmd == "" {
-		cmd = DefaultRebootCommand
-	}
 	d := net.Dialer{Timeout: timeout}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return fmt.Errorf("ssh %s: %w", addr, err)
+		return nil, fmt.Errorf("ssh %s: %w", addr, err)
 	}
 	_ = conn.SetDeadline(time.Now().Add(timeout))
 	c, chans, reqs, err := ssh.NewClientConn(conn, addr, &ssh.ClientConfig{
@@ -73,26 +91,28 @@ func (r *SSHRebooter) Reboot(ctx context.Context, n Node, hostKey string) error 
 	})
 	if err != nil {
 		conn.Close()
-		return fmt.Errorf("ssh %s@%s: %w", user, addr, err)
+		return nil, fmt.Errorf("ssh %s@%s: %w", user, addr, err)
 	}
 	client := ssh.NewClient(c, chans, reqs)
 	defer client.Close()
 	sess, err := client.NewSession()
 	if err != nil {
-		return fmt.Errorf("ssh %s: %w", addr, err)
+		return nil, fmt.Errorf("ssh %s: %w", addr, err)
 	}
 	defer sess.Close()
-	out, err := sess.CombinedOutput(cmd)
-	var missing *ssh.ExitMissingError
-	switch {
-	case err == nil, errors.As(err, &missing):
-		return nil
-	default:
-		return fmt.Errorf("ssh %s %q: %w: %s", addr, cmd, err, out)
+	var stdout, stderr bytes.Buffer
+	sess.Stdout, sess.Stderr = &stdout, &stderr
+	if err := sess.Run(cmd); err != nil {
+		var missing *ssh.ExitMissingError
+		if errors.As(err, &missing) {
+			return stdout.Bytes(), err
+		}
+		return nil, fmt.Errorf("ssh %s %q: %w: %s", addr, cmd, err, bytes.TrimSpace(stderr.Bytes()))
 	}
+	return stdout.Bytes(), nil
 }
 
-func (r *SSHRebooter) hostKeyCallback(n Node, hostKey string) (ssh.HostKeyCallback, error) {
+func (r *SSH) hostKeyCallback(n Node, hostKey string) (ssh.HostKeyCallback, error) {
 	switch {
 	case r.Insecure:
 		return ssh.InsecureIgnoreHostKey(), nil

@@ -17,12 +17,22 @@ import (
 )
 
 // testSSHD is a real OpenSSH server on loopback whose ForceCommand records
-// each command it is asked to run (the "reboot") instead of running it.
+// each command it is asked to run (the "reboot") instead of running it,
+// and answers with what Reply set (nothing by default).
 type testSSHD struct {
 	Addr    string
 	HostKey string // authorized_keys line
 	Signer  ssh.Signer
 	record  string
+	reply   string
+}
+
+// Reply sets what every command prints on standard output.
+func (s *testSSHD) Reply(t *testing.T, out string) {
+	t.Helper()
+	if err := os.WriteFile(s.reply, []byte(out), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (s *testSSHD) Commands(t *testing.T) []string {
@@ -77,7 +87,7 @@ func startSSHD(t *testing.T) *testSSHD {
 	if err := os.WriteFile(auth, ssh.MarshalAuthorizedKey(clientSigner.PublicKey()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	record := filepath.Join(dir, "commands")
+	record, reply := filepath.Join(dir, "commands"), filepath.Join(dir, "reply")
 	port := freePort(t)
 	cfg := filepath.Join(dir, "sshd_config")
 	writeFile(t, cfg, fmt.Sprintf(`ListenAddress 127.0.0.1
@@ -91,8 +101,8 @@ UsePAM no
 StrictModes no
 PidFile %s
 LogLevel ERROR
-ForceCommand /bin/sh -c 'printf "%%s\n" "$SSH_ORIGINAL_COMMAND" >> %s'
-`, hostKeyFile, auth, filepath.Join(dir, "sshd.pid"), record))
+ForceCommand /bin/sh -c 'printf "%%s\n" "$SSH_ORIGINAL_COMMAND" >> %s; cat %s 2>/dev/null; true'
+`, hostKeyFile, auth, filepath.Join(dir, "sshd.pid"), record, reply))
 	cmd := exec.Command(bin, "-D", "-e", "-f", cfg, "-p", fmt.Sprint(port))
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
@@ -116,5 +126,5 @@ ForceCommand /bin/sh -c 'printf "%%s\n" "$SSH_ORIGINAL_COMMAND" >> %s'
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return &testSSHD{Addr: addr, HostKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(hostSigner.PublicKey()))), Signer: clientSigner, record: record}
+	return &testSSHD{Addr: addr, HostKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(hostSigner.PublicKey()))), Signer: clientSigner, record: record, reply: reply}
 }

@@ -30,7 +30,7 @@ serve it to booting machines, cache the pinned netboot images, mark nodes
 for reinstall and roll a merged metal change out one node at a time.`,
 	}
 	cmd.AddCommand(newMetalServeCmd(s), newMetalImagesCmd(ios), newMetalReprovisionCmd(s),
-		newMetalStatusCmd(s), newMetalRolloutCmd(s))
+		newMetalStatusCmd(s), newMetalRolloutCmd(s), newMetalKubeconfigCmd(s))
 	return cmd
 }
 

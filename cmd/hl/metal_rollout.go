@@ -108,8 +108,8 @@ func runMetalRollout(ctx context.Context, s *shared, opts *metalRolloutOptions) 
 	}
 	done, err := metal.Rollout(ctx, metal.RolloutOptions{
 		Plan: p.Plan, Kube: kube, Provisioner: prov,
-		Rebooter: &metal.SSHRebooter{User: opts.SSHUser, Port: opts.SSHPort, Signer: signer, Command: opts.RebootCommand,
-			KnownHosts: opts.SSHKnownHosts, Insecure: opts.SSHInsecure},
+		Rebooter: &metal.SSHRebooter{SSH: metal.SSH{User: opts.SSHUser, Port: opts.SSHPort, Signer: signer,
+			KnownHosts: opts.SSHKnownHosts, Insecure: opts.SSHInsecure}, Command: opts.RebootCommand},
 		Wake:         func(n metal.Node) error { return metal.SendWakeOnLAN(n.MAC, wol) },
 		DrainTimeout: opts.DrainTimeout, ReadyTimeout: opts.ReadyTimeout,
 		Out: ios.ErrOut,
