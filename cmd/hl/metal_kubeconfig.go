@@ -97,4 +97,3 @@ func runMetalKubeconfig(ctx context.Context, s *shared, opts *metalKubeconfigOpt
 	s.ios.Errorf("wrote %s (0600): hl bootstrap cluster --kubeconfig %s\n", out, out)
 	return nil
 }
-
