@@ -212,29 +212,33 @@ func (w *wizard) render(ctx context.Context, target string, res *InitResult) err
 func (w *wizard) nextSteps(h *config.Homelab) {
 	s := &h.Spec
 	var names []string
-	var server string
 	for _, n := range s.Metal.Nodes {
 		names = append(names, n.Name)
-		if server == "" && n.Role == config.RoleServer {
-			server = n.Name
-		}
 	}
-	dir := w.opts.Dir
+	kubeconfig := "~/.kube/" + h.Metadata.Name + ".yaml"
 	var b strings.Builder
-	b.WriteString("\nNext steps:\n")
-	step := 1
-	if !(w.a.Bootstrap || w.opts.Bootstrap) {
-		if s.Forge.Type == config.ForgeGitea {
-			fmt.Fprintf(&b, "  %d. Push the repo to Gitea: hl bootstrap gitea (creates %s/%s on %s)\n", step, s.Forge.Owner, s.Forge.Repo, s.Forge.URL)
-		} else {
-			fmt.Fprintf(&b, "  %d. Push %s to %s/%s/%s\n", step, dir, s.Forge.URL, s.Forge.Owner, s.Forge.Repo)
-		}
-		step++
+	b.WriteString("\nNext steps, in this order (each is one command in " + w.opts.Dir + "):\n")
+	fmt.Fprintf(&b, "  1. On %s: hl metal images pull && hl metal serve (%s DHCP); then power on %s\n     with network boot first. They install %s %s and k3s and call back when done.\n",
+		s.Metal.PXE.Address, s.Metal.PXE.DHCPMode, strings.Join(names, ", "), s.Metal.OS.Name, s.Metal.OS.Version)
+	fmt.Fprintf(&b, "  2. Once every node has called back (hl metal status): hl metal kubeconfig\n     (writes %s from the first server, pointed at %s).\n", kubeconfig, controlPlane(h))
+	if in, _ := h.InClusterForge(); in {
+		fmt.Fprintf(&b, "  3. hl bootstrap cluster --kubeconfig %s --wait\n     (Argo CD, then Gitea in the cluster seeded with this repo, then everything else).\n", kubeconfig)
+	} else {
+		fmt.Fprintf(&b, "  3. hl bootstrap gitea (creates %s/%s on %s), then\n     hl bootstrap cluster --kubeconfig %s --wait (Argo CD, then everything else).\n", s.Forge.Owner, s.Forge.Repo, s.Forge.URL, kubeconfig)
 	}
-	fmt.Fprintf(&b, "  %d. PXE boot the nodes: on %s run hl metal serve (%s DHCP), then power on %s with network boot first;\n     they install %s %s and join the cluster.\n",
-		step, s.Metal.PXE.Address, s.Metal.PXE.DHCPMode, strings.Join(names, ", "), s.Metal.OS.Name, s.Metal.OS.Version)
-	step++
-	fmt.Fprintf(&b, "  %d. Bootstrap the cluster once %s answers on https://%s:6443: \n     kubectl -n argocd create secret generic sops-age --from-file=keys.txt=<your age key>\n     kubectl kustomize --enable-helm bootstrap/ | kubectl apply --server-side -f -\n     (installs Argo CD, which then syncs everything in the repo; see bootstrap/README.md).\n", step, server, s.Network.ControlPlaneVIP)
 	b.WriteString("Re-run hl init to change answers, or edit hl.yaml and run hl render.\n")
 	fmt.Fprint(w.out, b.String())
+}
+
+// controlPlane is the address the cluster's API answers on.
+func controlPlane(h *config.Homelab) string {
+	if v := h.Spec.Network.ControlPlaneVIP; v != "" && len(h.Servers()) > 1 {
+		return v
+	}
+	for _, n := range h.Spec.Metal.Nodes {
+		if n.Role == config.RoleServer {
+			return n.IP
+		}
+	}
+	return h.Spec.Network.ControlPlaneVIP
 }

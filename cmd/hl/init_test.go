@@ -137,9 +137,10 @@ func TestInitPipedInput(t *testing.T) {
 		"wrote age identity " + keyFile,
 		"rendered " + dir,
 		"bootstrap: run hl bootstrap gitea",
-		"Next steps:",
+		"Next steps, in this order",
 		"hl metal serve",
-		"kubectl kustomize --enable-helm bootstrap/",
+		"hl metal kubeconfig",
+		"hl bootstrap cluster --kubeconfig ~/.kube/lab.yaml --wait",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -392,7 +393,7 @@ func TestInitTUI(t *testing.T) {
 	if !strings.Contains(s, "[hl exited 0]") {
 		t.Fatalf("hl failed:\n%s", s)
 	}
-	for _, want := range []string{"bootstrap: run hl bootstrap gitea", "Next steps:", "wrote age identity " + filepath.Join(xdg, "hl", "age.key")} {
+	for _, want := range []string{"bootstrap: run hl bootstrap gitea", "Next steps, in this order", "wrote age identity " + filepath.Join(xdg, "hl", "age.key")} {
 		if !strings.Contains(strings.ReplaceAll(s, "\n", ""), want) {
 			t.Errorf("screen lacks %q:\n%s", want, s)
 		}
