@@ -134,6 +134,7 @@ func ApplyDefaults(h *Homelab) {
 			s.SLO[i].Window = DefaultSLOWindow
 		}
 	}
+	applyAlertingDefaults(&s.Alerting)
 }
 
 // Enabled reports whether a catalog component is on (after defaults).

@@ -111,9 +111,25 @@ var (
 	// ruleWorkload is a namespace/name pair of globs.
 	ruleWorkload   = newRule(`^[a-z0-9.*?^\[\]-]+/[a-z0-9.*?^\[\]-]+$`, 253, "")
 	ruleUpdateType = newRule(`^(major|minor|patch|digest)$`, 0, "")
+	// ruleVersioning is a scheme name or an anchored pattern of printable
+	// characters without spaces, quotes, backticks or '#'.
+	ruleVersioning = newRule(`^(semver|docker|k3s|kubernetes|loose|regex:\^[!$-&(-_a-~]*\$)$`, 1024, "")
+	// ruleRepoName is a `helm repo add` name.
+	ruleRepoName   = newRule(`^[A-Za-z0-9]([A-Za-z0-9._-]{0,62})$`, 63, "")
 	ruleK3sDisable = newRule(`^(coredns|local-storage|metrics-server|servicelb|traefik)$`, 0, "")
 	ruleSeverity   = newRule(`^(error|warning|off)$`, 0, "")
 	rulePolicyID   = newRule(`^[a-z0-9]+(-[a-z0-9]+)*$`, 63, "")
+	// ruleNtfyTopic is what ntfy accepts as a topic name.
+	ruleNtfyTopic = newRule(`^[-_A-Za-z0-9]{1,64}$`, 64, "")
+	// ruleSmarthost is an SMTP server: a DNS name, an IPv4 or a bracketed
+	// IPv6 address, and a port (Alertmanager needs the port).
+	ruleSmarthost = newRule(`^(`+anyCaseLabel+`(\.`+anyCaseLabel+`)*|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}$`, 260, "")
+	// ruleSMTPUser is an SMTP login: a name or an e-mail address.
+	ruleSMTPUser = newRule(`^[A-Za-z0-9._%+@-]+$`, 254, "")
+	// ruleLabelName is a Prometheus label name, or "..." (every label) as
+	// Alertmanager's group_by takes it.
+	ruleLabelName     = newRule(`^([a-zA-Z_][a-zA-Z0-9_]*|\.\.\.)$`, 128, "")
+	ruleAlertSeverity = newRule(`^(critical|warning|info)$`, 0, "")
 )
 
 // schemaRules records each string field's rule in the JSON schema, keyed
@@ -159,15 +175,31 @@ var schemaRules = map[string]*rule{
 	"Ignore.Package":               ruleGlob,
 	"Ignore.UpdateTypes":           ruleUpdateType,
 	"Ignore.Versions":              ruleSemverSet,
+	"Rule.Packages":                ruleGlob,
+	"Rule.Versioning":              ruleVersioning,
+	"Bot.HelmRepositories":         ruleChartRepo,
 	"SLO.App":                      ruleDNSLabel,
 	"Validation.Policies":          ruleSeverity,
 	"Validation.PrivilegedAllowed": ruleWorkload,
+	"Receiver.Name":                ruleDNSLabel,
+	"NtfyReceiver.URL":             ruleHTTPURL,
+	"NtfyReceiver.Topic":           ruleNtfyTopic,
+	"EmailReceiver.Smarthost":      ruleSmarthost,
+	"EmailReceiver.From":           ruleEmail,
+	"EmailReceiver.To":             ruleEmail,
+	"EmailReceiver.Username":       ruleSMTPUser,
+	"WebhookReceiver.URL":          ruleHTTPURL,
+	"AlertRoute.Receiver":          ruleDNSLabel,
+	"AlertRoute.GroupBy":           ruleLabelName,
+	"SeverityRoute.Severities":     ruleAlertSeverity,
+	"SeverityRoute.Receiver":       ruleDNSLabel,
 }
 
 // keyRules are the rules of map keys, recorded as propertyNames.
 var keyRules = map[string]*rule{
-	"Spec.Apps":           ruleDNSLabel,
-	"Validation.Policies": rulePolicyID,
+	"Spec.Apps":            ruleDNSLabel,
+	"Bot.HelmRepositories": ruleRepoName,
+	"Validation.Policies":  rulePolicyID,
 }
 
 // applyRules writes schemaRules and keyRules into a reflected schema:

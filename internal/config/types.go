@@ -51,6 +51,9 @@ type Spec struct {
 	// SLO lists availability objectives; monitoring renders recording and
 	// burn-rate alerting rules from them.
 	SLO []SLO `json:"slo,omitempty" yaml:"slo,omitempty"`
+	// Alerting says who Alertmanager notifies. Without receivers every
+	// alert goes nowhere.
+	Alerting Alerting `json:"alerting,omitempty" yaml:"alerting,omitempty"`
 	// Validation tunes `hl validate` for this repo (kept here so CI and
 	// humans run the same policy set).
 	Validation Validation `json:"validation,omitempty" yaml:"validation,omitempty"`
@@ -208,6 +211,13 @@ type Bot struct {
 	Limits            Limits   `json:"limits,omitempty" yaml:"limits,omitempty"`
 	Groups            []Group  `json:"groups,omitempty" yaml:"groups,omitempty"`
 	Ignore            []Ignore `json:"ignore,omitempty" yaml:"ignore,omitempty"`
+	// Rules set policy per package; the first rule matching a package
+	// applies.
+	Rules []Rule `json:"rules,omitempty" yaml:"rules,omitempty"`
+	// HelmRepositories are the URLs of the chart repositories Chart.yaml
+	// dependencies name by alias ("@bitnami", "alias:bitnami"), as
+	// `helm repo add NAME URL` did where the chart was written.
+	HelmRepositories map[string]string `json:"helmRepositories,omitempty" yaml:"helmRepositories,omitempty"`
 	// RotateDataKeys re-encrypts every SOPS file with a fresh data key on
 	// this period (same values); empty disables it.
 	RotateDataKeys Duration `json:"rotateDataKeys,omitempty" yaml:"rotateDataKeys,omitempty"`
@@ -239,6 +249,26 @@ type Ignore struct {
 	Versions string `json:"versions,omitempty" yaml:"versions,omitempty"`
 }
 
+// Rule is policy for the packages it matches.
+type Rule struct {
+	// Packages are glob patterns on package names (image repositories,
+	// chart names, owner/repo).
+	Packages []string `json:"packages" yaml:"packages"`
+	// Versioning orders the packages' versions: semver, docker, k3s,
+	// kubernetes (one minor at a time), loose, or regex:<pattern> whose
+	// named groups major, minor, patch, build, revision, prerelease and
+	// compatibility read a tag (e.g. linuxserver's 4.0.5-ls219:
+	// regex:^(?<major>\d+)\.(?<minor>\d+)\.(?<patch>\d+)-ls(?<build>\d+)$).
+	Versioning string `json:"versioning,omitempty" yaml:"versioning,omitempty"`
+}
+
+// BotVersionings are the named versioning schemes a rule may pick
+// (bot/versioning registers them; its tests hold the lists equal).
+var BotVersionings = []string{"semver", "docker", "k3s", "kubernetes", "loose"}
+
+// RegexVersioningPrefix starts a versioning made from a pattern.
+const RegexVersioningPrefix = "regex:"
+
 // SLO is an availability objective for one app.
 type SLO struct {
 	App string `json:"app" yaml:"app"`
@@ -255,4 +285,94 @@ type Validation struct {
 	// PrivilegedAllowed lists namespace/name workloads allowed to run
 	// privileged containers.
 	PrivilegedAllowed []string `json:"privilegedAllowed,omitempty" yaml:"privilegedAllowed,omitempty"`
+}
+
+// Alerting is where Alertmanager sends the alerts of monitoring.
+type Alerting struct {
+	// Receivers are the people or systems notified: each one ntfy, email
+	// or webhook. Their credentials live in
+	// system/monitoring/secrets/alertmanager-receivers.sops.yaml.
+	Receivers []Receiver `json:"receivers,omitempty" yaml:"receivers,omitempty"`
+	Route     AlertRoute `json:"route,omitempty" yaml:"route,omitempty"`
+}
+
+// Receiver is one destination of notifications; set exactly one of ntfy,
+// email and webhook.
+type Receiver struct {
+	// Name routes refer to (a DNS label; "null" is taken).
+	Name    string           `json:"name" yaml:"name"`
+	Ntfy    *NtfyReceiver    `json:"ntfy,omitempty" yaml:"ntfy,omitempty"`
+	Email   *EmailReceiver   `json:"email,omitempty" yaml:"email,omitempty"`
+	Webhook *WebhookReceiver `json:"webhook,omitempty" yaml:"webhook,omitempty"`
+}
+
+// NtfyReceiver publishes to a topic of an ntfy server (push notifications
+// to the ntfy app).
+type NtfyReceiver struct {
+	// URL of the ntfy server, e.g. https://ntfy.sh or your own.
+	URL string `json:"url" yaml:"url"`
+	// Topic notifications are published to.
+	Topic string `json:"topic" yaml:"topic"`
+	// Priority of the notifications (default high); route critical alerts
+	// to a receiver with priority urgent to make the phone ring through.
+	Priority string `json:"priority,omitempty" yaml:"priority,omitempty" jsonschema:"enum=min,enum=low,enum=default,enum=high,enum=urgent"`
+	// Auth is token (default: an access token, key <name>-token of the
+	// receivers' secret) or none (the topic accepts anonymous publishing).
+	Auth string `json:"auth,omitempty" yaml:"auth,omitempty" jsonschema:"enum=token,enum=none"`
+}
+
+// EmailReceiver sends mail through an SMTP server.
+type EmailReceiver struct {
+	// Smarthost is the SMTP server as host:port, e.g. smtp.example.com:587
+	// (port 465 speaks TLS from the start, other ports STARTTLS).
+	Smarthost string `json:"smarthost" yaml:"smarthost"`
+	// From is the sender address.
+	From string `json:"from" yaml:"from"`
+	// To are the recipients.
+	To []string `json:"to" yaml:"to"`
+	// Username to log in with; its password is key <name>-password of the
+	// receivers' secret. Empty: the server takes mail without login.
+	Username string `json:"username,omitempty" yaml:"username,omitempty"`
+	// RequireTLS refuses to send without TLS (default true).
+	RequireTLS *bool `json:"requireTLS,omitempty" yaml:"requireTLS,omitempty"`
+}
+
+// WebhookReceiver posts Alertmanager's JSON to a URL (chat bridges,
+// home automation, your own scripts).
+type WebhookReceiver struct {
+	URL string `json:"url" yaml:"url"`
+	// Auth is none (default) or bearer: an Authorization: Bearer token,
+	// key <name>-token of the receivers' secret.
+	Auth string `json:"auth,omitempty" yaml:"auth,omitempty" jsonschema:"enum=bearer,enum=none"`
+}
+
+// AlertRoute groups alerts into notifications and picks receivers.
+type AlertRoute struct {
+	// Receiver gets every alert no route below takes (default: the first
+	// receiver).
+	Receiver string `json:"receiver,omitempty" yaml:"receiver,omitempty"`
+	// GroupBy are the labels alerts are batched by into one notification
+	// (default alertname, namespace).
+	GroupBy []string `json:"groupBy,omitempty" yaml:"groupBy,omitempty"`
+	// GroupWait is how long a new group waits for more alerts before its
+	// first notification (default 30s).
+	GroupWait Duration `json:"groupWait,omitempty" yaml:"groupWait,omitempty"`
+	// GroupInterval is how long a group waits before notifying about
+	// alerts added to it (default 5m).
+	GroupInterval Duration `json:"groupInterval,omitempty" yaml:"groupInterval,omitempty"`
+	// RepeatInterval is how often a still-firing group is sent again
+	// (default 12h).
+	RepeatInterval Duration `json:"repeatInterval,omitempty" yaml:"repeatInterval,omitempty"`
+	// Routes send alerts by severity, first match first.
+	Routes []SeverityRoute `json:"routes,omitempty" yaml:"routes,omitempty"`
+}
+
+// SeverityRoute sends alerts of some severities to one receiver.
+type SeverityRoute struct {
+	// Severities matched: critical, warning or info.
+	Severities []string `json:"severities" yaml:"severities"`
+	Receiver   string   `json:"receiver" yaml:"receiver"`
+	// Continue matching the routes after this one (and the default
+	// receiver), so an alert can reach more than one receiver.
+	Continue bool `json:"continue,omitempty" yaml:"continue,omitempty"`
 }

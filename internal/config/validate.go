@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"net/url"
 	"path"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -94,6 +95,7 @@ func Validate(h *Homelab, doc *Document) Problems {
 	v.mirrors(h)
 	v.bot(h)
 	v.slo(h)
+	v.alerting(h)
 	for id, sev := range s.Validation.Policies {
 		p := joinPath("spec.validation.policies", id)
 		if !rulePolicyID.ok(id) {
@@ -581,6 +583,7 @@ func (v *validator) bot(h *Homelab) {
 		checkTypes(p+".updateTypes", g.UpdateTypes)
 		v.globs(p+".packages", g.Packages)
 	}
+	v.botRules(b)
 	for i, ig := range b.Ignore {
 		p := fmt.Sprintf("spec.bot.ignore[%d]", i)
 		if v.required(p+".package", ig.Package, "a package name or glob") {
@@ -593,6 +596,75 @@ func (v *validator) bot(h *Homelab) {
 			}
 		}
 	}
+}
+
+// botRules checks spec.bot.rules and spec.bot.helmRepositories.
+func (v *validator) botRules(b *Bot) {
+	for i, r := range b.Rules {
+		p := fmt.Sprintf("spec.bot.rules[%d]", i)
+		if len(r.Packages) == 0 {
+			v.errorf(p+".packages", "is required: the package globs the rule applies to")
+		}
+		v.globs(p+".packages", r.Packages)
+		if r.Versioning == "" {
+			v.errorf(p, "sets nothing: add versioning")
+			continue
+		}
+		if msg := versioningProblem(r.Versioning); msg != "" {
+			v.errorf(p+".versioning", "%s", msg)
+		}
+	}
+	names := make([]string, 0, len(b.HelmRepositories))
+	for n := range b.HelmRepositories {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		p, u := joinPath("spec.bot.helmRepositories", n), b.HelmRepositories[n]
+		switch {
+		case !ruleRepoName.ok(n):
+			v.errorf(p, "%s is not a repository name: letters, digits, '.', '_' and '-'", quoteValue(n))
+		case !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://"):
+			v.errorf(p, "%s: a chart repository added by name is an http(s) URL (OCI charts are named by their oci:// URL)", quoteValue(u))
+		case !ruleChartRepo.ok(u):
+			v.errorf(p, "%s is not a chart repository URL", quoteValue(u))
+		}
+	}
+}
+
+// regexGroups are the named groups a regex versioning may use.
+var regexGroups = []string{"major", "minor", "patch", "build", "revision", "prerelease", "compatibility"}
+
+// versioningProblem explains why s is not a versioning ("" when it is).
+func versioningProblem(s string) string {
+	pattern, isRegex := strings.CutPrefix(s, RegexVersioningPrefix)
+	if !isRegex {
+		if !slices.Contains(BotVersionings, s) {
+			return fmt.Sprintf("unknown versioning %s; one of %s, or %s<pattern>", quoteValue(s), strings.Join(BotVersionings, ", "), RegexVersioningPrefix)
+		}
+		return ""
+	}
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		return fmt.Sprintf("%s is not a regular expression: %v", quoteValue(pattern), err)
+	}
+	hasMajor := false
+	for _, g := range re.SubexpNames() {
+		if g == "" {
+			continue
+		}
+		if !slices.Contains(regexGroups, g) {
+			return fmt.Sprintf("group %q is none of %s", g, strings.Join(regexGroups, ", "))
+		}
+		hasMajor = hasMajor || g == "major"
+	}
+	switch {
+	case !hasMajor:
+		return "the pattern has no (?<major>...) group"
+	case !ruleVersioning.ok(s):
+		return fmt.Sprintf("%s: anchor the pattern (^...$) and write it without spaces, quotes, backticks or '#'", quoteValue(pattern))
+	}
+	return ""
 }
 
 func (v *validator) globs(p string, gs []string) {
