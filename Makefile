@@ -7,6 +7,10 @@ BENCHTIME ?= 1s
 # test as the container image ships (scripts/build-gitea.sh turns cgo on
 # for Gitea's SQLite itself).
 export CGO_ENABLED ?= 0
+# Every build and test compiles with -trimpath, as the release image's hl
+# is built: the tests, the binaries tests build and the image then share
+# one build cache instead of compiling the Kubernetes stack twice.
+export GOFLAGS := $(strip $(GOFLAGS) -trimpath)
 
 .PHONY: all build test unit fuzz lint vet fmt schema bench gitea kube argocd image-base image-base-host image tidy clean e2e-pxe
 

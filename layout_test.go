@@ -14,7 +14,7 @@ import (
 
 // capabilities are the top-level packages a leaf helper under internal/
 // must never reach: internal/ holds only what they build on.
-var capabilities = []string{"generator", "bot", "bootstrap", "validate", "metal", "wizard", "secrets"}
+var capabilities = []string{"generator", "bot", "bootstrap", "validate", "metal", "wizard", "secrets", "release", "backup"}
 
 func TestInternalImportsNoCapability(t *testing.T) {
 	// Each internal package's own dependency list, not their union.

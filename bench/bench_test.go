@@ -46,8 +46,8 @@ func BenchmarkScan1000(b *testing.B) {
 	}
 }
 
-// TestScanPeakRSS builds hl the way the container image does (cgo off: see
-// Dockerfile) and bench/cmd/botscan (the same scan, linked
+// TestScanPeakRSS builds hl the way the release image does (cgo off: see
+// release/binary.go) and bench/cmd/botscan (the same scan, linked
 // alone), runs each on the 1000-dependency repo and reads the child's peak
 // RSS from its rusage (no GNU time needed). The target, < 64 MiB for the
 // whole `hl bot scan` process, is asserted on an installed copy of the

@@ -141,7 +141,7 @@ api() { curl -fsS -H "Authorization: token $token" -H 'Content-Type: application
 
 # --- datasources ------------------------------------------------------------
 echo "== building hl and the datasource server"
-# hl is built as the container image builds it (Dockerfile: cgo off,
+# hl is built as the release image builds it (release/: cgo off,
 # -trimpath, -s -w) and then copied, as an install would: the very same
 # program counts 10-30 MiB more file pages in its peak RSS when its file
 # comes fresh from the linker (which leaves it in the page cache in large

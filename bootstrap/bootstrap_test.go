@@ -37,7 +37,7 @@ import (
 )
 
 // bootstrapFiles are the repo files a bootstrap of the full fixture adds.
-var bootstrapFiles = []string{RepoCredsPath, ArgoCDWebhookPath, WoodpeckerWebhookPath, BotTokenPath}
+var bootstrapFiles = []string{RepoCredsPath, ArgoCDWebhookPath, WoodpeckerWebhookPath, BotTokenPath, BotWebhookPath}
 
 func TestBootstrapFull(t *testing.T) {
 	srv := testserver.ForTest(t)
@@ -246,8 +246,8 @@ func TestBootstrapFull(t *testing.T) {
 
 	t.Run("webhooks deliver signed with the stored secrets", func(t *testing.T) {
 		hooks, _, err := admin.ListRepoHooks(owner, repo, gitea.ListHooksOptions{})
-		if err != nil || len(hooks) != 2 {
-			t.Fatalf("hooks %d (%v), want 2", len(hooks), err)
+		if err != nil || len(hooks) != 3 {
+			t.Fatalf("hooks %d (%v), want 3", len(hooks), err)
 		}
 		want := map[string]struct {
 			file, key string
@@ -255,6 +255,7 @@ func TestBootstrapFull(t *testing.T) {
 		}{
 			"http://argocd-server.argocd.svc/api/webhook": {ArgoCDWebhookPath, "webhook.gogs.secret", []string{"push"}},
 			"https://ci.home.example.com/api/hook":        {WoodpeckerWebhookPath, "secret", []string{"push", "create", "pull_request"}},
+			"http://hl-bot.hl-bot.svc:8080/webhook":       {BotWebhookPath, "secret", []string{"pull_request", "issues"}},
 		}
 		for _, h := range hooks {
 			w, ok := want[h.Config["url"]]
@@ -300,7 +301,13 @@ func TestBootstrapFull(t *testing.T) {
 				}
 			}))
 			defer recv.Close()
-			if _, err := admin.EditRepoHook(owner, repo, h.ID, gitea.EditHookOption{Config: map[string]string{"url": recv.URL, "content_type": "json"}, Events: h.Events}); err != nil {
+			// Gitea's test delivery is a push event: a hook that does not
+			// take pushes (the bot's) gets it added for the test only.
+			events := h.Events
+			if !slices.Contains(events, "push") {
+				events = append(slices.Clone(events), "push")
+			}
+			if _, err := admin.EditRepoHook(owner, repo, h.ID, gitea.EditHookOption{Config: map[string]string{"url": recv.URL, "content_type": "json"}, Events: events}); err != nil {
 				t.Fatal(err)
 			}
 			testHook(t, srv, owner, repo, h.ID)
@@ -474,7 +481,7 @@ func TestBootstrapWithoutBotAndWoodpecker(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := statuses(res)
-	for _, n := range []string{"bot-user", "bot-token", "bot-collaborator", "webhook-woodpecker"} {
+	for _, n := range []string{"bot-user", "bot-token", "bot-collaborator", "webhook-bot", "webhook-woodpecker"} {
 		if st[n] != StatusSkipped {
 			t.Errorf("step %s: %s, want skipped", n, st[n])
 		}
@@ -526,7 +533,7 @@ func TestBootstrapRestoresDeletedObjects(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := statuses(res)
-	if st["reader-collaborator"] != StatusCreated || st["reader-token"] != StatusUnchanged || st["webhook-argocd"] != StatusCreated || st["webhook-woodpecker"] != StatusCreated || st["push"] != StatusUnchanged {
+	if st["reader-collaborator"] != StatusCreated || st["reader-token"] != StatusUnchanged || st["webhook-argocd"] != StatusCreated || st["webhook-woodpecker"] != StatusCreated || st["webhook-bot"] != StatusCreated || st["push"] != StatusUnchanged {
 		t.Errorf("steps %v", st)
 	}
 	compareFiles(t, dirFiles(t, dir), before)
@@ -619,8 +626,8 @@ func requireNoDuplicates(t *testing.T, srv *testserver.Server, opts Options) {
 	if cs, _, err := admin.ListCollaborators(o, r, gitea.ListCollaboratorsOptions{}); err != nil || len(cs) != 2 {
 		t.Errorf("collaborators: %d (%v), want the bot and the reader", len(cs), err)
 	}
-	if hooks, _, err := admin.ListRepoHooks(o, r, gitea.ListHooksOptions{}); err != nil || len(hooks) != 2 {
-		t.Errorf("webhooks: %d (%v), want 2", len(hooks), err)
+	if hooks, _, err := admin.ListRepoHooks(o, r, gitea.ListHooksOptions{}); err != nil || len(hooks) != 3 {
+		t.Errorf("webhooks: %d (%v), want 3", len(hooks), err)
 	}
 	if ls, _, err := admin.ListRepoLabels(o, r, gitea.ListLabelsOptions{}); err != nil || len(ls) != len(Labels) {
 		t.Errorf("labels: %d (%v), want %d", len(ls), err, len(Labels))

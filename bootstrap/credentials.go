@@ -17,8 +17,9 @@ import (
 type webhook struct {
 	name      string
 	component string // catalog component whose hostname receives it
-	// service is the component's Service the webhook goes to instead when
-	// the forge runs in the cluster too (no ingress, TLS or DNS between).
+	// service is the component's Service (name[:port]) the webhook goes
+	// to instead when the forge runs in the cluster too (no ingress, TLS
+	// or DNS between).
 	service string
 	path    string // URL path on that host
 	file    string
@@ -58,7 +59,11 @@ func (r *runner) webhookBase(w webhook) (string, error) {
 			return "", err
 		}
 		if c, ok := cat.Component(w.component); ok {
-			return "http://" + w.service + "." + c.Namespace + ".svc", nil
+			name, port, _ := strings.Cut(w.service, ":")
+			if port != "" {
+				port = ":" + port
+			}
+			return "http://" + name + "." + c.Namespace + ".svc" + port, nil
 		}
 	}
 	host, err := r.hostname(w.component)

@@ -28,6 +28,9 @@ const (
 
 	ArgoCDWebhookPath     = "system/argocd/secrets/argocd-webhook.sops.yaml"
 	WoodpeckerWebhookPath = "platform/woodpecker/secrets/woodpecker-webhook.sops.yaml"
+	// BotWebhookPath holds the secret of the bot's webhook (merged PRs and
+	// dashboard edits start a run of hl bot serve).
+	BotWebhookPath = "platform/hl-bot/secrets/hl-bot-webhook.sops.yaml"
 	BotTokenPath          = "platform/hl-bot/secrets/hl-bot-token.sops.yaml"
 
 	// StatusCheckContext is what Woodpecker reports for
@@ -80,6 +83,16 @@ func (r *runner) steps() []step {
 		// from argocd-secret as $argocd-webhook:webhook.gogs.secret.
 		key: "webhook.gogs.secret", aliases: []string{"webhook.gitea.secret"},
 	}))
+	if in, _ := r.h.InClusterForge(); in && r.h.Enabled("hl-bot") {
+		ss = append(ss, r.webhookStep(webhook{
+			name: "webhook-bot", component: "hl-bot", service: "hl-bot:8080", path: "/webhook", file: BotWebhookPath,
+			events: []string{"pull_request", "issues"},
+			secret: secrets.Spec{Name: "hl-bot-webhook", Namespace: "hl-bot"},
+			key:    "secret",
+		}))
+	} else {
+		ss = append(ss, step{name: "webhook-bot", skip: "the bot runs on its schedule only (no in-cluster forge or hl-bot disabled)"})
+	}
 	if r.h.Enabled("woodpecker") {
 		ss = append(ss, r.webhookStep(webhook{
 			name: "webhook-woodpecker", component: "woodpecker", path: "/api/hook", file: WoodpeckerWebhookPath,

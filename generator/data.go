@@ -171,3 +171,13 @@ func (d *Data) WebhookHosts() string {
 	}
 	return strings.Join(hosts, ",")
 }
+
+// BotForgeURL is the forge URL the deployed bot talks to: the in-cluster
+// Gitea's Service when the forge is the homelab's own (no ingress, TLS or
+// DNS in between), else spec.forge.url.
+func (d *Data) BotForgeURL() string {
+	if d.ForgeInCluster() {
+		return "http://" + d.ServiceHost(config.ForgeComponent, "gitea-http") + ":3000"
+	}
+	return d.Spec.Forge.URL
+}

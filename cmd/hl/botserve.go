@@ -25,6 +25,7 @@ type botServeOptions struct {
 	AgeKey        string
 	TokenFile     string
 	Schedule      string
+	Timezone      string
 	Seconds       bool
 	ShutdownAfter time.Duration
 	RunAtStart    bool
@@ -49,13 +50,14 @@ stop it: a running pass gets --shutdown-timeout to finish, then is cancelled.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Config, "config", config.FileName, "hl.yaml with spec.bot")
+	f.StringVar(&o.Config, "config", "", "hl.yaml with spec.bot (default: the hl.yaml of the repository on the forge that $HL_FORGE_URL, $HL_FORGE_OWNER and $HL_FORGE_REPO name, read by every pass)")
 	f.StringVar(&o.Listen, "listen", ":8080", "HTTP address for /healthz, /metrics and /webhook")
 	f.BoolVar(&o.DryRun, "dry-run", false, "compute and log changes, open no PRs or issues")
 	f.StringVar(&o.LockFile, "lock-file", schedule.DefaultLockFile(), "lock file that serialises runs across processes (in a folder only this user can write)")
 	f.StringVar(&o.AgeKey, "age-key", "", "age identity file (default: $SOPS_AGE_KEY_FILE, $SOPS_AGE_KEY, then "+secrets.DefaultIdentityFile()+")")
 	f.StringVar(&o.TokenFile, "token-file", "", "read the bot's forge token from this file")
 	f.StringVar(&o.Schedule, "schedule", "", "override spec.bot.schedule")
+	f.StringVar(&o.Timezone, "timezone", "", "override spec.bot.timezone")
 	f.BoolVar(&o.Seconds, "schedule-seconds", false, "the schedule has a leading seconds field")
 	f.DurationVar(&o.ShutdownAfter, "shutdown-timeout", 30*time.Second, "how long a running pass may finish after SIGTERM")
 	f.BoolVar(&o.RunAtStart, "run-now", false, "also run once at start")
@@ -68,7 +70,7 @@ func runBotServe(ctx context.Context, s *shared, o *botServeOptions) error {
 	if err != nil {
 		return err
 	}
-	h, err := s.homelab(o.Config)
+	h, err := s.botHomelab(o.Config)
 	if err != nil {
 		return err
 	}
@@ -76,21 +78,43 @@ func runBotServe(ctx context.Context, s *shared, o *botServeOptions) error {
 	if err != nil {
 		return err
 	}
+	// In the cluster there is no hl.yaml beside the bot: it is the one in
+	// the repository the bot manages, read from a fresh clone at start (for
+	// the schedule) and by every pass (for its policy).
+	load := func(ctx context.Context) (*config.Homelab, string, func(), error) {
+		if o.Config != "" {
+			return h, "", func() {}, nil
+		}
+		return loadFromRepo(ctx, fg, h.Spec.Forge.DefaultBranch)
+	}
+	current, _, done, err := load(ctx)
+	if err != nil {
+		return &exitError{code: 1, msg: err.Error()}
+	}
+	done()
 	// Value rotation needs no identity; re-encryption does.
 	ids, err := s.identities(o.AgeKey, false)
 	if err != nil {
 		return err
 	}
-	sched := h.Spec.Bot.Schedule
+	sched, tz := current.Spec.Bot.Schedule, current.Spec.Bot.Timezone
 	if o.Schedule != "" {
 		sched = o.Schedule
+	}
+	if o.Timezone != "" {
+		tz = o.Timezone
 	}
 	// One datasource cache for the daemon's life: later runs revalidate.
 	lookups := lookup.Config{Cache: datasource.NewCache()}
 	var d *schedule.Daemon
 	passes := []schedule.Pass{
 		{Name: "upgrade", Run: func(ctx context.Context) error {
-			_, err := s.upgradePass(ctx, h, fg, token, upgradeOptions{DryRun: o.DryRun, Insecure: o.Insecure, Lookup: lookups})
+			hh, dir, done, err := load(ctx)
+			if err != nil {
+				return err
+			}
+			defer done()
+			_, err = s.upgradePass(ctx, hh, fg, token, upgradeOptions{DryRun: o.DryRun, Dir: dir, Insecure: o.Insecure, Lookup: lookups})
 			return err
 		}},
 		{Name: "rotate", Run: func(ctx context.Context) error {
@@ -111,7 +135,7 @@ func runBotServe(ctx context.Context, s *shared, o *botServeOptions) error {
 		log.Warn("forge: cannot read the bot's login; every dashboard edit will trigger a run", "error", err)
 	}
 	d, err = schedule.New(schedule.Options{
-		Schedule: sched, Seconds: o.Seconds, Timezone: h.Spec.Bot.Timezone, Passes: passes,
+		Schedule: sched, Seconds: o.Seconds, Timezone: tz, Passes: passes,
 		LockFile: o.LockFile, Listen: o.Listen, WebhookSecret: os.Getenv("HL_WEBHOOK_SECRET"), BotLogin: login,
 		ShutdownTimeout: o.ShutdownAfter, Logger: log,
 	})
@@ -123,6 +147,6 @@ func runBotServe(ctx context.Context, s *shared, o *botServeOptions) error {
 	if o.RunAtStart {
 		d.Trigger("start")
 	}
-	log.Info("hl bot serve", "listen", o.Listen, "schedule", sched, "timezone", h.Spec.Bot.Timezone, "dryRun", o.DryRun)
+	log.Info("hl bot serve", "listen", o.Listen, "schedule", sched, "timezone", tz, "dryRun", o.DryRun)
 	return d.Serve(ctx)
 }

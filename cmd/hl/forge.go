@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
+	"hl.dev/hl/bot/engine"
 	"hl.dev/hl/bot/forge"
 	giteaforge "hl.dev/hl/bot/forge/gitea"
 	githubforge "hl.dev/hl/bot/forge/github"
@@ -68,4 +71,47 @@ func (s *shared) upgradePass(ctx context.Context, h *config.Homelab, fg forge.Fo
 		Forge: fg, Base: h.Spec.Forge.DefaultBranch, Dir: o.Dir, Bot: h.Spec.Bot, DryRun: o.DryRun, Logger: log,
 		Lookup: lookup.ConfigFromHomelab(h, lc),
 	})
+}
+
+// Where the deployed bot finds its repository: the rendered Deployment
+// sets these (hl.yaml is then the one in that repository).
+const (
+	envForgeType   = "HL_FORGE_TYPE"
+	envForgeURL    = "HL_FORGE_URL"
+	envForgeOwner  = "HL_FORGE_OWNER"
+	envForgeRepo   = "HL_FORGE_REPO"
+	envForgeBranch = "HL_FORGE_BRANCH"
+)
+
+// botHomelab is hl.yaml from a file, or — without one — only the forge
+// coordinates of the environment, enough to clone the repository whose
+// hl.yaml says the rest.
+func (s *shared) botHomelab(path string) (*config.Homelab, error) {
+	if path != "" {
+		return s.homelab(path)
+	}
+	f := config.Forge{Type: os.Getenv(envForgeType), URL: os.Getenv(envForgeURL), Owner: os.Getenv(envForgeOwner),
+		Repo: os.Getenv(envForgeRepo), DefaultBranch: os.Getenv(envForgeBranch)}
+	if f.URL == "" || f.Owner == "" || f.Repo == "" {
+		return nil, &exitError{code: 2, msg: fmt.Sprintf("no hl.yaml: pass --config FILE, or set $%s, $%s and $%s to the repository the bot manages", envForgeURL, envForgeOwner, envForgeRepo)}
+	}
+	if f.Type == "" {
+		f.Type = config.ForgeGitea
+	}
+	return &config.Homelab{Spec: config.Spec{Forge: f}}, nil
+}
+
+// loadFromRepo clones the managed repository's default branch and loads
+// its hl.yaml; done removes the clone.
+func loadFromRepo(ctx context.Context, fg forge.Forge, branch string) (*config.Homelab, string, func(), error) {
+	repo, err := engine.Open(ctx, engine.Options{Forge: fg, Base: branch})
+	if err != nil {
+		return nil, "", nil, err
+	}
+	doc, _, err := config.Load(filepath.Join(repo.Dir, config.FileName))
+	if err != nil {
+		repo.Close()
+		return nil, "", nil, fmt.Errorf("the repository's %s: %w", config.FileName, err)
+	}
+	return doc.Homelab, repo.Dir, func() { repo.Close() }, nil
 }
