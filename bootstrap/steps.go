@@ -31,7 +31,7 @@ const (
 	// BotWebhookPath holds the secret of the bot's webhook (merged PRs and
 	// dashboard edits start a run of hl bot serve).
 	BotWebhookPath = "platform/hl-bot/secrets/hl-bot-webhook.sops.yaml"
-	BotTokenPath          = "platform/hl-bot/secrets/hl-bot-token.sops.yaml"
+	BotTokenPath   = "platform/hl-bot/secrets/hl-bot-token.sops.yaml"
 
 	// StatusCheckContext is what Woodpecker reports for
 	// .woodpecker/validate.yaml on pull requests.
