@@ -41,6 +41,9 @@ type Dependency struct {
 	// Current is the version as written (the bytes at Range).
 	Current string `json:"current"`
 	Range   Range  `json:"range"`
+	// Line is the 1-based line of Range.Start (set by extract.Scan), for
+	// people: file:line is how editors and reviewers find a pin.
+	Line int `json:"line,omitempty"`
 	// Versioning names the scheme that orders this package's versions
 	// (semver, docker, k3s, ...).
 	Versioning string `json:"versioning,omitempty"`

@@ -153,6 +153,7 @@ func Scan(ctx context.Context, dir string, opts Options) ([]bot.Dependency, []Pr
 				problems = append(problems, Problem{File: rel, Manager: e.Name(), Message: err.Error()})
 				reported = true
 			}
+			setLines(content, found)
 			deps = append(deps, found...)
 		}
 		return nil
@@ -162,6 +163,15 @@ func Scan(ctx context.Context, dir string, opts Options) ([]bot.Dependency, []Pr
 	}
 	Sort(deps)
 	return deps, problems, nil
+}
+
+// setLines sets each dependency's Line from its range.
+func setLines(content []byte, deps []bot.Dependency) {
+	for i := range deps {
+		if s := deps[i].Range.Start; s >= 0 && s <= len(content) {
+			deps[i].Line = bytes.Count(content[:s], []byte("\n")) + 1
+		}
+	}
 }
 
 // Sort orders dependencies by file, then position, then manager.

@@ -5,9 +5,15 @@
 package versioning
 
 import (
+	"fmt"
+	"strings"
+	"sync"
+
 	"hl.dev/hl/bot/versioning/docker"
 	"hl.dev/hl/bot/versioning/k3s"
+	"hl.dev/hl/bot/versioning/kubernetes"
 	"hl.dev/hl/bot/versioning/loose"
+	"hl.dev/hl/bot/versioning/regex"
 	"hl.dev/hl/bot/versioning/semver"
 )
 
@@ -45,23 +51,70 @@ type Ranges interface {
 	Replace(rng, version string) (string, error)
 }
 
+// Stepwise is implemented by schemes whose upgrades may not skip a minor
+// version (Kubernetes and k3s: the version skew policy allows one minor
+// at a time). Candidates current cannot reach in one step are not
+// proposed; the next run proposes the next minor once this one merged.
+type Stepwise interface {
+	Reachable(current, candidate string) bool
+}
+
 // Default is the scheme used when neither the dependency nor its
 // datasource names one.
 const Default = semver.Name
 
-// All returns every registered scheme.
+// All returns every registered scheme with a fixed name; regex schemes
+// are made from their pattern by Get.
 func All() []Scheme {
-	return []Scheme{semver.Scheme{}, docker.Scheme{}, k3s.Scheme{}, loose.Scheme{}}
+	return []Scheme{semver.Scheme{}, docker.Scheme{}, k3s.Scheme{}, kubernetes.Scheme{}, loose.Scheme{}}
 }
 
-// Get returns the scheme called name.
+// Names lists what a versioning setting may say: every scheme of All and
+// "regex:<pattern>".
+func Names() []string {
+	var out []string
+	for _, s := range All() {
+		out = append(out, s.Name())
+	}
+	return append(out, regex.Prefix+"<pattern>")
+}
+
+// compiled keeps regex schemes by name: a run asks for the same one for
+// every dependency a rule matches.
+var compiled sync.Map
+
+// Get returns the scheme called name; "regex:<pattern>" compiles the
+// pattern (false when it is not a valid one, see Check).
 func Get(name string) (Scheme, bool) {
+	if pattern, ok := strings.CutPrefix(name, regex.Prefix); ok {
+		if s, ok := compiled.Load(name); ok {
+			return s.(Scheme), true
+		}
+		s, err := regex.New(pattern)
+		if err != nil {
+			return nil, false
+		}
+		compiled.Store(name, Scheme(s))
+		return s, true
+	}
 	for _, s := range All() {
 		if s.Name() == name {
 			return s, true
 		}
 	}
 	return nil, false
+}
+
+// Check explains why name is not a scheme (nil when it is one).
+func Check(name string) error {
+	if pattern, ok := strings.CutPrefix(name, regex.Prefix); ok {
+		_, err := regex.New(pattern)
+		return err
+	}
+	if _, ok := Get(name); !ok {
+		return fmt.Errorf("unknown versioning %q; one of %s", name, strings.Join(Names(), ", "))
+	}
+	return nil
 }
 
 // For returns the scheme a dependency should use: its own, else its

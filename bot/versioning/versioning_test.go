@@ -1,10 +1,14 @@
 package versioning_test
 
 import (
+	"slices"
+	"strings"
 	"testing"
 
 	"hl.dev/hl/bot"
 	"hl.dev/hl/bot/versioning"
+	"hl.dev/hl/bot/versioning/regex"
+	"hl.dev/hl/internal/config"
 )
 
 type order struct{ scheme, a, b string }
@@ -173,5 +177,150 @@ func TestFor(t *testing.T) {
 		if got := versioning.For(tt.versioning, tt.datasource).Name(); got != tt.want {
 			t.Errorf("For(%q, %q) = %s, want %s", tt.versioning, tt.datasource, got, tt.want)
 		}
+	}
+}
+
+const (
+	linuxserver = `regex:^(?<major>\d+)\.(?<minor>\d+)\.(?<patch>\d+)-ls(?<build>\d+)$`
+	bitnami     = `regex:^(?<major>\d+)\.(?<minor>\d+)\.(?<patch>\d+)-(?<compatibility>.+)-r(?<build>\d+)$`
+	withPre     = `regex:^v(?<major>\d+)\.(?<minor>\d+)(?:-(?<prerelease>rc\d+))?$`
+)
+
+// TestRegexScheme: the tags the docker scheme leaves stuck (its suffix
+// must be equal, and -ls219 never equals -ls220) order by their groups.
+func TestRegexScheme(t *testing.T) {
+	for _, tt := range []order{
+		{linuxserver, "10.8.13-ls219", "10.8.13-ls220"},
+		{linuxserver, "10.8.13-ls220", "10.9.0-ls1"},
+		{linuxserver, "9.0.0-ls300", "10.0.0-ls1"},
+		{bitnami, "1.25.3-debian-12-r5", "1.25.3-debian-12-r12"},
+		{bitnami, "1.25.3-debian-12-r12", "1.26.0-debian-12-r0"},
+		{withPre, "v1.2-rc1", "v1.2"},
+		{withPre, "v1.2", "v1.3-rc1"},
+	} {
+		s, ok := versioning.Get(tt.scheme)
+		if !ok {
+			t.Fatalf("no scheme %s", tt.scheme)
+		}
+		if c := s.Compare(tt.a, tt.b); c != -1 {
+			t.Errorf("Compare(%s, %s) = %d, want -1", tt.a, tt.b, c)
+		}
+		if c := s.Compare(tt.b, tt.a); c != 1 {
+			t.Errorf("Compare(%s, %s) = %d, want 1", tt.b, tt.a, c)
+		}
+	}
+	ls, _ := versioning.Get(linuxserver)
+	bn, _ := versioning.Get(bitnami)
+	pre, _ := versioning.Get(withPre)
+	for _, tt := range []struct {
+		s         versioning.Scheme
+		a, b, typ string
+		compat    bool
+	}{
+		{ls, "10.8.13-ls219", "10.8.13-ls220", bot.UpdatePatch, true},
+		{ls, "10.8.13-ls219", "10.9.0-ls1", bot.UpdateMinor, true},
+		{ls, "10.8.13-ls219", "11.0.0-ls1", bot.UpdateMajor, true},
+		{bn, "1.25.3-debian-12-r5", "1.25.4-debian-12-r0", bot.UpdatePatch, true},
+		{bn, "1.25.3-debian-12-r5", "1.25.4-debian-11-r0", bot.UpdatePatch, false},
+	} {
+		if got := tt.s.UpdateType(tt.a, tt.b); got != tt.typ {
+			t.Errorf("UpdateType(%s, %s) = %s, want %s", tt.a, tt.b, got, tt.typ)
+		}
+		if got := tt.s.Compatible(tt.a, tt.b); got != tt.compat {
+			t.Errorf("Compatible(%s, %s) = %v, want %v", tt.a, tt.b, got, tt.compat)
+		}
+	}
+	if ls.Valid("latest") || ls.Valid("10.8.13") || !ls.Valid("10.8.13-ls219") {
+		t.Error("linuxserver Valid")
+	}
+	if !pre.IsPrerelease("v1.3-rc1") || pre.IsPrerelease("v1.3") {
+		t.Error("prerelease group")
+	}
+	if s, _ := versioning.Get(linuxserver); s != ls {
+		t.Error("a regex scheme is compiled once")
+	}
+}
+
+func TestCheck(t *testing.T) {
+	for _, tt := range []struct{ name, err string }{
+		{"semver", ""}, {"kubernetes", ""}, {linuxserver, ""},
+		{"calver", `unknown versioning "calver"`},
+		{`regex:^(?<minor>\d+)$`, "no (?<major>…) group"},
+		{`regex:^(?<major>\d+)(?<flavour>.*)$`, `group "flavour" is none of`},
+		{`regex:^(?<major>\d+`, "missing closing )"},
+	} {
+		err := versioning.Check(tt.name)
+		if (err == nil) != (tt.err == "") || (err != nil && !strings.Contains(err.Error(), tt.err)) {
+			t.Errorf("Check(%s) = %v, want %q", tt.name, err, tt.err)
+		}
+		if _, ok := versioning.Get(tt.name); ok != (tt.err == "") {
+			t.Errorf("Get(%s) ok = %v", tt.name, ok)
+		}
+	}
+}
+
+// TestKubernetesScheme orders Kubernetes versions with and without a
+// distribution's build and keeps upgrades to one minor at a time.
+func TestKubernetesScheme(t *testing.T) {
+	for _, tt := range []order{
+		{"kubernetes", "v1.30.4", "v1.30.5"},
+		{"kubernetes", "v1.30.9", "v1.31.0"},
+		{"kubernetes", "v1.31.0-rc.1", "v1.31.0"},
+		{"kubernetes", "v1.31.0-alpha.3", "v1.31.0-beta.0"},
+		{"kubernetes", "v1.30.4-k3s1", "v1.30.4-k3s2"},
+		{"kubernetes", "1.30.4", "1.31.0"},
+	} {
+		s, _ := versioning.Get(tt.scheme)
+		if c := s.Compare(tt.a, tt.b); c != -1 {
+			t.Errorf("Compare(%s, %s) = %d, want -1", tt.a, tt.b, c)
+		}
+		if c := s.Compare(tt.b, tt.a); c != 1 {
+			t.Errorf("Compare(%s, %s) = %d, want 1", tt.b, tt.a, c)
+		}
+	}
+	for _, tt := range []struct {
+		scheme, a, b string
+		reachable    bool
+	}{
+		{"kubernetes", "v1.29.3", "v1.29.9", true},
+		{"kubernetes", "v1.29.3", "v1.30.0", true},
+		{"kubernetes", "v1.29.3", "v1.31.0", false},
+		{"kubernetes", "v1.29.3", "v2.0.0", false},
+		{"k3s", "v1.29.3+k3s1", "v1.30.4+k3s1", true},
+		{"k3s", "v1.29.3+k3s1", "v1.31.2+k3s1", false},
+	} {
+		s, _ := versioning.Get(tt.scheme)
+		sw, ok := s.(versioning.Stepwise)
+		if !ok {
+			t.Fatalf("%s is not stepwise", tt.scheme)
+		}
+		if got := sw.Reachable(tt.a, tt.b); got != tt.reachable {
+			t.Errorf("%s: Reachable(%s, %s) = %v", tt.scheme, tt.a, tt.b, got)
+		}
+	}
+	k, _ := versioning.Get("kubernetes")
+	if k.Compatible("v1.30.4-k3s1", "v1.30.5") || !k.Compatible("v1.30.4-k3s1", "v1.31.0-k3s1") || k.Compatible("v1.30.4", "1.30.5") {
+		t.Error("Compatible: the flavour and the v prefix must match")
+	}
+	if s, _ := versioning.Get("semver"); s != nil {
+		if _, step := s.(versioning.Stepwise); step {
+			t.Error("semver is not stepwise")
+		}
+	}
+}
+
+// TestConfigNames: hl.yaml's validation names the schemes this package
+// registers (internal/config cannot import bot, so the lists are held
+// equal here).
+func TestConfigNames(t *testing.T) {
+	var names []string
+	for _, s := range versioning.All() {
+		names = append(names, s.Name())
+	}
+	if !slices.Equal(names, config.BotVersionings) {
+		t.Errorf("config.BotVersionings = %v, registered %v", config.BotVersionings, names)
+	}
+	if config.RegexVersioningPrefix != regex.Prefix {
+		t.Errorf("regex prefix %q != %q", config.RegexVersioningPrefix, regex.Prefix)
 	}
 }

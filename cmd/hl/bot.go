@@ -48,7 +48,8 @@ func newBotScanCmd(s *shared) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "scan [DIR]",
 		Short: "List every pinned dependency in a repo (any repo, not only hl's)",
-		Long: `List every pinned version the bot can update, with its file and byte range.
+		Long: `List every pinned version the bot can update, with its file and line (-o json
+adds the byte range the bot edits).
 
 With --updates, also look each dependency up and list the updates the bot
 would propose (the newest, and the newest within the current major when they
@@ -100,7 +101,7 @@ func runBotScan(ctx context.Context, s *shared, opts *botScanOptions) error {
 	w := tabwriter.NewWriter(ios.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "FILE\tMANAGER\tDATASOURCE\tPACKAGE\tCURRENT")
 	for _, d := range deps {
-		fmt.Fprintf(w, "%s:%d-%d\t%s\t%s\t%s\t%s\n", d.File, d.Range.Start, d.Range.End, d.Manager, d.Datasource, d.Package, d.Current)
+		fmt.Fprintf(w, "%s:%d\t%s\t%s\t%s\t%s\n", d.File, d.Line, d.Manager, d.Datasource, d.Package, d.Current)
 	}
 	if err := w.Flush(); err != nil {
 		return err

@@ -1,7 +1,8 @@
 // Package k3s is the k3s release scheme vX.Y.Z[-rcN]+k3sN: semantic
 // versioning on the Kubernetes version, then the k3s build number, so
 // v1.33.5+k3s1 < v1.33.5+k3s2 < v1.34.0+k3s1 (plain semver ignores build
-// metadata and cannot order the first two).
+// metadata and cannot order the first two). Upgrades go one Kubernetes
+// minor at a time (see bot/versioning/kubernetes).
 package k3s
 
 import (
@@ -9,6 +10,7 @@ import (
 	"strconv"
 
 	"hl.dev/hl/bot"
+	"hl.dev/hl/bot/versioning/kubernetes"
 )
 
 // Name of the scheme.
@@ -99,3 +101,11 @@ func (Scheme) IsPrerelease(v string) bool {
 
 // Compatible: every k3s version.
 func (Scheme) Compatible(_, _ string) bool { return true }
+
+// Reachable keeps k3s upgrades to one Kubernetes minor at a time, as the
+// Kubernetes version skew policy requires.
+func (Scheme) Reachable(current, candidate string) bool {
+	x, okx := Parse(current)
+	y, oky := Parse(candidate)
+	return okx && oky && kubernetes.MinorStep(x.Major, x.Minor, y.Major, y.Minor)
+}
