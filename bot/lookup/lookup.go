@@ -34,6 +34,12 @@ type Config struct {
 	Mirrors           config.Mirrors
 	MinimumReleaseAge time.Duration
 	Ignore            []config.Ignore
+	// Rules set a package's versioning (spec.bot.rules: the first rule
+	// whose glob matches wins over the extractor's guess).
+	Rules []config.Rule
+	// HelmRepositories resolve Chart.yaml repositories named by alias
+	// ("@name", "alias:name") to their URLs.
+	HelmRepositories map[string]string
 
 	// Extractors overrides extract.All().
 	Extractors []extract.Extractor
@@ -65,13 +71,16 @@ type Config struct {
 type LookupConfig = Config
 
 // ConfigFromHomelab fills base's policy from hl.yaml: mirrors, minimum
-// release age, ignore rules, and the Gitea forge for gitea-releases.
+// release age, ignore rules, versioning rules, chart repository aliases,
+// and the Gitea forge for gitea-releases.
 func ConfigFromHomelab(h *config.Homelab, base Config) Config {
 	if h == nil {
 		return base
 	}
 	base.Mirrors = h.Spec.Mirrors
 	base.Ignore = h.Spec.Bot.Ignore
+	base.Rules = h.Spec.Bot.Rules
+	base.HelmRepositories = h.Spec.Bot.HelmRepositories
 	if d, err := h.Spec.Bot.MinimumReleaseAge.Parse(); err == nil {
 		base.MinimumReleaseAge = d
 	}
@@ -156,6 +165,11 @@ func Updates(ctx context.Context, deps []bot.Dependency, cfg Config) ([]bot.Upda
 		if pol.ignoresPackage(d) {
 			continue
 		}
+		d.Versioning = pol.versioning(d)
+		if msg := resolveAlias(&d, cfg.HelmRepositories); msg != "" {
+			warn(d, "skipped: %s", msg)
+			continue
+		}
 		s := versioning.For(d.Versioning, d.Datasource)
 		if _, ok := base(s, d.Current); !ok {
 			cfg.Logger.Debug("not a version, skipped", "file", d.File, "package", d.Package, "current", d.Current)
@@ -221,6 +235,33 @@ func Updates(ctx context.Context, deps []bot.Dependency, cfg Config) ([]bot.Upda
 	return updates, warnings
 }
 
+// resolveAlias replaces a Chart.yaml repository named by alias (the
+// extractor keeps "@name" or "alias:name" as the registry URL) by the
+// URL spec.bot.helmRepositories gives it.
+func resolveAlias(d *bot.Dependency, repos map[string]string) string {
+	name, ok := AliasName(d.RegistryURL)
+	if !ok {
+		return ""
+	}
+	u, ok := repos[name]
+	if !ok {
+		return fmt.Sprintf("chart repository %q is an alias: add its URL as spec.bot.helmRepositories.%s", d.RegistryURL, name)
+	}
+	d.RegistryURL = strings.TrimSuffix(u, "/")
+	return ""
+}
+
+// AliasName returns the repository name of "@name" or "alias:name".
+func AliasName(repo string) (string, bool) {
+	if n, ok := strings.CutPrefix(repo, "@"); ok && n != "" {
+		return n, true
+	}
+	if n, ok := strings.CutPrefix(repo, "alias:"); ok && n != "" {
+		return n, true
+	}
+	return "", false
+}
+
 func fillRelated(ctx context.Context, l *datasource.Lookup, u *bot.Update) string {
 	u.Related = map[string]string{}
 	needPins := false
@@ -265,6 +306,12 @@ type Policy struct {
 	minAge time.Duration
 	now    time.Time
 	ignore []ignoreRule
+	rules  []versioningRule
+}
+
+type versioningRule struct {
+	pkgs       []*regexp.Regexp
+	versioning string
 }
 
 type ignoreRule struct {
@@ -297,7 +344,35 @@ func newPolicy(cfg Config) *Policy {
 		r.allVersion = len(r.types) == 0 && r.versions == nil
 		p.ignore = append(p.ignore, r)
 	}
+	for _, r := range cfg.Rules {
+		if r.Versioning == "" {
+			continue
+		}
+		vr := versioningRule{versioning: r.Versioning}
+		for _, g := range r.Packages {
+			vr.pkgs = append(vr.pkgs, Glob(g))
+		}
+		p.rules = append(p.rules, vr)
+	}
 	return p
+}
+
+// versioning is the scheme name d should use: the first rule matching
+// its package (or chart alias), else the extractor's choice. A rule
+// naming no valid scheme was refused by hl.yaml's validation; here it
+// leaves the extractor's choice.
+func (p *Policy) versioning(d bot.Dependency) string {
+	for _, r := range p.rules {
+		for _, g := range r.pkgs {
+			if g.MatchString(d.Package) || (d.Name != "" && g.MatchString(d.Name)) {
+				if _, ok := versioning.Get(r.versioning); ok {
+					return r.versioning
+				}
+				return d.Versioning
+			}
+		}
+	}
+	return d.Versioning
 }
 
 // Glob compiles a package glob: * matches any run of characters
@@ -375,6 +450,7 @@ func Choose(dep bot.Dependency, releases []bot.Release, p *Policy) ([]bot.Update
 		return nil, fmt.Errorf("%q is not a %s version", dep.Current, s.Name())
 	}
 	rs, _ := s.(versioning.Ranges)
+	step, _ := s.(versioning.Stepwise)
 	isRange := rs != nil && !s.Valid(dep.Current)
 	curPre := s.IsPrerelease(cur)
 
@@ -390,6 +466,9 @@ func Choose(dep bot.Dependency, releases []bot.Release, p *Policy) ([]bot.Update
 		}
 		if isRange && rs.Matches(v, dep.Current) {
 			continue // the range already allows it
+		}
+		if step != nil && !step.Reachable(cur, v) {
+			continue // the next run proposes the next step
 		}
 		typ := s.UpdateType(cur, v)
 		if p.ignores(dep, v, typ) {

@@ -110,12 +110,12 @@ func TestFindUpdatesAgainstLocalServers(t *testing.T) {
 		"apps/app/values.yaml 1.25.3-alpine → 2.0.0-alpine (major)",
 		"apps/podinfo/Chart.yaml 6.5.0 → 6.6.0+build.7 (minor)",
 		"metal/os.yaml 20230607+deb12u4 → 20230607+deb12u15 (patch)",
-		"metal/post-install.sh v1.30.4+k3s1 → v1.34.1+k3s1 (minor)",
+		"metal/post-install.sh v1.30.4+k3s1 → v1.31.6+k3s1 (minor)",
 		"system/argocd/Chart.yaml 5.46.7 → 5.51.0 (minor)",
 		"system/argocd/Chart.yaml 5.46.7 → 6.0.0 (major)",
 		"system/logging/Chart.yaml ~5.41.0 → ~5.43.0 (minor)",
 		"system/system-upgrade/kustomization.yaml v0.13.4 → v0.16.0 (minor)",
-		"system/system-upgrade/plans.yaml v1.30.4+k3s1 → v1.34.1+k3s1 (minor)",
+		"system/system-upgrade/plans.yaml v1.30.4+k3s1 → v1.31.6+k3s1 (minor)",
 	}
 	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
 		t.Errorf("updates:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
@@ -163,6 +163,64 @@ func TestFindUpdatesAgainstLocalServers(t *testing.T) {
 		if strings.Contains(all, secret) {
 			t.Errorf("secret %q in logs or warnings", secret)
 		}
+	}
+}
+
+// TestRulesAndAliases: spec.bot.rules pick a regex versioning that moves
+// linuxserver-style tags the docker scheme leaves stuck, and a Chart.yaml
+// repository named by alias is looked up at the URL
+// spec.bot.helmRepositories gives it (an unknown alias is a warning that
+// names the setting to add), against a real Helm repository and registry.
+func TestRulesAndAliases(t *testing.T) {
+	helmRepo := datasourcetest.NewHelmRepo(t, map[string][]string{"redis": {"18.6.1", "18.7.0", "19.0.0"}})
+	reg := datasourcetest.NewRegistry(t, "", "")
+	reg.PushImage(t, "linuxserver/jellyfin", "10.8.13-ls219", "10.8.13-ls220", "10.9.0-ls1", "latest", "version-10.9.0")
+	dir := t.TempDir()
+	write(t, dir, "apps/media/Chart.yaml", "apiVersion: v2\nname: media\nversion: 0.0.0\ndependencies:\n  - name: redis\n    version: 18.6.1\n    repository: \"@bitnami\"\n  - name: redis\n    alias: cache\n    version: 18.6.1\n    repository: alias:other\n")
+	write(t, dir, "apps/media/values.yaml", "jellyfin:\n  image:\n    repository: "+reg.Host+"/linuxserver/jellyfin\n    tag: 10.8.13-ls219\n")
+	run := func(rules []config.Rule) []string {
+		t.Helper()
+		cfg := lookup.ConfigFromHomelab(&config.Homelab{Spec: config.Spec{Bot: config.Bot{
+			Rules:            rules,
+			HelmRepositories: map[string]string{"bitnami": helmRepo.URL + "/"},
+		}}}, lookup.Config{})
+		ups, ws, err := lookup.FindUpdates(context.Background(), dir, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lines []string
+		for _, u := range ups {
+			lines = append(lines, fmt.Sprintf("%s %s %s → %s (%s)", u.Dependency.File, u.Dependency.Package, u.Dependency.Current, u.NewValue, u.Type))
+		}
+		for _, w := range ws {
+			lines = append(lines, "warning: "+w.String())
+		}
+		sort.Strings(lines)
+		return lines
+	}
+	const ls = `regex:^(?<major>\d+)\.(?<minor>\d+)\.(?<patch>\d+)-ls(?<build>\d+)$`
+	for _, tt := range []struct {
+		name  string
+		rules []config.Rule
+		want  []string
+	}{
+		{"no rule: the docker scheme leaves the tag stuck", nil, []string{
+			"apps/media/Chart.yaml redis 18.6.1 → 18.7.0 (minor)",
+			"apps/media/Chart.yaml redis 18.6.1 → 19.0.0 (major)",
+			`warning: apps/media/Chart.yaml: redis: skipped: chart repository "alias:other" is an alias: add its URL as spec.bot.helmRepositories.other`,
+		}},
+		{"regex rule", []config.Rule{{Packages: []string{"*/linuxserver/*"}, Versioning: ls}}, []string{
+			"apps/media/Chart.yaml redis 18.6.1 → 18.7.0 (minor)",
+			"apps/media/Chart.yaml redis 18.6.1 → 19.0.0 (major)",
+			"apps/media/values.yaml " + reg.Host + "/linuxserver/jellyfin 10.8.13-ls219 → 10.9.0-ls1 (minor)",
+			`warning: apps/media/Chart.yaml: redis: skipped: chart repository "alias:other" is an alias: add its URL as spec.bot.helmRepositories.other`,
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := run(tt.rules); strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+		})
 	}
 }
 

@@ -25,8 +25,10 @@ func (Extractor) Match(p string) bool {
 	return b == "Chart.yaml" || b == "Chart.yml" || b == "requirements.yaml"
 }
 
-// Extract returns one dependency per pinned chart. Local (file://) and
-// alias (@repo) repositories are skipped: they have no registry to ask.
+// Extract returns one dependency per pinned chart. Local (file://)
+// repositories are skipped: they have no registry to ask. A repository
+// named by alias (@repo, alias:repo) is kept as written in RegistryURL;
+// the lookup resolves it through spec.bot.helmRepositories.
 func (e Extractor) Extract(p string, content []byte) ([]bot.Dependency, error) {
 	f, err := yamlpos.Parse(content)
 	if err != nil {
@@ -78,8 +80,10 @@ func Dependency(f *yamlpos.File, file, manager, chart, repo string, version *yam
 	}
 	d := bot.Dependency{File: file, Manager: manager, Package: chart, Current: cur, Range: rng, Versioning: "semver"}
 	switch {
-	case repo == "" || strings.HasPrefix(repo, "file://") || strings.HasPrefix(repo, "@") || strings.HasPrefix(repo, "alias:"):
+	case repo == "" || strings.HasPrefix(repo, "file://") || repo == "@" || repo == "alias:":
 		return bot.Dependency{}, false
+	case strings.HasPrefix(repo, "@") || strings.HasPrefix(repo, "alias:"):
+		d.Datasource, d.RegistryURL = DatasourceHelm, repo
 	case strings.HasPrefix(repo, "oci://"):
 		d.Datasource, d.RegistryURL = DatasourceOCI, strings.TrimSuffix(repo, "/")
 	case strings.HasPrefix(repo, "https://") || strings.HasPrefix(repo, "http://"):

@@ -37,7 +37,7 @@ dependencies:
 			{"helm", "https://kubernetes.github.io/ingress-nginx", "ingress-nginx", "4.8.3", nil},
 			{"helm", "https://charts.jetstack.io", "cert-manager", "v1.13.3", nil},
 		}},
-		{"oci, range, alias, local and aliased repos skipped", "apps/media/Chart.yaml", `apiVersion: v2
+		{"oci, range, alias, aliased repos kept, local skipped", "apps/media/Chart.yaml", `apiVersion: v2
 name: media
 version: 0.0.0
 dependencies:
@@ -54,10 +54,15 @@ dependencies:
   - name: redis
     version: 18.6.1
     repository: "@bitnami"
+  - name: postgresql
+    version: 12.1.0
+    repository: alias:bitnami
   - {name: podinfo, version: 6.5.4, repository: "ghcr.io/stefanprodan/charts"}
 `, []W{
 			{"oci", "oci://ghcr.io/bjw-s/helm", "app-template", "3.7.3", nil},
 			{"helm", "https://grafana.github.io/helm-charts", "loki", "~5.41.0", nil},
+			{"helm", "@bitnami", "redis", "18.6.1", nil},
+			{"helm", "alias:bitnami", "postgresql", "12.1.0", nil},
 			{"oci", "oci://ghcr.io/stefanprodan/charts", "podinfo", "6.5.4", nil},
 		}},
 		{"apiVersion v1 requirements", "charts/old/requirements.yaml", `dependencies:
