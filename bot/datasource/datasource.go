@@ -20,6 +20,7 @@ import (
 	"hl.dev/hl/bot/datasource/debian"
 	"hl.dev/hl/bot/datasource/gitea"
 	"hl.dev/hl/bot/datasource/github"
+	"hl.dev/hl/bot/datasource/gittags"
 	"hl.dev/hl/bot/datasource/helm"
 	"hl.dev/hl/bot/datasource/internal/httpx"
 	"hl.dev/hl/bot/datasource/k3schannel"
@@ -120,6 +121,7 @@ func All(o Options) []Datasource {
 		oci.Images{Lister: ociLister},
 		github.New(conditional, o.GitHubAPIURL, o.GitHubToken),
 		gitea.New(conditional, o.GiteaURL, o.GiteaToken),
+		gittags.New(conditional, o.GiteaURL, o.GiteaToken),
 		k3schannel.New(conditional, o.K3sChannelURL),
 		debian.New(plain, o.Now),
 	}
