@@ -20,7 +20,10 @@ import (
 	"strings"
 
 	"hl.dev/hl/bot"
+	"hl.dev/hl/bot/extract/actions"
 	"hl.dev/hl/bot/extract/argocd"
+	"hl.dev/hl/bot/extract/compose"
+	"hl.dev/hl/bot/extract/dockerfile"
 	"hl.dev/hl/bot/extract/helmchart"
 	"hl.dev/hl/bot/extract/helmvalues"
 	"hl.dev/hl/bot/extract/k3s"
@@ -55,6 +58,9 @@ func All() []Extractor {
 		k3s.Extractor{},
 		osimage.Extractor{},
 		woodpecker.Extractor{},
+		dockerfile.Extractor{},
+		compose.Extractor{},
+		actions.Extractor{},
 	}
 }
 

@@ -14,6 +14,29 @@ func TestExtract(t *testing.T) {
 		name, content string
 		want          []W
 	}{
+		{"git sources at tags, kustomize.images", `apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: media
+spec:
+  sources:
+    - repoURL: https://github.com/example/homelab-apps.git
+      targetRevision: v1.4.2
+      path: media
+      kustomize:
+        images:
+          - lscr.io/linuxserver/sonarr:4.0.5-ls219
+          - redis=docker.io/library/redis:7.2.4@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+          - ghcr.io/example/untagged
+    - repoURL: https://git.example.org/ops/homelab
+      targetRevision: HEAD
+    - repoURL: git@git.example.org:ops/private.git
+      targetRevision: v2.0.0
+`, []W{
+			{"git-tags", "", "https://github.com/example/homelab-apps.git", "v1.4.2", nil},
+			{"docker", "", "lscr.io/linuxserver/sonarr", "4.0.5-ls219", nil},
+			{"docker", "", "docker.io/library/redis", "7.2.4", map[string]string{"digest": "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}},
+		}},
 		{"application with https repo", `apiVersion: argoproj.io/v1alpha1
 kind: Application
 metadata:
