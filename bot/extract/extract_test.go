@@ -20,7 +20,7 @@ var update = flag.Bool("update", false, "rewrite golden files")
 // wrapper-chart repo hl did not write, and an hl render) and compares with
 // golden JSON; every range must slice its value out of the file on disk.
 func TestScanFixtureRepos(t *testing.T) {
-	for _, name := range []string{"wrapper-charts", "hl-rendered"} {
+	for _, name := range []string{"wrapper-charts", "hl-rendered", "homelab-mixed"} {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join("..", "..", "testdata", "bot", "repos", name)
 			deps, problems, err := extract.Scan(context.Background(), dir, extract.Options{})

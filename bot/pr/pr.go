@@ -39,9 +39,13 @@ type Branch struct {
 
 var nonSlug = regexp.MustCompile(`[^a-z0-9.]+`)
 
-// Slug turns a package name into a branch-name part: the registry host is
-// dropped and everything but [a-z0-9.] becomes a dash.
+// Slug turns a package name into a branch-name part: a URL's scheme and
+// the registry or forge host are dropped and everything but [a-z0-9.]
+// becomes a dash ("https://github.com/actions/checkout" → "actions-checkout").
 func Slug(pkg string) string {
+	if _, rest, ok := strings.Cut(pkg, "://"); ok {
+		pkg = strings.TrimSuffix(rest, ".git")
+	}
 	if i := strings.Index(pkg, "/"); i > 0 {
 		first := pkg[:i]
 		if strings.ContainsAny(first, ".:") || first == "localhost" {

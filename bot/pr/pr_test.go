@@ -128,3 +128,19 @@ func TestMarkerRoundTrip(t *testing.T) {
 		t.Error("marker found in plain text")
 	}
 }
+
+func TestSlug(t *testing.T) {
+	for in, want := range map[string]string{
+		"argo-cd":                              "argo-cd",
+		"ghcr.io/stefanprodan/podinfo":         "stefanprodan-podinfo",
+		"localhost/app":                        "app",
+		"library/Redis":                        "library-redis",
+		"https://github.com/actions/checkout":  "actions-checkout",
+		"http://127.0.0.1:3000/ops/media.git":  "ops-media",
+		"registry.example:5000/linuxserver/jf": "linuxserver-jf",
+	} {
+		if got := Slug(in); got != want {
+			t.Errorf("Slug(%s) = %s, want %s", in, got, want)
+		}
+	}
+}
