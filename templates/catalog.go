@@ -37,8 +37,11 @@ type Catalog struct {
 	// OS lists installable operating systems with pinned netboot images.
 	OS []OSImage `yaml:"os"`
 	// Metal pins what the metal/ templates use besides the OS images.
-	Metal      MetalPins   `yaml:"metal"`
-	Components []Component `yaml:"components"`
+	Metal MetalPins `yaml:"metal"`
+	// BackupTargets are the restic targets of the backups component, in
+	// the order their copies are made.
+	BackupTargets []BackupTarget `yaml:"backupTargets"`
+	Components    []Component    `yaml:"components"`
 }
 
 // MetalPins are the metal/ template pins: the kube-vip image and the k3s
@@ -83,8 +86,62 @@ type Component struct {
 	Images   map[string]Image `yaml:"images,omitempty"`
 	// Host is the first label of the component's hostname, if it has a UI.
 	Host string `yaml:"host,omitempty"`
-	// Volumes are the PVCs the component creates that backups copies.
-	Volumes []string `yaml:"volumes,omitempty"`
+	// Volumes are every PersistentVolumeClaim the component's workloads
+	// create, each backed up or skipped with a reason (see Volume). The
+	// backups component renders its ReplicationSources from them and a
+	// test (backup/coverage_test.go) holds them equal to what renders.
+	Volumes []Volume `yaml:"volumes,omitempty"`
+}
+
+// Volume is one PersistentVolumeClaim a component creates, in the
+// component's namespace, and what backups does with it.
+type Volume struct {
+	// Name is the claim's name as it exists in the cluster: for a
+	// StatefulSet's volumeClaimTemplate, <template>-<statefulset>-<ordinal>.
+	Name string `yaml:"name"`
+	// RunAs is the user (and group) the volume's files belong to: the
+	// restic mover runs as it, since the namespaces enforce Pod Security
+	// and it cannot run as root. 0 means 1000.
+	RunAs int `yaml:"runAs,omitempty"`
+	// Skip, when set, is why the volume is not backed up: what is lost
+	// with it and why that is acceptable.
+	Skip string `yaml:"skip,omitempty"`
+	// Declared is set for a claim the tests cannot render offline: the
+	// upstream chart is an empty stand-in there (internal/testcharts), or
+	// an operator creates the claim from a custom resource. It records
+	// where the name was read and at which chart version, so a chart bump
+	// fails the coverage test until someone checks the name again.
+	Declared *Declared `yaml:"declared,omitempty"`
+}
+
+// Declared says where an upstream chart creates a claim.
+type Declared struct {
+	// Chart is the version of the component's chart the name was read
+	// off.
+	Chart string `yaml:"chart"`
+	// From names the object that creates the claim and how the name is
+	// derived.
+	From string `yaml:"from"`
+}
+
+// User is the uid the restic mover runs as for this volume.
+func (v Volume) User() int {
+	if v.RunAs == 0 {
+		return 1000
+	}
+	return v.RunAs
+}
+
+// BackedUp lists the component's volumes that are backed up (not
+// skipped), in catalog order.
+func (c Component) BackedUp() []Volume {
+	var out []Volume
+	for _, v := range c.Volumes {
+		if v.Skip == "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // Requirement is a dependency on another component, optionally only when
@@ -159,6 +216,9 @@ func ParseCatalog(data []byte) (*Catalog, error) {
 		default:
 			return nil, fmt.Errorf("catalog: component %q: layer %q is not system, platform or apps", comp.Name, comp.Layer)
 		}
+		if err := checkVolumes(comp); err != nil {
+			return nil, err
+		}
 	}
 	for _, comp := range c.Components {
 		for _, r := range comp.Requires {
@@ -168,6 +228,28 @@ func ParseCatalog(data []byte) (*Catalog, error) {
 		}
 	}
 	return c, nil
+}
+
+// checkVolumes rejects volume entries backups could not act on.
+func checkVolumes(comp Component) error {
+	seen := map[string]bool{}
+	for i, v := range comp.Volumes {
+		at := fmt.Sprintf("catalog: component %q: volumes[%d]", comp.Name, i)
+		switch {
+		case v.Name == "":
+			return fmt.Errorf("%s: no name", at)
+		case seen[v.Name]:
+			return fmt.Errorf("%s: %s listed twice", at, v.Name)
+		case v.RunAs < 0:
+			return fmt.Errorf("%s (%s): runAs %d is not a user id", at, v.Name, v.RunAs)
+		case v.Declared != nil && (v.Declared.Chart == "" || v.Declared.From == ""):
+			return fmt.Errorf("%s (%s): declared needs chart (the version checked) and from (what creates it)", at, v.Name)
+		case v.Declared != nil && comp.Chart == nil:
+			return fmt.Errorf("%s (%s): declared, but the component has no chart", at, v.Name)
+		}
+		seen[v.Name] = true
+	}
+	return nil
 }
 
 // Component returns the named component.
