@@ -12,7 +12,7 @@ export CGO_ENABLED ?= 0
 # one build cache instead of compiling the Kubernetes stack twice.
 export GOFLAGS := $(strip $(GOFLAGS) -trimpath)
 
-.PHONY: all build test unit fuzz lint vet fmt schema bench gitea kube argocd image-base image-base-host image tidy clean e2e-pxe
+.PHONY: all build test unit fuzz lint vet fmt schema bench gitea kube argocd image-base image-base-host image tidy clean e2e-pxe e2e
 
 all: build
 
@@ -25,6 +25,13 @@ test: lint gitea kube argocd image-base-host unit e2e-pxe fuzz
 
 unit:
 	$(GO) test -count=1 -timeout 40m -skip '^TestE2EPXE$$' ./...
+
+## e2e: the rendered repo as deployed (root): the hl-bot Deployment and
+## every Woodpecker step whose image is hl, run as rendered from hl's image
+## against the real Gitea, Helm repositories and OCI registry. `unit` runs
+## them too.
+e2e: gitea image-base-host
+	$(GO) test -count=1 -timeout 30m ./e2e/...
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/config

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,86 +16,34 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"hl.dev/hl/e2e/hlimage"
 	"hl.dev/hl/internal/asrendered"
-	"hl.dev/hl/internal/testharness"
-	"hl.dev/hl/release"
 	"hl.dev/hl/secrets"
 )
 
 const (
-	imageRef    = "ghcr.io/hl-dev/hl:v0.0.0-test.1"
-	testVersion = "v0.0.0-test.1"
+	imageRef    = hlimage.Ref
+	testVersion = hlimage.Version
 )
-
-var shared struct {
-	once sync.Once
-	dir  string
-	img  *asrendered.Image
-	err  error
-}
 
 func TestMain(m *testing.M) {
 	if os.Getenv(asNobodyEnv) == "1" {
 		os.Exit(asNobody())
 	}
-	code := m.Run()
-	if shared.dir != "" {
-		os.RemoveAll(shared.dir)
-	}
-	os.Exit(code)
+	os.Exit(m.Run())
 }
 
 // hlImage is the real hl image (release.BuildImage over the cached base
-// and hl built as a release builds it), written as an OCI layout and
-// extracted once per test binary.
+// and hl built as a release builds it), extracted once for every test
+// binary that needs it (e2e/hlimage).
 func hlImage(t *testing.T) *asrendered.Image {
 	t.Helper()
 	asrendered.RequireRoot(t)
-	shared.once.Do(func() {
-		shared.img, shared.err = buildImage()
-	})
-	if shared.err != nil {
-		t.Fatal(shared.err)
-	}
-	return shared.img
-}
-
-func buildImage() (*asrendered.Image, error) {
-	var err error
-	if shared.dir, err = os.MkdirTemp("", "asrendered-test-*"); err != nil {
-		return nil, err
-	}
-	repo, err := testharness.RepoRoot()
+	img, err := hlimage.Get(t.Context())
 	if err != nil {
-		return nil, err
+		t.Fatal(err)
 	}
-	cache, err := testharness.CacheRoot("HL_IMAGE_BASE_CACHE", "image-base")
-	if err != nil {
-		return nil, err
-	}
-	base := filepath.Join(cache, "current", runtime.GOARCH, "rootfs")
-	if _, err := os.Stat(filepath.Join(base, "bin", "sh")); err != nil {
-		return nil, errors.New("no image base at " + base + ": run `make image-base-host` as root")
-	}
-	ctx := context.Background()
-	bin := filepath.Join(shared.dir, "hl")
-	if err := release.BuildBinary(ctx, repo, runtime.GOARCH, testVersion, bin); err != nil {
-		return nil, err
-	}
-	idx, err := release.BuildImage(ctx, release.ImageOptions{
-		Version: testVersion, Revision: "test", Source: release.DefaultSource,
-		Created:   time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
-		Platforms: []release.Platform{{Arch: runtime.GOARCH, Base: base, Binary: bin}},
-		WorkDir:   filepath.Join(shared.dir, "work"),
-	})
-	if err != nil {
-		return nil, err
-	}
-	lay := filepath.Join(shared.dir, "layout")
-	if err := release.WriteLayout(lay, idx, imageRef); err != nil {
-		return nil, err
-	}
-	return asrendered.ImageFromLayout(lay, runtime.GOARCH, filepath.Join(shared.dir, "rootfs"))
+	return img
 }
 
 // workspace is a clone as Woodpecker's clone step leaves it: a git
