@@ -12,7 +12,7 @@ export CGO_ENABLED ?= 0
 # one build cache instead of compiling the Kubernetes stack twice.
 export GOFLAGS := $(strip $(GOFLAGS) -trimpath)
 
-.PHONY: all build test unit fuzz lint vet fmt schema bench gitea kube argocd image-base image-base-host image tidy clean e2e-pxe e2e
+.PHONY: all build test unit fuzz lint vet fmt schema bench gitea kube argocd alertmanager image-base image-base-host image tidy clean e2e-pxe e2e
 
 all: build
 
@@ -21,7 +21,7 @@ build:
 
 ## test: everything CI checks — lint, the whole suite, the QEMU PXE boot
 ## (alone, so the emulated installer is not starved), a bounded fuzz run.
-test: lint gitea kube argocd image-base-host unit e2e-pxe fuzz
+test: lint gitea kube argocd alertmanager image-base-host unit e2e-pxe fuzz
 
 unit:
 	$(GO) test -count=1 -timeout 40m -skip '^TestE2EPXE$$' ./...
@@ -64,6 +64,11 @@ kube:
 ## version; the argocd binary takes tens of minutes when cold).
 argocd:
 	bash scripts/build-argocd.sh
+
+## alertmanager: build the real Alertmanager the alert-delivery test sends
+## through (cached by version; under a minute warm, a few minutes cold).
+alertmanager:
+	bash scripts/build-alertmanager.sh
 
 ## image-base: the Debian root file systems hl's image is layered on
 ## (root; Debian packages debootstrap and, for arm64 on amd64,
