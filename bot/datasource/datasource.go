@@ -45,6 +45,14 @@ type Pinner interface {
 	Pins(ctx context.Context, dep bot.Dependency, version string) (map[string]string, error)
 }
 
+// Timestamper is implemented by datasources whose release list carries no
+// dates (registry tags) but that can tell one version's release time at
+// the cost of a request or two: the lookup asks only for the candidates
+// a minimum release age must check.
+type Timestamper interface {
+	ReleasedAt(ctx context.Context, dep bot.Dependency, version string) (time.Time, error)
+}
+
 // Preparer is implemented by datasources that do better knowing every
 // dependency of a run up front (the Helm datasource keeps only the charts
 // it will be asked about when it streams a large index).
@@ -313,6 +321,33 @@ func (l *Lookup) ReleasesAll(ctx context.Context, deps []bot.Dependency) []Resul
 		out[i].Releases, out[i].Err = l.Releases(ctx, d)
 	}
 	return out
+}
+
+// CanTimestamp reports whether dep's datasource is a Timestamper.
+func (l *Lookup) CanTimestamp(dep bot.Dependency) bool {
+	_, ok := l.byName[dep.Datasource].(Timestamper)
+	return ok
+}
+
+// ReleasedAt asks dep's datasource when version was released (zero:
+// unknown), through mirrors and the concurrency bound.
+func (l *Lookup) ReleasedAt(ctx context.Context, dep bot.Dependency, version string) (time.Time, error) {
+	dep = l.Mirror(dep)
+	ts, ok := l.byName[dep.Datasource].(Timestamper)
+	if !ok {
+		return time.Time{}, nil
+	}
+	select {
+	case l.sem <- struct{}{}:
+	case <-ctx.Done():
+		return time.Time{}, ctx.Err()
+	}
+	defer func() { <-l.sem }()
+	t, err := ts.ReleasedAt(ctx, dep, version)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s %s %s: %w", dep.Datasource, describe(dep), version, httpx.RedactErr(err))
+	}
+	return t, nil
 }
 
 // Pins asks dep's datasource for the new text of its related ranges, if

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -34,6 +35,9 @@ type Config struct {
 	Mirrors           config.Mirrors
 	MinimumReleaseAge time.Duration
 	Ignore            []config.Ignore
+	// SeparateMinorPatch proposes the newest patch of the current minor
+	// as well as the newest minor (set when either may automerge).
+	SeparateMinorPatch bool
 	// Rules set a package's versioning (spec.bot.rules: the first rule
 	// whose glob matches wins over the extractor's guess).
 	Rules []config.Rule
@@ -80,6 +84,7 @@ func ConfigFromHomelab(h *config.Homelab, base Config) Config {
 	base.Mirrors = h.Spec.Mirrors
 	base.Ignore = h.Spec.Bot.Ignore
 	base.Rules = h.Spec.Bot.Rules
+	base.SeparateMinorPatch = SeparateMinorPatch(h.Spec.Bot.Automerge)
 	base.HelmRepositories = h.Spec.Bot.HelmRepositories
 	if d, err := h.Spec.Bot.MinimumReleaseAge.Parse(); err == nil {
 		base.MinimumReleaseAge = d
@@ -88,6 +93,13 @@ func ConfigFromHomelab(h *config.Homelab, base Config) Config {
 		base.GiteaURL = h.Spec.Forge.URL
 	}
 	return base
+}
+
+// SeparateMinorPatch reports whether automerge lists patch or minor:
+// then a patch must not share a branch with a minor, or merging the one
+// (scheduled when the branch was a patch) would carry the other in.
+func SeparateMinorPatch(automerge []string) bool {
+	return slices.Contains(automerge, bot.UpdatePatch) || slices.Contains(automerge, bot.UpdateMinor)
 }
 
 // DatasourceOptions are the options of the datasources c builds.
@@ -107,6 +119,9 @@ type Warning struct {
 	Datasource string `json:"datasource,omitempty"`
 	Package    string `json:"package,omitempty"`
 	Message    string `json:"message"`
+	// Held is the version the minimum release age holds back ("" for
+	// other warnings): the dashboard lists these apart.
+	Held string `json:"held,omitempty"`
 }
 
 func (w Warning) String() string {
@@ -178,6 +193,9 @@ func Updates(ctx context.Context, deps []bot.Dependency, cfg Config) ([]bot.Upda
 		todo = append(todo, d)
 	}
 	results := l.ReleasesAll(ctx, todo)
+	if pol.minAge > 0 {
+		timestamp(ctx, l, todo, results, pol)
+	}
 
 	var updates []bot.Update
 	reported := map[string]bool{}
@@ -191,12 +209,21 @@ func Updates(ctx context.Context, deps []bot.Dependency, cfg Config) ([]bot.Upda
 			}
 			continue
 		}
-		ups, err := Choose(d, res.Releases, pol)
+		ups, held, err := choose(d, res.Releases, pol)
 		if err != nil {
 			warn(d, "skipped: %v", err)
 			continue
 		}
 		updates = append(updates, ups...)
+		if held != nil {
+			w := Warning{File: d.File, Manager: d.Manager, Datasource: d.Datasource, Package: d.Package, Held: held.Release.Version}
+			if held.Until.IsZero() {
+				w.Message = fmt.Sprintf("update to %s held: its release time is unknown, so the minimum release age (%s) cannot be shown to have passed", held.Release.Version, days(pol.minAge))
+			} else {
+				w.Message = fmt.Sprintf("update to %s held until %s (minimum release age %s)", held.Release.Version, held.Until.UTC().Format("2006-01-02 15:04 MST"), days(pol.minAge))
+			}
+			warnings = append(warnings, w)
+		}
 	}
 
 	// Related ranges: the version itself, or pins from the datasource.
@@ -233,6 +260,65 @@ func Updates(ctx context.Context, deps []bot.Dependency, cfg Config) ([]bot.Upda
 		updates = kept
 	}
 	return updates, warnings
+}
+
+// maxTimestamps bounds the release times asked for one dependency: each
+// costs a registry round trip or two.
+const maxTimestamps = 6
+
+// timestamp asks datasources that can tell a version's release time (OCI
+// registries) for the candidates the minimum release age must check,
+// newest first, until the newest old-enough update and the newest
+// old-enough one within the current major are known. Older candidates
+// keep no time and stay held; they would not be proposed anyway.
+func timestamp(ctx context.Context, l *datasource.Lookup, deps []bot.Dependency, results []datasource.Result, pol *Policy) {
+	var wg sync.WaitGroup
+	for i, d := range deps {
+		if results[i].Err != nil || !l.CanTimestamp(d) {
+			continue
+		}
+		c, err := newChooser(d, pol)
+		if err != nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rels := slices.Clone(results[i].Releases) // shared by every dependency of the key
+			var idx []int
+			for j, r := range rels {
+				if _, ok := c.candidate(r); ok && r.ReleasedAt.IsZero() {
+					idx = append(idx, j)
+				}
+			}
+			slices.SortFunc(idx, func(a, b int) int { return c.s.Compare(rels[b].Version, rels[a].Version) })
+			var found, inMajor bool
+			for n, j := range idx {
+				if n == maxTimestamps || (found && inMajor) {
+					break
+				}
+				t, err := l.ReleasedAt(ctx, d, rels[j].Version)
+				if err != nil {
+					break // the rest stay held; the next run asks again
+				}
+				rels[j].ReleasedAt = t
+				if c.aged(rels[j]) {
+					found = true
+					inMajor = inMajor || c.s.UpdateType(c.cur, rels[j].Version) != bot.UpdateMajor
+				}
+			}
+			results[i].Releases = rels
+		}()
+	}
+	wg.Wait()
+}
+
+// days formats a duration in days when it is whole days.
+func days(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	return d.String()
 }
 
 // resolveAlias replaces a Chart.yaml repository named by alias (the
@@ -303,10 +389,13 @@ func fillRelated(ctx context.Context, l *datasource.Lookup, u *bot.Update) strin
 // Policy is the filter half of a lookup, exposed for the PR side's
 // re-checks.
 type Policy struct {
-	minAge time.Duration
-	now    time.Time
-	ignore []ignoreRule
-	rules  []versioningRule
+	// separatePatch: patches get their own update (and branch) beside the
+	// newest minor, so an automerged patch never carries a minor along.
+	separatePatch bool
+	minAge        time.Duration
+	now           time.Time
+	ignore        []ignoreRule
+	rules         []versioningRule
 }
 
 type versioningRule struct {
@@ -330,7 +419,7 @@ func newPolicy(cfg Config) *Policy {
 	if cfg.Now != nil {
 		now = cfg.Now()
 	}
-	p := &Policy{minAge: cfg.MinimumReleaseAge, now: now}
+	p := &Policy{minAge: cfg.MinimumReleaseAge, now: now, separatePatch: cfg.SeparateMinorPatch}
 	for _, ig := range cfg.Ignore {
 		r := ignoreRule{pkg: Glob(ig.Package), types: map[string]bool{}}
 		for _, t := range ig.UpdateTypes {
@@ -439,64 +528,129 @@ func base(s versioning.Scheme, current string) (string, bool) {
 
 // Choose picks dep's updates from releases: the newest eligible one and,
 // if that is a major update, the newest eligible one of the current major
-// as well (newest first). No eligible release gives no updates.
+// as well, and, when minor and patch updates go separately, the newest
+// patch of the current minor (newest first). No eligible release gives no
+// updates.
 func Choose(dep bot.Dependency, releases []bot.Release, p *Policy) ([]bot.Update, error) {
+	ups, _, err := choose(dep, releases, p)
+	return ups, err
+}
+
+// Held is an update the minimum release age keeps back.
+type Held struct {
+	Release bot.Release
+	// Until is when it becomes eligible; zero: its release time is
+	// unknown, so it waits until the datasource tells one.
+	Until time.Time
+}
+
+// chooser holds what filtering one dependency's releases needs.
+type chooser struct {
+	dep     bot.Dependency
+	p       *Policy
+	s       versioning.Scheme
+	rs      versioning.Ranges
+	step    versioning.Stepwise
+	isRange bool
+	cur     string
+	curPre  bool
+}
+
+func newChooser(dep bot.Dependency, p *Policy) (*chooser, error) {
 	if p == nil {
 		p = &Policy{now: time.Now()}
 	}
-	s := versioning.For(dep.Versioning, dep.Datasource)
-	cur, ok := base(s, dep.Current)
+	c := &chooser{dep: dep, p: p, s: versioning.For(dep.Versioning, dep.Datasource)}
+	cur, ok := base(c.s, dep.Current)
 	if !ok {
-		return nil, fmt.Errorf("%q is not a %s version", dep.Current, s.Name())
+		return nil, fmt.Errorf("%q is not a %s version", dep.Current, c.s.Name())
 	}
-	rs, _ := s.(versioning.Ranges)
-	step, _ := s.(versioning.Stepwise)
-	isRange := rs != nil && !s.Valid(dep.Current)
-	curPre := s.IsPrerelease(cur)
+	c.cur, c.curPre = cur, c.s.IsPrerelease(cur)
+	c.rs, _ = c.s.(versioning.Ranges)
+	c.step, _ = c.s.(versioning.Stepwise)
+	c.isRange = c.rs != nil && !c.s.Valid(dep.Current)
+	return c, nil
+}
 
-	var best, bestMinor *bot.Release
+// candidate reports whether r is an update policy allows, age aside, and
+// its type.
+func (c *chooser) candidate(r bot.Release) (string, bool) {
+	s, v := c.s, r.Version
+	switch {
+	case !s.Valid(v) || !s.Compatible(c.cur, v) || s.Compare(v, c.cur) <= 0:
+		return "", false
+	case (s.IsPrerelease(v) || r.Prerelease) && !c.curPre:
+		return "", false
+	case c.isRange && c.rs.Matches(v, c.dep.Current):
+		return "", false // the range already allows it
+	case c.step != nil && !c.step.Reachable(c.cur, v):
+		return "", false // the next run proposes the next step
+	}
+	typ := s.UpdateType(c.cur, v)
+	return typ, !c.p.ignores(c.dep, v, typ)
+}
+
+// aged reports whether r passed the minimum release age. A release with
+// no known time has not: with no date, "old enough" cannot be shown.
+func (c *chooser) aged(r bot.Release) bool {
+	return c.p.minAge <= 0 || (!r.ReleasedAt.IsZero() && c.p.now.Sub(r.ReleasedAt) >= c.p.minAge)
+}
+
+// choose is Choose, also returning the newest candidate the minimum
+// release age holds back when it is newer than every update proposed.
+func choose(dep bot.Dependency, releases []bot.Release, p *Policy) ([]bot.Update, *Held, error) {
+	c, err := newChooser(dep, p)
+	if err != nil {
+		return nil, nil, err
+	}
+	s := c.s
+	newer := func(r, than *bot.Release) bool { return than == nil || s.Compare(r.Version, than.Version) > 0 }
+	var best, bestMinor, bestPatch, held *bot.Release
 	for i := range releases {
 		r := &releases[i]
-		v := r.Version
-		if !s.Valid(v) || !s.Compatible(cur, v) || s.Compare(v, cur) <= 0 {
+		typ, ok := c.candidate(*r)
+		if !ok {
 			continue
 		}
-		if (s.IsPrerelease(v) || r.Prerelease) && !curPre {
+		if !c.aged(*r) {
+			if newer(r, held) {
+				held = r
+			}
 			continue
 		}
-		if isRange && rs.Matches(v, dep.Current) {
-			continue // the range already allows it
-		}
-		if step != nil && !step.Reachable(cur, v) {
-			continue // the next run proposes the next step
-		}
-		typ := s.UpdateType(cur, v)
-		if p.ignores(dep, v, typ) {
-			continue
-		}
-		if p.minAge > 0 && !r.ReleasedAt.IsZero() && p.now.Sub(r.ReleasedAt) < p.minAge {
-			continue
-		}
-		if best == nil || s.Compare(v, best.Version) > 0 {
+		if newer(r, best) {
 			best = r
 		}
-		if typ != bot.UpdateMajor && (bestMinor == nil || s.Compare(v, bestMinor.Version) > 0) {
+		if typ != bot.UpdateMajor && newer(r, bestMinor) {
 			bestMinor = r
 		}
+		if typ == bot.UpdatePatch && newer(r, bestPatch) {
+			bestPatch = r
+		}
+	}
+	picks := []*bot.Release{best, bestMinor}
+	if c.p.separatePatch {
+		picks = append(picks, bestPatch)
 	}
 	var out []bot.Update
-	for _, r := range []*bot.Release{best, bestMinor} {
-		if r == nil || (len(out) == 1 && out[0].New.Version == r.Version) {
+	for _, r := range picks {
+		if r == nil || slices.ContainsFunc(out, func(u bot.Update) bool { return u.New.Version == r.Version }) {
 			continue
 		}
 		nv := r.Version
-		if isRange {
-			var err error
-			if nv, err = rs.Replace(dep.Current, r.Version); err != nil {
-				return nil, err
+		if c.isRange {
+			if nv, err = c.rs.Replace(dep.Current, r.Version); err != nil {
+				return nil, nil, err
 			}
 		}
-		out = append(out, bot.Update{Dependency: dep, New: *r, Type: s.UpdateType(cur, r.Version), NewValue: nv})
+		out = append(out, bot.Update{Dependency: dep, New: *r, Type: s.UpdateType(c.cur, r.Version), NewValue: nv})
 	}
-	return out, nil
+	if held == nil || !newer(held, best) {
+		return out, nil, nil
+	}
+	h := &Held{Release: *held}
+	if !held.ReleasedAt.IsZero() {
+		h.Until = held.ReleasedAt.Add(c.p.minAge)
+	}
+	return out, h, nil
 }

@@ -275,6 +275,8 @@ func TestChoosePolicy(t *testing.T) {
 	}{
 		{"newest and newest in major", lookup.Config{}, dep, "2.0.0/major 1.4.0/minor"},
 		{"minimum release age", lookup.Config{MinimumReleaseAge: 3 * day}, dep, "2.0.0/major 1.3.0/minor"},
+		{"separate minor and patch", lookup.Config{SeparateMinorPatch: true}, dep, "2.0.0/major 1.4.0/minor 1.2.4/patch"},
+		{"separate, no minor", lookup.Config{SeparateMinorPatch: true, Ignore: []config.Ignore{{Package: "*", UpdateTypes: []string{"minor", "major"}}}}, dep, "1.2.4/patch"},
 		{"ignore majors", lookup.Config{Ignore: []config.Ignore{{Package: "argo-*", UpdateTypes: []string{"major"}}}}, dep, "1.4.0/minor"},
 		{"ignore versions", lookup.Config{Ignore: []config.Ignore{{Package: "*", Versions: ">=1.4.0"}}}, dep, "1.3.0/minor"},
 		{"ignore package", lookup.Config{Ignore: []config.Ignore{{Package: "argo-cd"}}}, dep, ""},
@@ -286,6 +288,59 @@ func TestChoosePolicy(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := run(tt.cfg, tt.dep); got != tt.want {
 				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestMinimumReleaseAgeFromRegistry: image tags carry no dates, so the
+// lookup asks a real registry for the build time of the candidates it
+// must check. A version whose time is unknown is held, not waved
+// through, and the warning says so; a fresh one is held until its date.
+func TestMinimumReleaseAgeFromRegistry(t *testing.T) {
+	now := time.Date(2026, 9, 15, 12, 0, 0, 0, time.UTC)
+	day := 24 * time.Hour
+	reg := datasourcetest.NewRegistry(t, "", "")
+	reg.PushImageAt(t, "app/web", now.Add(-40*day), datasourcetest.StampConfig, "1.0.0")
+	reg.PushImageAt(t, "app/web", now.Add(-10*day), datasourcetest.StampConfig, "1.0.1")
+	reg.PushImageAt(t, "app/web", now.Add(-1*day), datasourcetest.StampLabel, "1.1.0")
+	reg.PushImageAt(t, "app/web", time.Time{}, datasourcetest.StampNone, "2.0.0")
+	reg.PushImageAt(t, "app/api", now.Add(-1*day), datasourcetest.StampLabel, "3.1.0")
+	reg.PushImageAt(t, "app/api", now.Add(-20*day), datasourcetest.StampLabel, "3.0.0")
+	dir := t.TempDir()
+	write(t, dir, "values.yaml", "web:\n  image: "+reg.Host+"/app/web:1.0.0\napi:\n  image: "+reg.Host+"/app/api:3.0.0\n")
+	for _, tt := range []struct {
+		name   string
+		minAge time.Duration
+		want   []string
+	}{
+		{"no minimum age: no registry dates needed", 0, []string{
+			reg.Host + "/app/api 3.0.0 → 3.1.0 (minor)",
+			reg.Host + "/app/web 1.0.0 → 1.1.0 (minor)",
+			reg.Host + "/app/web 1.0.0 → 2.0.0 (major)",
+		}},
+		{"3 days", 3 * day, []string{
+			reg.Host + "/app/web 1.0.0 → 1.0.1 (patch)",
+			"held " + reg.Host + "/app/api 3.1.0: update to 3.1.0 held until 2026-09-17 12:00 UTC (minimum release age 3d)",
+			"held " + reg.Host + "/app/web 2.0.0: update to 2.0.0 held: its release time is unknown, so the minimum release age (3d) cannot be shown to have passed",
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := lookup.Config{MinimumReleaseAge: tt.minAge, Now: func() time.Time { return now }, InsecureRegistries: []string{reg.Host}}
+			ups, ws, err := lookup.FindUpdates(context.Background(), dir, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, u := range ups {
+				got = append(got, fmt.Sprintf("%s %s → %s (%s)", u.Dependency.Package, u.Dependency.Current, u.NewValue, u.Type))
+			}
+			for _, w := range ws {
+				got = append(got, fmt.Sprintf("held %s %s: %s", w.Package, w.Held, w.Message))
+			}
+			sort.Strings(got)
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
 			}
 		})
 	}

@@ -69,6 +69,24 @@ func Major(v string) string {
 	return v[:i]
 }
 
+// MajorMinor is the leading "N.M" of a version ("v1.2.3" → "1.2"), or
+// its major when it has no minor.
+func MajorMinor(v string) string {
+	m := Major(v)
+	rest := strings.TrimPrefix(strings.TrimPrefix(strings.TrimLeft(v, "^~=<> "), "v"), m)
+	i := 0
+	if strings.HasPrefix(rest, ".") {
+		i = 1
+		for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+			i++
+		}
+	}
+	if i <= 1 {
+		return m
+	}
+	return m + rest[:i]
+}
+
 // DepName is the human name of a dependency.
 func DepName(d bot.Dependency) string {
 	if d.Name != "" {
@@ -96,12 +114,17 @@ func matchGroup(g config.Group, u bot.Update) bool {
 }
 
 // Plan groups updates into branches: the first hl.yaml group an update
-// matches, else one branch per package and new major. A branch never
+// matches, else one branch per package and new major ("pkg-2.x"). When
+// patch or minor updates may automerge, a patch has a branch of its own
+// per minor ("pkg-1.4.x", as Renovate's separateMinorPatch): a merge
+// scheduled while the branch held a patch must not take in a minor
+// pushed onto it later. A branch never
 // edits one dependency twice: the newest update of an occurrence wins
 // (lookup lists newest first). The result is sorted by branch name.
 func Plan(updates []bot.Update, cfg config.Bot) []Branch {
 	byName := map[string]*Branch{}
 	seen := map[string]bool{} // branch \x00 file \x00 offset
+	separate := lookup.SeparateMinorPatch(cfg.Automerge)
 	for _, u := range updates {
 		var b Branch
 		gi := slices.IndexFunc(cfg.Groups, func(g config.Group) bool { return matchGroup(g, u) })
@@ -109,7 +132,11 @@ func Plan(updates []bot.Update, cfg config.Bot) []Branch {
 			b = Branch{Name: engine.BranchPrefix + "group-" + Slug(cfg.Groups[gi].Name), Group: cfg.Groups[gi].Name}
 		} else {
 			m := Major(u.NewValue)
-			b = Branch{Name: fmt.Sprintf("%s%s-%s.x", engine.BranchPrefix, Slug(u.Dependency.Package), m), Major: m}
+			line := m
+			if separate && u.Type == bot.UpdatePatch {
+				line = MajorMinor(u.NewValue)
+			}
+			b = Branch{Name: fmt.Sprintf("%s%s-%s.x", engine.BranchPrefix, Slug(u.Dependency.Package), line), Major: m}
 		}
 		key := fmt.Sprintf("%s\x00%s\x00%d", b.Name, u.Dependency.File, u.Dependency.Range.Start)
 		if seen[key] {

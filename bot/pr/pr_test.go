@@ -144,3 +144,35 @@ func TestSlug(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanSeparatesMinorAndPatch: when either may automerge, a patch and
+// a minor of one package never share a branch; with no automerge they do
+// (one branch per major, as Renovate's default).
+func TestPlanSeparatesMinorAndPatch(t *testing.T) {
+	d := bot.Dependency{Package: "ghcr.io/x/app", File: "values.yaml", Current: "v1.2.3", Range: bot.Range{Start: 3, End: 9}}
+	updates := []bot.Update{
+		{Dependency: d, NewValue: "v1.4.0", Type: bot.UpdateMinor},
+		{Dependency: d, NewValue: "v1.2.5", Type: bot.UpdatePatch},
+	}
+	for _, tt := range []struct {
+		automerge []string
+		want      string
+	}{
+		{[]string{bot.UpdatePatch}, "hl-bot/x-app-1.2.x:v1.2.5 hl-bot/x-app-1.x:v1.4.0"},
+		{[]string{bot.UpdateMinor}, "hl-bot/x-app-1.2.x:v1.2.5 hl-bot/x-app-1.x:v1.4.0"},
+		{nil, "hl-bot/x-app-1.x:v1.4.0"},
+	} {
+		var got []string
+		for _, b := range Plan(updates, config.Bot{Automerge: tt.automerge}) {
+			got = append(got, b.Name+":"+b.Updates[0].NewValue)
+		}
+		if strings.Join(got, " ") != tt.want {
+			t.Errorf("automerge %v: %v, want %s", tt.automerge, got, tt.want)
+		}
+	}
+	for v, want := range map[string]string{"v1.2.3": "1.2", "10.8.13-ls220": "10.8", "4": "4", "v5.": "5", "^2.31.0": "2.31"} {
+		if got := MajorMinor(v); got != want {
+			t.Errorf("MajorMinor(%s) = %s, want %s", v, got, want)
+		}
+	}
+}

@@ -47,6 +47,12 @@ func (r *runner) dashboard(ctx context.Context, branches []pr.Branch, is *forge.
 	section("Rate-limited", "rate-limited")
 	section("Ignored (closed by a human, or edited by one)", "ignored", "human-edited")
 	section("Errored", "error")
+	if len(r.res.Held) > 0 {
+		s.WriteString("\n## Held by the minimum release age\n\n")
+		for _, h := range r.res.Held {
+			s.WriteString("- " + h + "\n")
+		}
+	}
 	if len(r.res.Warnings) > 0 {
 		s.WriteString("\n## Lookup warnings\n\n")
 		for _, w := range r.res.Warnings {

@@ -68,6 +68,8 @@ type Action struct {
 type Result struct {
 	Actions  []Action `json:"actions"`
 	Warnings []string `json:"warnings,omitempty"`
+	// Held are updates the minimum release age keeps back, and why.
+	Held []string `json:"held,omitempty"`
 	// Dashboard is the dashboard issue number (0 in dry runs).
 	Dashboard int `json:"dashboard,omitempty"`
 }
@@ -137,6 +139,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Concurrency <= 0 {
 		o.Concurrency = 4
 	}
+	o.Lookup.SeparateMinorPatch = o.Lookup.SeparateMinorPatch || lookup.SeparateMinorPatch(o.Bot.Automerge)
 	r := &runner{Options: o, res: &Result{}, log: o.Logger}
 	if !o.NoChartDiff {
 		r.charts = &pr.ChartRenderer{Client: datasource.HelmClient(o.Lookup.DatasourceOptions()), Mirrors: o.Lookup.Mirrors}
@@ -242,6 +245,10 @@ func (r *runner) run(ctx context.Context) error {
 		return listErr
 	}
 	for _, w := range warnings {
+		if w.Held != "" {
+			r.res.Held = append(r.res.Held, w.String())
+			continue
+		}
 		r.res.Warnings = append(r.res.Warnings, w.String())
 	}
 	branches := pr.Plan(updates, r.Bot)

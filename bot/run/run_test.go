@@ -229,9 +229,9 @@ func TestScenario(t *testing.T) {
 	chartMain := e.file(t, "main", "apps/web/Chart.yaml")
 	valuesMain := e.file(t, "main", "apps/web/values.yaml")
 	for head, want := range map[string]struct{ file, old, new, typ, title string }{
-		"hl-bot/podinfo-1.x": {"apps/web/Chart.yaml", "1.0.0", "1.0.1", "patch", "Update podinfo to 1.0.1"},
-		"hl-bot/podinfo-2.x": {"apps/web/Chart.yaml", "1.0.0", "2.0.0", "major", "Update podinfo to 2.0.0 (major)"},
-		"hl-bot/app-web-1.x": {"apps/web/values.yaml", "1.0.0", "1.1.0", "minor", ""},
+		"hl-bot/podinfo-1.0.x": {"apps/web/Chart.yaml", "1.0.0", "1.0.1", "patch", "Update podinfo to 1.0.1"},
+		"hl-bot/podinfo-2.x":   {"apps/web/Chart.yaml", "1.0.0", "2.0.0", "major", "Update podinfo to 2.0.0 (major)"},
+		"hl-bot/app-web-1.x":   {"apps/web/values.yaml", "1.0.0", "1.1.0", "minor", ""},
 	} {
 		ps := prs[head]
 		if len(ps) != 1 {
@@ -254,7 +254,7 @@ func TestScenario(t *testing.T) {
 		assertMinimalDiff(t, base, e.file(t, head, want.file), want.old, want.new)
 	}
 	// PRs are opened in branch order, so their numbers follow the names.
-	if a, b, c := prs["hl-bot/app-web-1.x"][0].Index, prs["hl-bot/podinfo-1.x"][0].Index, prs["hl-bot/podinfo-2.x"][0].Index; a >= b || b >= c {
+	if a, b, c := prs["hl-bot/app-web-1.x"][0].Index, prs["hl-bot/podinfo-1.0.x"][0].Index, prs["hl-bot/podinfo-2.x"][0].Index; a >= b || b >= c {
 		t.Errorf("PR numbers not in branch order: app-web #%d, podinfo-1.x #%d, podinfo-2.x #%d", a, b, c)
 	}
 	if b := prs["hl-bot/podinfo-2.x"][0].Body; !strings.Contains(b, "Rendered diff") || !strings.Contains(b, `+  version: "2.0.0"`) {
@@ -271,14 +271,14 @@ func TestScenario(t *testing.T) {
 	}
 
 	// 3. A newer patch is published: the same PR is updated in place.
-	old := prs["hl-bot/podinfo-1.x"][0]
+	old := prs["hl-bot/podinfo-1.0.x"][0]
 	e.helm.Publish(t, "1.0.2")
 	res = e.run(t)
-	after := e.prs(t)["hl-bot/podinfo-1.x"]
+	after := e.prs(t)["hl-bot/podinfo-1.0.x"]
 	if len(after) != 1 || after[0].Index != old.Index || after[0].Title != "Update podinfo to 1.0.2" || after[0].Head.Sha == old.Head.Sha {
 		t.Errorf("patch PR not updated in place: before #%d %s, after %+v", old.Index, old.Head.Sha, after[0])
 	}
-	assertMinimalDiff(t, chartMain, e.file(t, "hl-bot/podinfo-1.x", "apps/web/Chart.yaml"), "1.0.0", "1.0.2")
+	assertMinimalDiff(t, chartMain, e.file(t, "hl-bot/podinfo-1.0.x", "apps/web/Chart.yaml"), "1.0.0", "1.0.2")
 
 	// 4. A human closes the major PR: it stays closed.
 	major := prs["hl-bot/podinfo-2.x"][0]
@@ -297,18 +297,18 @@ func TestScenario(t *testing.T) {
 	res = e.run(t)
 	var rebased bool
 	for _, a := range res.Actions {
-		rebased = rebased || (a.Branch == "hl-bot/podinfo-1.x" && a.Verb == "rebase")
+		rebased = rebased || (a.Branch == "hl-bot/podinfo-1.0.x" && a.Verb == "rebase")
 	}
 	if !rebased {
 		t.Errorf("patch PR not rebased: %+v", res.Actions)
 	}
-	got := e.file(t, "hl-bot/podinfo-1.x", "apps/web/Chart.yaml")
+	got := e.file(t, "hl-bot/podinfo-1.0.x", "apps/web/Chart.yaml")
 	if !strings.Contains(got, "version: 0.2.0") || !strings.Contains(got, "version: 1.0.2 # pinned") {
 		t.Errorf("rebased branch content:\n%s", got)
 	}
 
 	// 6. Automerge of the patch PR after a green status.
-	p := e.prs(t)["hl-bot/podinfo-1.x"][0]
+	p := e.prs(t)["hl-bot/podinfo-1.0.x"][0]
 	status := func(s sdk.StatusState) {
 		if _, _, err := e.admin.CreateStatus(e.owner, e.name, p.Head.Sha, sdk.CreateStatusOption{State: s, Context: "ci/woodpecker/pr/validate"}); err != nil {
 			t.Fatal(err)

@@ -29,6 +29,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"helm.sh/helm/v3/pkg/chart"
@@ -237,6 +239,50 @@ func (r *Registry) PushImage(t testing.TB, repoPath string, tags ...string) {
 	t.Helper()
 	img, err := random.Image(256, 1)
 	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tag := range tags {
+		ref, err := name.ParseReference(r.pushHost + "/" + repoPath + ":" + tag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.Write(ref, img); err != nil {
+			t.Fatalf("push %s: %v", ref, err)
+		}
+	}
+}
+
+// Stamp says where PushImageAt records an image's build time.
+type Stamp int
+
+// The places an image's build time can be.
+const (
+	StampNone   Stamp = iota // neither (SOURCE_DATE_EPOCH=0 builds: created is the epoch)
+	StampConfig              // the config's created field
+	StampLabel               // the org.opencontainers.image.created label only
+)
+
+// PushImageAt pushes one image under tags with its build time recorded
+// where stamp says.
+func (r *Registry) PushImageAt(t testing.TB, repoPath string, created time.Time, stamp Stamp, tags ...string) {
+	t.Helper()
+	img, err := random.Image(256, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = cfg.DeepCopy()
+	cfg.Created = v1.Time{Time: time.Unix(0, 0)}
+	switch stamp {
+	case StampConfig:
+		cfg.Created = v1.Time{Time: created}
+	case StampLabel:
+		cfg.Config.Labels = map[string]string{"org.opencontainers.image.created": created.UTC().Format(time.RFC3339)}
+	}
+	if img, err = mutate.ConfigFile(img, cfg); err != nil {
 		t.Fatal(err)
 	}
 	for _, tag := range tags {

@@ -8,12 +8,15 @@ package oci
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"hl.dev/hl/bot"
@@ -115,6 +118,85 @@ func (l *Lister) Digest(ctx context.Context, repo, tag string) (string, error) {
 	return desc.Digest.String(), nil
 }
 
+// CreatedKey is the OCI annotation and label of a build's time.
+const CreatedKey = "org.opencontainers.image.created"
+
+// Created returns when repo:tag was built, for the minimum release age:
+// the manifest's (or index's) org.opencontainers.image.created annotation
+// (helm push writes it; buildkit can), else the image config's label of
+// that name, else the config's created field (of the linux/amd64 image,
+// or the first, of an index). Zero when none is set or the time is the
+// Unix epoch reproducible builds write: unknown, not old.
+func (l *Lister) Created(ctx context.Context, repo, tag string) (time.Time, error) {
+	r, err := l.repository(repo)
+	if err != nil {
+		return time.Time{}, err
+	}
+	desc, err := remote.Get(r.Tag(tag), l.options(ctx)...)
+	if err != nil {
+		return time.Time{}, err
+	}
+	var m struct {
+		Annotations map[string]string `json:"annotations"`
+		Config      struct {
+			MediaType string `json:"mediaType"`
+		} `json:"config"`
+		Manifests []v1.Descriptor `json:"manifests"`
+	}
+	if err := json.Unmarshal(desc.Manifest, &m); err != nil {
+		return time.Time{}, fmt.Errorf("%s:%s: manifest: %w", repo, tag, err)
+	}
+	if t, ok := parseCreated(m.Annotations[CreatedKey]); ok {
+		return t, nil
+	}
+	var img v1.Image
+	switch {
+	case desc.MediaType.IsIndex():
+		idx, err := desc.ImageIndex()
+		if err != nil {
+			return time.Time{}, err
+		}
+		if len(m.Manifests) == 0 {
+			return time.Time{}, nil
+		}
+		pick := m.Manifests[0]
+		for _, d := range m.Manifests {
+			if d.Platform != nil && d.Platform.OS == "linux" && d.Platform.Architecture == "amd64" {
+				pick = d
+				break
+			}
+		}
+		if img, err = idx.Image(pick.Digest); err != nil {
+			return time.Time{}, err
+		}
+	case desc.MediaType.IsImage() && !strings.Contains(m.Config.MediaType, "helm"):
+		if img, err = desc.Image(); err != nil {
+			return time.Time{}, err
+		}
+	default:
+		return time.Time{}, nil // a chart or artifact without the annotation
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return time.Time{}, err
+	}
+	if t, ok := parseCreated(cfg.Config.Labels[CreatedKey]); ok {
+		return t, nil
+	}
+	if t := cfg.Created.Time; t.Unix() > 0 {
+		return t.UTC(), nil
+	}
+	return time.Time{}, nil
+}
+
+func parseCreated(s string) (time.Time, bool) {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil || t.Unix() <= 0 {
+		return time.Time{}, false
+	}
+	return t.UTC(), true
+}
+
 // Images is the "docker" datasource: tags of container images.
 type Images struct{ Lister *Lister }
 
@@ -146,6 +228,11 @@ func (d Images) Pins(ctx context.Context, dep bot.Dependency, version string) (m
 	return map[string]string{"digest": dg}, nil
 }
 
+// ReleasedAt is the image's build time (see Lister.Created).
+func (d Images) ReleasedAt(ctx context.Context, dep bot.Dependency, version string) (time.Time, error) {
+	return d.Lister.Created(ctx, dep.Package, version)
+}
+
 // Charts is the "oci" datasource: Helm charts in OCI registries.
 type Charts struct{ Lister *Lister }
 
@@ -169,6 +256,11 @@ func (d Charts) Releases(ctx context.Context, dep bot.Dependency) ([]bot.Release
 		out = append(out, bot.Release{Version: TagToVersion(t)})
 	}
 	return out, nil
+}
+
+// ReleasedAt is the chart's push time (the annotation helm push writes).
+func (d Charts) ReleasedAt(ctx context.Context, dep bot.Dependency, version string) (time.Time, error) {
+	return d.Lister.Created(ctx, ChartRepository(dep.RegistryURL, dep.Package), VersionToTag(version))
 }
 
 // TagToVersion undoes Helm's OCI tag encoding ('+' is not allowed in

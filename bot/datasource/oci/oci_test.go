@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 
@@ -107,5 +108,44 @@ func TestDigestPin(t *testing.T) {
 	}
 	if !strings.HasPrefix(pins["digest"], "sha256:") {
 		t.Errorf("pins = %v", pins)
+	}
+}
+
+// TestReleasedAt reads build times from a real registry: the config's
+// created field, the org.opencontainers.image.created label, the
+// annotation helm push writes on a chart's manifest, and nothing (an
+// epoch-stamped reproducible build) as unknown.
+func TestReleasedAt(t *testing.T) {
+	reg := datasourcetest.NewRegistry(t, "", "")
+	when := time.Date(2026, 3, 14, 15, 9, 26, 0, time.UTC)
+	reg.PushImageAt(t, "app/config", when, datasourcetest.StampConfig, "1.0.0")
+	reg.PushImageAt(t, "app/label", when.Add(time.Hour), datasourcetest.StampLabel, "1.0.0")
+	reg.PushImageAt(t, "app/none", when, datasourcetest.StampNone, "1.0.0")
+	before := time.Now().Add(-time.Minute)
+	reg.PushChart(t, "charts", "podinfo", "6.5.0+build.1")
+	l := &oci.Lister{Insecure: []string{reg.Host}}
+	for _, tt := range []struct {
+		ds interface {
+			ReleasedAt(context.Context, bot.Dependency, string) (time.Time, error)
+		}
+		dep  bot.Dependency
+		want func(time.Time) bool
+	}{
+		{oci.Images{Lister: l}, bot.Dependency{Package: reg.Host + "/app/config"}, func(t time.Time) bool { return t.Equal(when) }},
+		{oci.Images{Lister: l}, bot.Dependency{Package: reg.Host + "/app/label"}, func(t time.Time) bool { return t.Equal(when.Add(time.Hour)) }},
+		{oci.Images{Lister: l}, bot.Dependency{Package: reg.Host + "/app/none"}, time.Time.IsZero},
+		{oci.Charts{Lister: l}, bot.Dependency{Package: "podinfo", RegistryURL: "oci://" + reg.Host + "/charts"}, func(t time.Time) bool { return t.After(before) && t.Before(time.Now().Add(time.Minute)) }},
+	} {
+		v := "1.0.0"
+		if tt.dep.RegistryURL != "" {
+			v = "6.5.0+build.1"
+		}
+		got, err := tt.ds.ReleasedAt(context.Background(), tt.dep, v)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.dep.Package, err)
+		}
+		if !tt.want(got) {
+			t.Errorf("%s: released at %v", tt.dep.Package, got)
+		}
 	}
 }
