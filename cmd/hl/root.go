@@ -44,6 +44,7 @@ func newRootCmd(ios *iostreams.IOStreams) *cobra.Command {
 		newBotCmd(s),
 		newValidateCmd(s),
 		newChartsCmd(ios),
+		newBackupCmd(s),
 	)
 	return root
 }
