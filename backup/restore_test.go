@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,13 +43,27 @@ func resticBin(t *testing.T) string {
 // rest-server's own handler, from its Go module.
 func restServer(t *testing.T) string {
 	t.Helper()
-	h, err := restserver.NewHandler(&restserver.Server{Path: t.TempDir(), NoAuth: true})
+	dir := t.TempDir()
+	h, err := restserver.NewHandler(&restserver.Server{Path: dir, NoAuth: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
+	restDirs.Store(srv.URL, dir)
 	return srv.URL
+}
+
+// restDirs maps a REST server's URL to the folder it serves.
+var restDirs sync.Map
+
+func restDir(t *testing.T, url string) string {
+	t.Helper()
+	d, ok := restDirs.Load(url)
+	if !ok {
+		t.Fatalf("no REST server at %s", url)
+	}
+	return d.(string)
 }
 
 // runRestic runs restic in dir with exactly the environment of a rendered
