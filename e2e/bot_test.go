@@ -14,7 +14,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -141,7 +140,7 @@ func TestBotAsRendered(t *testing.T) {
 		t.Fatal(err)
 	}
 	webhookSecret := secretValue(t, pod.Secrets, "hl-bot-webhook", "secret")
-	var logs syncBuffer
+	var logs e2e.SyncBuffer
 	pod.Stdout, pod.Stderr = &logs, &logs
 	proc, err := pod.Start(ctx)
 	if err != nil {
@@ -496,21 +495,4 @@ func anyUnder(files []string, prefix string) bool {
 		}
 	}
 	return false
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
