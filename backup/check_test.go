@@ -93,18 +93,7 @@ func TestResticCheckJob(t *testing.T) {
 	env["REPOSITORIES"], env["RESTIC_CACHE_DIR"] = repos, t.TempDir()
 
 	// One repository with a backup, as the paperless-data mover makes it.
-	app, err := LoadApp(r.dir, "paperless", "local")
-	if err != nil {
-		t.Fatal(err)
-	}
-	vol, err := app.Volume("paperless-data")
-	if err != nil {
-		t.Fatal(err)
-	}
-	venv, err := vol.Env(r.dir, ids)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, venv := paperlessData(t, r)
 	if venv["RESTIC_PASSWORD"] != env["RESTIC_PASSWORD"] {
 		t.Fatal("the volume's Secret and the target's differ in RESTIC_PASSWORD")
 	}

@@ -370,14 +370,7 @@ func waitScaledDown(ctx context.Context, dyn dynamic.Interface, ns string, scale
 	for {
 		left := ""
 		for _, kn := range scaled {
-			gvr := gvrDeployments
-			name, sts := strings.CutPrefix(kn, "StatefulSet/")
-			if sts {
-				gvr = gvrStatefulSets
-			} else {
-				name = strings.TrimPrefix(kn, "Deployment/")
-			}
-			w, err := dyn.Resource(gvr).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+			w, err := getWorkload(ctx, dyn, ns, kn)
 			if err != nil {
 				return err
 			}
@@ -395,6 +388,19 @@ func waitScaledDown(ctx context.Context, dyn dynamic.Interface, ns string, scale
 		case <-time.After(poll):
 		}
 	}
+}
+
+// getWorkload gets a Deployment or StatefulSet by kind/name, as
+// RestoreResult.Scaled names them.
+func getWorkload(ctx context.Context, dyn dynamic.Interface, ns, kindName string) (*unstructured.Unstructured, error) {
+	gvr := gvrDeployments
+	name, sts := strings.CutPrefix(kindName, "StatefulSet/")
+	if sts {
+		gvr = gvrStatefulSets
+	} else {
+		name = strings.TrimPrefix(kindName, "Deployment/")
+	}
+	return dyn.Resource(gvr).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
 }
 
 // scaleUp puts back the replicas of every workload scaleDown annotated.

@@ -178,18 +178,7 @@ func TestRestoreDrill(t *testing.T) {
 	r := renderFull(t, prefix)
 	ids := identities(t)
 
-	app, err := LoadApp(r.dir, "paperless", "local")
-	if err != nil {
-		t.Fatal(err)
-	}
-	vol, err := app.Volume("paperless-data")
-	if err != nil {
-		t.Fatal(err)
-	}
-	env, err := vol.Env(r.dir, ids)
-	if err != nil {
-		t.Fatal(err)
-	}
+	vol, env := paperlessData(t, r)
 	if want := prefix + "/paperless/paperless-data"; env["RESTIC_REPOSITORY"] != want {
 		t.Fatalf("rendered RESTIC_REPOSITORY %q, want %q (the local prefix from hl.yaml + namespace/pvc)", env["RESTIC_REPOSITORY"], want)
 	}
@@ -362,14 +351,7 @@ func TestRestoreDrill(t *testing.T) {
 	}
 	// While it restores, nothing runs the app and Argo CD does not heal it.
 	for kn, n := range replicas {
-		name, sts := strings.CutPrefix(kn, "StatefulSet/")
-		gvr := schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
-		if sts {
-			gvr.Resource = "statefulsets"
-		} else {
-			name = strings.TrimPrefix(kn, "Deployment/")
-		}
-		w, err := dyn.Resource(gvr).Namespace("paperless").Get(ctx, name, metav1.GetOptions{})
+		w, err := getWorkload(ctx, dyn, "paperless", kn)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -483,14 +465,7 @@ func TestRestoreDrill(t *testing.T) {
 		t.Error("ReplicationDestination paperless-data-restore left behind")
 	}
 	for kn, n := range replicas {
-		name, sts := strings.CutPrefix(kn, "StatefulSet/")
-		gvr := schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
-		if sts {
-			gvr.Resource = "statefulsets"
-		} else {
-			name = strings.TrimPrefix(kn, "Deployment/")
-		}
-		w, err := dyn.Resource(gvr).Namespace("paperless").Get(ctx, name, metav1.GetOptions{})
+		w, err := getWorkload(ctx, dyn, "paperless", kn)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -509,6 +484,25 @@ func TestRestoreDrill(t *testing.T) {
 		t.Errorf("Application paperless after the restore: automated %v", auto)
 	}
 	t.Logf("restored %d entries of snapshot %s (restoreAsOf %s); steps:\n%s", len(got), first.ShortID, asOf, strings.Join(progress, "\n"))
+}
+
+// paperlessData is paperless-data's volume on the local target and its
+// decrypted repository Secret, as LoadApp reads them off the render.
+func paperlessData(t *testing.T, r *rendered) (Volume, map[string]string) {
+	t.Helper()
+	app, err := LoadApp(r.dir, "paperless", "local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vol, err := app.Volume("paperless-data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := vol.Env(r.dir, identities(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vol, env
 }
 
 func decodeB64(s string) ([]byte, error) {
