@@ -19,7 +19,11 @@
 //     0.14.0 from github.com/backube/volsync@v0.14.0 helm/volsync.
 //   - ContentStandIn: a chart written here that renders real objects under
 //     the names the upstream chart gives them: argo-cd and gitea (below,
-//     and gitea's doc in gitea.go). A content stand-in is a seam: what it
+//     and gitea's doc in gitea.go), and kube-prometheus-stack as its CRDs
+//     only (crds/ from github.com/prometheus-operator/prometheus-operator@v0.86.1
+//     example/prometheus-operator-crd, the operator release the chart
+//     installs), so the ServiceMonitors, PrometheusRules and Probes hl
+//     renders apply. A content stand-in is a seam: what it
 //     renders is what hl's values make of it here, not what the upstream
 //     chart would render in every detail.
 //   - EmptyStandIn: the catalog's name and version and no templates, so

@@ -20,6 +20,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/registry"
 	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
 	helmreg "helm.sh/helm/v3/pkg/registry"
 	"helm.sh/helm/v3/pkg/repo"
 
@@ -211,4 +212,71 @@ func (s *Set) Cache(t testing.TB, dir string, mirrors ...config.Mirror) {
 			}
 		}
 	}
+}
+
+// Publish serves chart c also at version, as an upstream release of a
+// newer version would appear: the chart's content with Chart.yaml's
+// version (and its appVersion, when that equalled the version) changed,
+// added to its repository's index.yaml (HTTP) or pushed under the new tag
+// (OCI). A bot looking for updates then finds it.
+func (r *Repos) Publish(t testing.TB, c *Chart, version string) {
+	t.Helper()
+	ch, err := loader.LoadDir(c.Dir)
+	if err != nil {
+		t.Fatalf("publish %s: %v", c.Name, err)
+	}
+	ch.Metadata.Version = version
+	if ch.Metadata.AppVersion == c.Version {
+		ch.Metadata.AppVersion = version
+	}
+	p, err := chartutil.Save(ch, t.TempDir())
+	if err != nil {
+		t.Fatalf("package %s %s: %v", c.Name, version, err)
+	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.OCI() {
+		client, err := helmreg.NewClient(helmreg.ClientOptPlainHTTP(), helmreg.ClientOptWriter(io.Discard),
+			helmreg.ClientOptCredentialsFile(filepath.Join(t.TempDir(), "config.json")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		upstream := strings.TrimPrefix(chartcache.NormRepo(c.Repository), "oci://")
+		ref := fmt.Sprintf("%s/%s/%s:%s", r.Host, upstream, c.Name, strings.ReplaceAll(version, "+", "_"))
+		if _, err := client.Push(data, ref); err != nil {
+			t.Fatalf("push %s: %v", ref, err)
+		}
+		return
+	}
+	rp, err := repoPath(c.Repository)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	tmp := filepath.Join(t.TempDir(), "index.yaml")
+	if err := os.WriteFile(tmp, r.files[rp+"/index.yaml"], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	idx, err := repo.LoadIndexFile(tmp)
+	if err != nil {
+		t.Fatalf("index of %s: %v", rp, err)
+	}
+	file := fmt.Sprintf("%s-%s.tgz", c.Name, version)
+	sum := sha256.Sum256(data)
+	if err := idx.MustAdd(ch.Metadata, file, "", hex.EncodeToString(sum[:])); err != nil {
+		t.Fatalf("index %s %s: %v", c.Name, version, err)
+	}
+	idx.SortEntries()
+	if err := idx.WriteFile(tmp, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.files[rp+"/index.yaml"] = b
+	r.files[rp+"/"+file] = data
 }

@@ -160,6 +160,23 @@ var builders = map[string]builder{
 	"volsync": moduleChart("github.com/backube/volsync", "v0.14.0", "helm/volsync", "0.14.0"),
 	"argo-cd": argoCD,
 	"gitea":   gitea,
+	// The Prometheus Operator's CRDs, which kube-prometheus-stack 79.5.0
+	// installs (operator v0.86.x), so ServiceMonitors, PrometheusRules and
+	// Probes apply and sync.
+	"kube-prometheus-stack": crdStandIn("github.com/prometheus-operator/prometheus-operator", "v0.86.1", "example/prometheus-operator-crd", "79.5.0"),
+}
+
+// crdStandIn is an empty stand-in that carries the CRDs the upstream chart
+// installs, copied from a module that ships them (kind ContentStandIn).
+func crdStandIn(module, version, crdDir, chartVersion string) builder {
+	return func(t testing.TB, c *Chart, dir string) (Kind, string) {
+		t.Helper()
+		requireVersion(t, c, chartVersion)
+		emptyStandIn(t, c, dir)
+		src := filepath.Join(moduleDir(t, module, version), crdDir)
+		copyTree(t, src, filepath.Join(dir, "crds"))
+		return ContentStandIn, fmt.Sprintf("no templates; crds/ from %s@%s %s", module, version, crdDir)
+	}
 }
 
 func emptyStandIn(t testing.TB, c *Chart, dir string) (Kind, string) {

@@ -35,6 +35,7 @@ func TestCatalog(t *testing.T) {
 	want := map[string]testcharts.Kind{
 		"cert-manager": testcharts.Real, "external-dns": testcharts.Real, "metallb": testcharts.Real, "volsync": testcharts.Real,
 		"argo-cd": testcharts.ContentStandIn, "gitea": testcharts.ContentStandIn,
+		"kube-prometheus-stack": testcharts.ContentStandIn,
 	}
 	n := 0
 	for _, comp := range cat.Components {
@@ -68,8 +69,8 @@ func TestCatalog(t *testing.T) {
 		if c.Source == "" {
 			t.Errorf("chart %s does not say where it comes from", c.Name)
 		}
-		if templ := len(ch.Templates); (c.Kind == testcharts.EmptyStandIn) != (templ == 0) {
-			t.Errorf("chart %s (%s) has %d templates", c.Name, c.Kind, templ)
+		if templ, crds := len(ch.Templates), len(ch.CRDObjects()); (c.Kind == testcharts.EmptyStandIn) != (templ+crds == 0) {
+			t.Errorf("chart %s (%s) has %d templates and %d CRDs", c.Name, c.Kind, templ, crds)
 		}
 	}
 	if n != len(set.Charts) {
@@ -606,5 +607,63 @@ func TestCache(t *testing.T) {
 	}
 	if _, err := os.Stat(chartcache.Path(dir, mirror.To, "cert-manager", "v1.19.1")); err != nil {
 		t.Errorf("cert-manager not cached under its mirror: %v", err)
+	}
+}
+
+// TestPublish: a version published after Serve is found next to the
+// catalog's, over HTTP (index.yaml) and OCI (a new tag), with the new
+// version inside the archive.
+func TestPublish(t *testing.T) {
+	set := testcharts.Catalog(t)
+	r := set.Serve(t)
+	getters := getter.All(cli.New())
+	oci, err := helmreg.NewClient(helmreg.ClientOptPlainHTTP(), helmreg.ClientOptCredentialsFile(filepath.Join(t.TempDir(), "config.json")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var httpDone, ociDone bool
+	for _, c := range set.Charts {
+		if (c.OCI() && ociDone) || (!c.OCI() && httpDone) {
+			continue
+		}
+		const next = "99.0.0"
+		r.Publish(t, c, next)
+		local, _ := r.Local(c.Repository)
+		var data []byte
+		if c.OCI() {
+			ociDone = true
+			res, err := oci.Pull(strings.TrimPrefix(local, "oci://")+"/"+c.Name+":"+next, helmreg.PullOptWithChart(true), helmreg.PullOptIgnoreMissingProv(true))
+			if err != nil {
+				t.Fatalf("%s %s: %v", c.Name, next, err)
+			}
+			data = res.Chart.Data
+		} else {
+			httpDone = true
+			for _, v := range []string{c.Version, next} {
+				if _, err := repo.FindChartInRepoURL(local, c.Name, v, "", "", "", getters); err != nil {
+					t.Errorf("%s %s after Publish: %v", c.Name, v, err)
+				}
+			}
+			u, err := repo.FindChartInRepoURL(local, c.Name, next, "", "", "", getters)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g, _ := getters.ByScheme("http")
+			buf, err := g.Get(u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data = buf.Bytes()
+		}
+		ch, err := loader.LoadArchive(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ch.Metadata.Version != next || ch.Name() != c.Name {
+			t.Errorf("published %s %s holds %s %s", c.Name, next, ch.Name(), ch.Metadata.Version)
+		}
+	}
+	if !httpDone || !ociDone {
+		t.Fatalf("the catalog lacks an HTTP (%v) or an OCI (%v) chart to publish", httpDone, ociDone)
 	}
 }

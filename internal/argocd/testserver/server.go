@@ -63,6 +63,13 @@ type Options struct {
 	RedisServer string
 	// StartTimeout bounds start-up; default 3m.
 	StartTimeout time.Duration
+	// Hosts maps host names to addresses for every component, as a
+	// cluster's DNS would resolve Service names (e.g. the in-cluster
+	// forge's gitea-http.gitea.svc to a loopback address where a test
+	// forwards its port). Each component then runs in a mount namespace of
+	// its own whose /etc/hosts is the host's plus these lines (needs root;
+	// util-linux's unshare).
+	Hosts map[string]string
 }
 
 // Plugin is one Config Management Plugin sidecar.
@@ -363,6 +370,10 @@ func (s *Server) launch(ctx context.Context, name, bin, binaryName string, nport
 		}
 		if s.opts.LogLevel != "" && binaryName != "" {
 			args = append(args, "--loglevel", s.opts.LogLevel)
+		}
+		bin, args, err := s.withHosts(bin, args)
+		if err != nil {
+			return err
 		}
 		p, err := startProc(name, s.path(name+".log"), s.Dir, bin, args, env)
 		if err != nil {
