@@ -81,7 +81,8 @@ type MergeOptions struct {
 	// WhenChecksSucceed schedules the merge for when the head's checks
 	// pass instead of merging now.
 	WhenChecksSucceed bool
-	// Style is merge, rebase, squash ("" = merge).
+	// Style is merge, rebase, squash; "" picks one the repository
+	// allows (its default merge style when it has one).
 	Style        string
 	DeleteBranch bool
 	Message      string
@@ -113,6 +114,10 @@ type Forge interface {
 	// EnsureLabels creates the labels that do not exist yet.
 	EnsureLabels(ctx context.Context, labels []string) error
 	Merge(ctx context.Context, number int, opts MergeOptions) error
+	// CancelAutoMerge cancels a merge scheduled with WhenChecksSucceed
+	// (nil when none is): a branch that changed must be judged again
+	// before it merges.
+	CancelAutoMerge(ctx context.Context, number int) error
 	// CommitStatus is the combined status of a commit (StatusNone if none).
 	CommitStatus(ctx context.Context, sha string) (string, error)
 

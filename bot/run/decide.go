@@ -48,6 +48,7 @@ func (r *runner) decide(j *job) {
 			pn = j.open.Number
 		}
 		j.act(Action{Branch: b.Name, Verb: "human-edited", PR: pn, Detail: "last commit by " + j.tip.Author.Email})
+		j.cancel = true
 		return
 	}
 	var err error

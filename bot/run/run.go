@@ -176,6 +176,9 @@ type job struct {
 	hash    plumbing.Hash
 	// pushed: the branch moved to hash in this run.
 	pushed bool
+	// cancel: a human took the branch over; a merge the bot scheduled
+	// is cancelled.
+	cancel bool
 	// created is the PR opened in this run.
 	created *forge.PR
 	acts    []Action
@@ -352,6 +355,9 @@ func (r *runner) run(ctx context.Context) error {
 		dash, dashErr = f.FindIssue(ctx, DashboardTitle)
 	}()
 	for _, j := range jobs {
+		if j.cancel {
+			r.cancelAutomerge(ctx, j)
+		}
 		if j.verb == "" {
 			continue
 		}

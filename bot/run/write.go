@@ -2,6 +2,7 @@ package run
 
 import (
 	"context"
+	"slices"
 
 	"hl.dev/hl/bot/engine"
 	"hl.dev/hl/bot/forge"
@@ -23,6 +24,24 @@ func (r *runner) pushAll(ctx context.Context, jobs []*job) {
 		todo = append(todo, j)
 		heads = append(heads, engine.Head{Branch: j.b.Name, Hash: j.hash})
 	}
+	if len(todo) == 0 {
+		return
+	}
+	// A merge scheduled for an open PR's old head is cancelled before the
+	// branch moves: Gitea would merge the new head at once (it has no
+	// status yet, and no status counts as passing), bytes nobody judged.
+	// What the branch holds now is judged again when its PR is written.
+	for i, j := range todo {
+		if j.open == nil {
+			continue
+		}
+		if err := r.Forge.CancelAutoMerge(ctx, j.open.Number); err != nil {
+			j.fail(err)
+			todo[i], heads[i] = nil, engine.Head{}
+		}
+	}
+	todo = slices.DeleteFunc(todo, func(j *job) bool { return j == nil })
+	heads = slices.DeleteFunc(heads, func(h engine.Head) bool { return h.Branch == "" })
 	if len(todo) == 0 {
 		return
 	}
@@ -55,11 +74,23 @@ func (r *runner) write(ctx context.Context, j *job) {
 	if created {
 		j.created, verb = p, "create"
 	}
+
 	if j.pushed || created {
 		p.HeadSHA = j.hash.String()
 	}
 	j.act(Action{Branch: b.Name, Verb: verb, PR: p.Number, Detail: j.title})
 	if err := r.automerge(ctx, j, p, j.pushed || created); err != nil {
+		j.fail(err)
+	}
+}
+
+// cancelAutomerge cancels the merge scheduled on the PR of a branch a
+// human pushed to: they did not ask for it, the bot did, for other bytes.
+func (r *runner) cancelAutomerge(ctx context.Context, j *job) {
+	if j.open == nil || r.DryRun {
+		return
+	}
+	if err := r.Forge.CancelAutoMerge(ctx, j.open.Number); err != nil {
 		j.fail(err)
 	}
 }
@@ -80,7 +111,7 @@ func (r *runner) automerge(ctx context.Context, j *job, p *forge.PR, pushed bool
 		}
 	}
 	if st == forge.StatusSuccess {
-		if err := r.Forge.Merge(ctx, p.Number, forge.MergeOptions{Style: "merge", DeleteBranch: true}); err != nil {
+		if err := r.Forge.Merge(ctx, p.Number, forge.MergeOptions{DeleteBranch: true}); err != nil {
 			// Refused (still checking mergeability): the next run retries.
 			j.act(Action{Branch: b.Name, Verb: "automerge-waiting", PR: p.Number, Detail: err.Error()})
 			return nil
@@ -91,7 +122,7 @@ func (r *runner) automerge(ctx context.Context, j *job, p *forge.PR, pushed bool
 	// Only once CI has reported: Gitea merges a PR without any status
 	// right away, which would skip CI entirely.
 	if st == forge.StatusPending && (pushed || !r.scheduled[p.Number]) {
-		if err := r.Forge.Merge(ctx, p.Number, forge.MergeOptions{WhenChecksSucceed: true, Style: "merge", DeleteBranch: true}); err != nil {
+		if err := r.Forge.Merge(ctx, p.Number, forge.MergeOptions{WhenChecksSucceed: true, DeleteBranch: true}); err != nil {
 			// Already scheduled is fine; anything else is reported.
 			j.act(Action{Branch: b.Name, Verb: "automerge-waiting", PR: p.Number, Detail: err.Error()})
 			return nil

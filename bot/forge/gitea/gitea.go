@@ -360,13 +360,19 @@ func (f *Forge) AddLabels(ctx context.Context, number int, labels []string) erro
 
 // Merge implements forge.Forge.
 func (f *Forge) Merge(ctx context.Context, number int, o forge.MergeOptions) error {
-	style := sdk.MergeStyle(o.Style)
-	if style == "" {
-		style = sdk.MergeStyleMerge
-	}
-	del := o.DeleteBranch
 	c := f.client(ctx)
 	defer f.done(c)
+	style := sdk.MergeStyle(o.Style)
+	if style == "" {
+		r, resp, err := c.GetRepo(f.opts.Owner, f.opts.Repo)
+		if err != nil {
+			return wrap("merge settings", resp, err)
+		}
+		if style = AllowedMergeStyle(r); style == "" {
+			return fmt.Errorf("gitea: merge #%d: the repository allows no merge style", number)
+		}
+	}
+	del := o.DeleteBranch
 	ok, resp, err := c.MergePullRequest(f.opts.Owner, f.opts.Repo, int64(number), sdk.MergePullRequestOption{
 		Style: style, Message: o.Message, DeleteBranchAfterMerge: &del, MergeWhenChecksSucceed: o.WhenChecksSucceed})
 	if err != nil {
@@ -379,6 +385,42 @@ func (f *Forge) Merge(ctx context.Context, number int, o forge.MergeOptions) err
 			code = resp.StatusCode
 		}
 		return fmt.Errorf("gitea: merge #%d: refused (HTTP %d, e.g. mergeability still being checked)", number, code)
+	}
+	return nil
+}
+
+// AllowedMergeStyle is the repository's default merge style when it
+// allows it, else the first it allows of merge, squash, rebase,
+// rebase-merge and fast-forward-only ("" when none).
+func AllowedMergeStyle(r *sdk.Repository) sdk.MergeStyle {
+	allowed := map[sdk.MergeStyle]bool{
+		sdk.MergeStyleMerge:       r.AllowMerge,
+		sdk.MergeStyleSquash:      r.AllowSquash,
+		sdk.MergeStyleRebase:      r.AllowRebase,
+		sdk.MergeStyleRebaseMerge: r.AllowRebaseMerge,
+		"fast-forward-only":       r.AllowFastForwardOnlyMerge,
+	}
+	if allowed[r.DefaultMergeStyle] {
+		return r.DefaultMergeStyle
+	}
+	for _, s := range []sdk.MergeStyle{sdk.MergeStyleMerge, sdk.MergeStyleSquash, sdk.MergeStyleRebase, sdk.MergeStyleRebaseMerge, "fast-forward-only"} {
+		if allowed[s] {
+			return s
+		}
+	}
+	return ""
+}
+
+// CancelAutoMerge implements forge.Forge.
+func (f *Forge) CancelAutoMerge(ctx context.Context, number int) error {
+	c := f.client(ctx)
+	defer f.done(c)
+	resp, err := c.CancelScheduledAutoMerge(f.opts.Owner, f.opts.Repo, int64(number))
+	if resp != nil && resp.StatusCode == http.StatusNotFound {
+		return nil // none scheduled
+	}
+	if err != nil {
+		return wrap(fmt.Sprintf("cancel the scheduled merge of #%d", number), resp, err)
 	}
 	return nil
 }

@@ -424,6 +424,10 @@ func (f *Forge) addLabels(ctx context.Context, number int, labels []string) ([]s
 	return out, nil
 }
 
+// CancelAutoMerge implements forge.Forge: Merge never schedules one on
+// GitHub (auto-merge needs GraphQL), so there is none to cancel.
+func (f *Forge) CancelAutoMerge(context.Context, int) error { return nil }
+
 // Merge implements forge.Forge; see the package doc for WhenChecksSucceed.
 func (f *Forge) Merge(ctx context.Context, number int, o forge.MergeOptions) error {
 	p, resp, err := f.c.PullRequests.Get(ctx, f.opts.Owner, f.opts.Repo, number)

@@ -1,0 +1,130 @@
+package run_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	sdk "code.gitea.io/sdk/gitea"
+
+	"hl.dev/hl/bot/run"
+	"hl.dev/hl/internal/config"
+)
+
+// TestAutomergeYouCanTrust runs the bot against a real Gitea with patches
+// automerged after a 3-day minimum release age:
+//
+//   - the image update has no release time (its registry config carries
+//     none), so it is held, and the dashboard says why;
+//   - a minor release lands on its own branch, the patch branch keeps the
+//     patch;
+//   - a merge scheduled on the patch PR is cancelled before the bot pushes
+//     a newer patch to the branch (Gitea would merge the new head at once:
+//     with no status yet it counts as passing), and a success status on
+//     the new head merges nothing until the bot has judged it again;
+//   - the merge uses the style the repository allows (squash only here).
+func TestAutomergeYouCanTrust(t *testing.T) {
+	e := newEnv(t)
+	day := 24 * time.Hour
+	// The charts were indexed just now: ten days on, they are old enough.
+	later := func() time.Time { return time.Now().Add(10 * day) }
+	e.opts.Bot = config.Bot{Automerge: []string{"patch"}, MinimumReleaseAge: "3d"}
+	e.opts.Lookup.MinimumReleaseAge = 3 * day
+	e.opts.Lookup.Now = later
+	no, yes := false, true
+	squash := sdk.MergeStyleSquash
+	if _, _, err := e.admin.EditRepo(e.owner, e.name, sdk.EditRepoOption{AllowMerge: &no, AllowRebase: &no, AllowRebaseMerge: &no, AllowSquash: &yes, DefaultMergeStyle: &squash}); err != nil {
+		t.Fatal(err)
+	}
+	// As hl bootstrap protects main: the validate check is required.
+	// Without it Gitea runs a scheduled merge at once, pending checks or not.
+	if _, _, err := e.admin.CreateBranchProtection(e.owner, e.name, sdk.CreateBranchProtectionOption{
+		BranchName: "main", EnableStatusCheck: true, StatusCheckContexts: []string{"ci/woodpecker/pr/validate"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	// 1. The untimestamped image update is held.
+	res := e.run(t)
+	prs := e.prs(t)
+	if len(prs["hl-bot/podinfo-1.0.x"]) != 1 || len(prs["hl-bot/podinfo-2.x"]) != 1 || len(prs["hl-bot/app-web-1.x"]) != 0 {
+		t.Fatalf("PR branches: %v", keys(prs))
+	}
+	if len(res.Held) != 1 || !strings.Contains(res.Held[0], "update to 1.1.0 held: its release time is unknown") {
+		t.Errorf("held = %v", res.Held)
+	}
+	is, _, err := e.admin.GetIssue(e.owner, e.name, int64(res.Dashboard))
+	if err != nil || is.Title != run.DashboardTitle {
+		t.Fatalf("dashboard #%d: %v", res.Dashboard, err)
+	}
+	if b := is.Body; !strings.Contains(b, "## Held by the minimum release age") || !strings.Contains(b, "1.1.0 held: its release time is unknown") {
+		t.Errorf("dashboard does not say what is held and why:\n%s", b)
+	}
+
+	// 2. A minor release gets its own branch; the patch branch keeps 1.0.1.
+	e.helm.Publish(t, "1.1.0")
+	e.run(t)
+	prs = e.prs(t)
+	if len(prs["hl-bot/podinfo-1.x"]) != 1 {
+		t.Fatalf("no minor branch: %v", keys(prs))
+	}
+	if got := e.file(t, "hl-bot/podinfo-1.0.x", "apps/web/Chart.yaml"); !strings.Contains(got, "version: 1.0.1 # pinned") {
+		t.Errorf("patch branch took the minor:\n%s", got)
+	}
+	if got := e.file(t, "hl-bot/podinfo-1.x", "apps/web/Chart.yaml"); !strings.Contains(got, "version: 1.1.0 # pinned") {
+		t.Errorf("minor branch:\n%s", got)
+	}
+
+	// 3. A merge scheduled on the patch PR is cancelled when the branch moves.
+	p := prs["hl-bot/podinfo-1.0.x"][0]
+	status := func(sha string, s sdk.StatusState) {
+		t.Helper()
+		if _, _, err := e.admin.CreateStatus(e.owner, e.name, sha, sdk.CreateStatusOption{State: s, Context: "ci/woodpecker/pr/validate"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	status(p.Head.Sha, sdk.StatusPending)
+	if res := e.run(t); res.Count("automerge-scheduled") != 1 {
+		t.Fatalf("no merge scheduled: %+v", res.Actions)
+	}
+	if q, _, err := e.admin.GetPullRequest(e.owner, e.name, p.Index); err != nil || q.HasMerged {
+		t.Fatalf("merged while its status is pending: %v", err)
+	}
+	e.helm.Publish(t, "1.0.2")
+	if res := e.run(t); res.Count("update") != 1 {
+		t.Fatalf("patch PR not updated: %+v", res.Actions)
+	}
+	q, _, err := e.admin.GetPullRequest(e.owner, e.name, p.Index)
+	if err != nil || q.Head.Sha == p.Head.Sha || q.HasMerged {
+		t.Fatalf("head did not move, or the push merged it at once (merged %v): %v", q.HasMerged, err)
+	}
+	status(q.Head.Sha, sdk.StatusSuccess)
+	time.Sleep(5 * time.Second) // Gitea merges a scheduled PR within a second or two of the status
+	if q, _, err = e.admin.GetPullRequest(e.owner, e.name, p.Index); err != nil || q.HasMerged {
+		t.Fatalf("merged on a success status after the branch moved (scheduled merge not cancelled): %v", err)
+	}
+
+	// 4. The next run judges the green branch and merges it, squashed.
+	res = e.run(t)
+	if res.Count("merge") != 1 {
+		t.Fatalf("green patch PR not merged: %+v", res.Actions)
+	}
+	if q, _, err = e.admin.GetPullRequest(e.owner, e.name, p.Index); err != nil || !q.HasMerged {
+		t.Fatalf("not merged: %v", err)
+	}
+	c, _, err := e.admin.GetSingleCommit(e.owner, e.name, *q.MergedCommitID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Parents) != 1 {
+		t.Errorf("merge commit has %d parents: not a squash", len(c.Parents))
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
