@@ -31,25 +31,26 @@ func ParseSeverity(s string) (Severity, error) {
 
 // Policy ids. The CLI and hl.yaml (spec.validation.policies) refer to them.
 const (
-	PolicyYAMLSyntax        = "yaml-syntax"
-	PolicySchema            = "schema"
-	PolicyUnknownKind       = "unknown-kind"
-	PolicyChartMissing      = "chart-missing"
-	PolicyKustomizeBuild    = "kustomize-build"
-	PolicyHelmRender        = "helm-render"
-	PolicyPlaintextSecret   = "plaintext-secret"
-	PolicyDefaultCredential = "default-credential"
-	PolicyUnpinnedImage     = "unpinned-image"
-	PolicyUnpinnedChart     = "unpinned-chart"
-	PolicyDefaultDeny       = "default-deny"
-	PolicyWorkloadResources = "workload-resources"
-	PolicyPrivileged        = "privileged"
-	PolicyIngressTLS        = "ingress-tls"
-	PolicyArgoCDTarget      = "argocd-target"
-	PolicyDuplicateResource = "duplicate-resource"
-	PolicyWoodpeckerSchema  = "woodpecker-schema"
-	PolicySOPSRecipients    = "sops-recipients"
-	PolicyServerDryRun      = "server-dry-run"
+	PolicyYAMLSyntax         = "yaml-syntax"
+	PolicySchema             = "schema"
+	PolicyUnknownKind        = "unknown-kind"
+	PolicyChartMissing       = "chart-missing"
+	PolicyKustomizeBuild     = "kustomize-build"
+	PolicyHelmRender         = "helm-render"
+	PolicyPlaintextSecret    = "plaintext-secret"
+	PolicyDefaultCredential  = "default-credential"
+	PolicyUnpinnedImage      = "unpinned-image"
+	PolicyUnpinnedChart      = "unpinned-chart"
+	PolicyDefaultDeny        = "default-deny"
+	PolicyWorkloadResources  = "workload-resources"
+	PolicyPrivileged         = "privileged"
+	PolicyIngressTLS         = "ingress-tls"
+	PolicyArgoCDTarget       = "argocd-target"
+	PolicyDuplicateResource  = "duplicate-resource"
+	PolicyWoodpeckerSchema   = "woodpecker-schema"
+	PolicySOPSRecipients     = "sops-recipients"
+	PolicyServerDryRun       = "server-dry-run"
+	PolicyAlertmanagerConfig = "alertmanager-config"
 )
 
 // Policy is one check hl validate runs.
@@ -81,6 +82,7 @@ var Policies = []Policy{
 	{PolicyDuplicateResource, "the same kind/namespace/name is rendered by more than one app (or twice by one)", SeverityError},
 	{PolicyWoodpeckerSchema, "a Woodpecker pipeline does not match Woodpecker's schema", SeverityError},
 	{PolicySOPSRecipients, "SOPS age recipients differ from hl.yaml's spec.secrets.ageRecipients", SeverityError},
+	{PolicyAlertmanagerConfig, "Alertmanager's configuration (alertmanager.config of kube-prometheus-stack's values) does not load with Alertmanager's config package; a warning when no receiver notifies anybody", SeverityError},
 	{PolicyServerDryRun, "with --server: the API server rejects a manifest in a dry-run apply (CEL rules of CRDs, value ranges, immutable fields, admission)", SeverityError},
 }
 

@@ -14,7 +14,7 @@ func TestPoliciesList(t *testing.T) {
 	want := []string{"yaml-syntax", "schema", "unknown-kind", "chart-missing", "kustomize-build", "helm-render",
 		"plaintext-secret", "default-credential", "unpinned-image", "unpinned-chart", "default-deny",
 		"workload-resources", "privileged", "ingress-tls", "argocd-target", "duplicate-resource",
-		"woodpecker-schema", "sops-recipients", "server-dry-run"}
+		"woodpecker-schema", "sops-recipients", "alertmanager-config", "server-dry-run"}
 	if len(Policies) != len(want) {
 		t.Fatalf("%d policies", len(Policies))
 	}

@@ -183,6 +183,7 @@ func run(ctx context.Context, opts Options) (*Report, []*object, error) {
 	}
 	v.checkSOPS()
 	v.checkCharts()
+	v.checkAlertmanager()
 	v.scanRepoFiles()
 	if s.Server != nil {
 		if err := v.checkServer(ctx, objs); err != nil {
