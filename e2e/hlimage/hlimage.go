@@ -9,7 +9,8 @@
 // where the key hashes the built binary and the base's recipe folder: a
 // source change builds a new one, an unchanged tree reuses it. A lock
 // file serialises the build across test binaries that `go test` runs at
-// the same time, so two packages never build (or extract) it twice.
+// the same time, so two packages never build (or extract) it twice; a
+// build removes the images of older trees that no test binary runs from.
 // $HL_IMAGE_SOURCE names another source tree to build hl from (a clean
 // export of a commit, when the working tree does not build).
 package hlimage
@@ -25,6 +26,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -109,16 +111,9 @@ func build(ctx context.Context) (*asrendered.Image, error) {
 	}
 	dir := filepath.Join(root, key)
 	if img, err := load(dir); err == nil {
-		return img, nil
+		return img, hold(dir)
 	}
-	// Anything else under root is an older tree's image: with the lock
-	// held, no test binary of this tree uses it.
-	entries, _ := os.ReadDir(root)
-	for _, e := range entries {
-		if e.IsDir() && e.Name() != filepath.Base(work) {
-			os.RemoveAll(filepath.Join(root, e.Name()))
-		}
-	}
+	prune(root, key, filepath.Base(work))
 	idx, err := release.BuildImage(ctx, release.ImageOptions{
 		Version: Version, Revision: "test", Source: release.DefaultSource,
 		Created:   time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
@@ -145,7 +140,51 @@ func build(ctx context.Context) (*asrendered.Image, error) {
 	if err := os.WriteFile(filepath.Join(dir, "meta.json"), meta, 0o644); err != nil {
 		return nil, err
 	}
-	return img, nil
+	return img, hold(dir)
+}
+
+// inUse keeps a shared lock on the image this process runs from, for the
+// process's life: prune leaves an image alone while any test binary (of
+// another source tree, say) holds one.
+var inUse *os.File
+
+func hold(dir string) error {
+	f, err := os.OpenFile(dir+".inuse", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH); err != nil {
+		f.Close()
+		return fmt.Errorf("lock %s.inuse: %w", dir, err)
+	}
+	inUse = f
+	return nil
+}
+
+// prune removes the images of other builds (older trees) that no running
+// test binary holds, and build folders a killed build left behind.
+func prune(root, keep, building string) {
+	entries, _ := os.ReadDir(root)
+	for _, e := range entries {
+		name := e.Name()
+		if !e.IsDir() || name == keep || name == building {
+			continue
+		}
+		p := filepath.Join(root, name)
+		if strings.HasPrefix(name, "build-") {
+			os.RemoveAll(p)
+			continue
+		}
+		f, err := os.OpenFile(p+".inuse", os.O_CREATE|os.O_RDWR, 0o644)
+		if err != nil {
+			continue
+		}
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+			os.RemoveAll(p)
+			os.Remove(p + ".inuse")
+		}
+		f.Close()
+	}
 }
 
 func load(dir string) (*asrendered.Image, error) {
