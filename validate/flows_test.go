@@ -117,11 +117,16 @@ func TestFlowMatrix(t *testing.T) {
 	}
 }
 
-// TestFlowMatrixMetalPipeline pins the issue-17 fix on the fixtures that
-// have nodes: the rollout pipeline reaches hl metal serve, every node's
+// TestFlowMatrixMetalPipeline pins the issue-17 fix on every fixture (each
+// has nodes and Woodpecker): the rollout pipeline reaches hl metal serve, every node's
 // SSH and the API server, and no other port of the nodes.
 func TestFlowMatrixMetalPipeline(t *testing.T) {
-	r := renderPolicies(t, "full", flowFixtures[0].opts)
+	for _, fx := range flowFixtures {
+		t.Run(fx.name, func(t *testing.T) { metalPipelineChecked(t, renderPolicies(t, fx.name, fx.opts)) })
+	}
+}
+
+func metalPipelineChecked(t *testing.T, r *renderedPolicies) {
 	want := map[string]bool{
 		"the metal rollout pipeline calls hl metal serve (reinstall marks)":                false,
 		"the metal rollout pipeline reboots nodes over SSH":                                false,
@@ -135,7 +140,7 @@ func TestFlowMatrixMetalPipeline(t *testing.T) {
 	}
 	for why, seen := range want {
 		if !seen {
-			t.Errorf("flow %q expands to no check on the full fixture", why)
+			t.Errorf("flow %q expands to no check", why)
 		}
 	}
 }
@@ -147,7 +152,12 @@ func TestFlowMatrixMetalPipeline(t *testing.T) {
 // naming its flow. Rules no needed flow uses are logged: they allow more
 // than the matrix declares.
 func TestFlowMatrixCatchesRemovedRule(t *testing.T) {
-	r := renderPolicies(t, "full", flowFixtures[0].opts)
+	for _, fx := range flowFixtures {
+		t.Run(fx.name, func(t *testing.T) { removeEachNeededRule(t, renderPolicies(t, fx.name, fx.opts)) })
+	}
+}
+
+func removeEachNeededRule(t *testing.T, r *renderedPolicies) {
 	needed := map[RuleRef][]FlowCheck{}
 	used := map[RuleRef]bool{}
 	for _, c := range r.checks {
