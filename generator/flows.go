@@ -3,6 +3,7 @@ package generator
 import (
 	"fmt"
 	"maps"
+	"net/netip"
 	"strings"
 
 	"hl.dev/hl/internal/flows"
@@ -17,7 +18,7 @@ import (
 // that the needed flows from the pods of component with the given labels
 // ("key=value") to hosts of the home network — hl metal serve, the
 // nodes, the API server, the router — call for: each host as a /32
-// ipBlock, with the flow's ports. Flows to pods and to the internet are
+// ipBlock (/128 for IPv6), with the flow's ports. Flows to pods and to the internet are
 // not written here: the templates hand-write those next to their
 // exceptions.
 func (d *Data) FlowEgress(component string, labels ...string) (string, error) {
@@ -66,7 +67,7 @@ func (d *Data) flowRules(component string, labels []string, egress bool) (string
 				return "", fmt.Errorf("flow %q: %w", f.Why, err)
 			}
 			for _, a := range addrs {
-				cidr, err := yamlQuote(a.String() + "/32")
+				cidr, err := yamlQuote(netip.PrefixFrom(a, a.BitLen()).String())
 				if err != nil {
 					return "", err
 				}
