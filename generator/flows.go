@@ -18,9 +18,9 @@ import (
 // that the needed flows from the pods of component with the given labels
 // ("key=value") to hosts of the home network — hl metal serve, the
 // nodes, the API server, the router — call for: each host as a /32
-// ipBlock (/128 for IPv6), with the flow's ports. Flows to pods and to the internet are
-// not written here: the templates hand-write those next to their
-// exceptions.
+// ipBlock (/128 for IPv6), with the flow's ports. Flows to pods and to
+// the internet are not written here: the templates hand-write those next
+// to their exceptions.
 func (d *Data) FlowEgress(component string, labels ...string) (string, error) {
 	return d.flowRules(component, labels, true)
 }
