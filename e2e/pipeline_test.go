@@ -58,7 +58,9 @@ var stepTests = map[string]func(*testing.T, *pipeline, e2e.PipelineStep){
 func TestPipelineSteps(t *testing.T) {
 	asrendered.RequireRoot(t)
 	img := hlImage(t)
-	repos := testcharts.Catalog(t).Serve(t)
+	set := testcharts.Catalog(t)
+	set.Charts = append(set.Charts, bumpedChart(t, set, bumpChart, bumpChartTo))
+	repos := set.Serve(t)
 	lab := render(t, "full", e2e.RenderOptions{ChartMirrors: repos.Mirrors})
 	hlRef := renderedHLImage(t, lab.Dir)
 
@@ -99,7 +101,8 @@ func TestPipelineSteps(t *testing.T) {
 }
 
 // testValidateStep: on a pull request that changes nothing the step
-// passes; one adding a plaintext Secret fails at hl validate (and never
+// passes, and on one that bumps a chart as the bot's upgrade PRs do (the
+// newer chart served, the user's edit kept by render's 3-way merge); one adding a plaintext Secret fails at hl validate (and never
 // shows the value); one editing hl.yaml without re-rendering fails at hl
 // render --check.
 func testValidateStep(t *testing.T, p *pipeline, step e2e.PipelineStep) {
@@ -114,6 +117,20 @@ func testValidateStep(t *testing.T, p *pipeline, step e2e.PipelineStep) {
 		notWant []string
 	}{
 		{name: "unchanged", want: []string{"+ hl validate", "+ hl render --check"}},
+		{
+			// What the bot's upgrade PRs change: the pin, in place.
+			name: "chart bumped as the bot bumps it",
+			change: func(t *testing.T, dir string) {
+				p := filepath.Join(dir, "system", bumpChart, "Chart.yaml")
+				data := readFile(t, p)
+				edited := strings.Replace(data, "version: "+bumpChartFrom, "version: "+bumpChartTo, 1)
+				if edited == data {
+					t.Fatalf("%s does not pin %s", p, bumpChartFrom)
+				}
+				writeFile(t, p, edited)
+			},
+			want: []string{"+ hl validate", "+ hl render --check"},
+		},
 		{
 			name: "plaintext secret",
 			change: func(t *testing.T, dir string) {
