@@ -40,9 +40,9 @@ var credentials = map[string]string{
 // rendered system/monitoring/values.yaml. A critical alert must reach the
 // ntfy stand-in (topic, bearer token, priority, ntfy's message templates
 // filled from the JSON Alertmanager posts) and the webhook (its bearer
-// token, Alertmanager's JSON); an info alert must reach the SMTP server
-// (STARTTLS, the SMTP password, sender, recipients, the alert in the
-// mail); Watchdog must reach nobody.
+// token, Alertmanager's JSON), a warning alert the webhook only; an info
+// alert must reach the SMTP server (STARTTLS, the SMTP password, sender,
+// recipients, the alert in the mail); Watchdog must reach nobody.
 //
 // Seams, the only differences from the cluster: the Secret's keys are
 // written as files under a temporary folder, and the configuration's
@@ -109,17 +109,25 @@ func TestAlertsReachAPerson(t *testing.T) {
 			Labels:      map[string]string{"alertname": "NodeDiskFilling", "severity": "info", "namespace": "monitoring"},
 			Annotations: map[string]string{"summary": "Disk of node1 is 80% full"},
 		},
+		testserver.Alert{
+			Labels:      map[string]string{"alertname": "EndpointCertificateExpiring", "severity": "warning", "namespace": "monitoring"},
+			Annotations: map[string]string{"summary": "A hostname serves a certificate that expires within two weeks"},
+		},
 		testserver.Alert{Labels: map[string]string{"alertname": "Watchdog", "severity": "none"}},
 	); err != nil {
 		t.Fatal(err)
 	}
 
+	// The webhook gets one notification per group: the critical and the
+	// warning alert.
 	var got struct {
-		ntfy, hook *testserver.Request
-		mail       *testserver.Mail
+		ntfy *testserver.Request
+		hook map[string]*testserver.Request
+		mail *testserver.Mail
 	}
+	got.hook = map[string]*testserver.Request{}
 	var extra []string
-	for got.ntfy == nil || got.hook == nil || got.mail == nil {
+	for got.ntfy == nil || len(got.hook) < 2 || got.mail == nil {
 		select {
 		case r := <-ntfy.Requests:
 			if got.ntfy != nil {
@@ -128,11 +136,16 @@ func TestAlertsReachAPerson(t *testing.T) {
 			}
 			got.ntfy = &r
 		case r := <-hook.Requests:
-			if got.hook != nil {
+			var body struct {
+				CommonLabels map[string]string `json:"commonLabels"`
+			}
+			_ = json.Unmarshal(r.Body, &body) // checked below
+			name := body.CommonLabels["alertname"]
+			if got.hook[name] != nil {
 				extra = append(extra, "webhook: "+string(r.Body))
 				continue
 			}
-			got.hook = &r
+			got.hook[name] = &r
 		case m := <-mail.Mails:
 			if got.mail != nil {
 				extra = append(extra, "mail: "+m.Data)
@@ -140,11 +153,11 @@ func TestAlertsReachAPerson(t *testing.T) {
 			}
 			got.mail = &m
 		case <-ctx.Done():
-			t.Fatalf("deliveries: ntfy %v, webhook %v, mail %v before %v; Alertmanager's log:\n%s", got.ntfy != nil, got.hook != nil, got.mail != nil, ctx.Err(), am.Log())
+			t.Fatalf("deliveries: ntfy %v, webhook %d, mail %v before %v; Alertmanager's log:\n%s", got.ntfy != nil, len(got.hook), got.mail != nil, ctx.Err(), am.Log())
 		}
 	}
 	for _, e := range extra {
-		t.Errorf("unexpected second delivery (Watchdog must reach nobody, each group one receiver): %.300s", e)
+		t.Errorf("unexpected delivery (Watchdog must reach nobody, each group its route's receivers): %.300s", e)
 	}
 
 	t.Run("ntfy", func(t *testing.T) {
@@ -176,27 +189,35 @@ func TestAlertsReachAPerson(t *testing.T) {
 		}
 	})
 	t.Run("webhook", func(t *testing.T) {
-		r := got.hook
-		if a := r.Header.Get("Authorization"); a != "Bearer "+credentials["chat-token"] {
-			t.Errorf("Authorization = %q", a)
-		}
-		if r.Path != "/hooks/homelab" {
-			t.Errorf("path %s", r.Path)
-		}
-		var body struct {
-			Receiver string `json:"receiver"`
-			Status   string `json:"status"`
-			Alerts   []struct {
-				Labels      map[string]string `json:"labels"`
-				Annotations map[string]string `json:"annotations"`
-			} `json:"alerts"`
-		}
-		if err := json.Unmarshal(r.Body, &body); err != nil {
-			t.Fatalf("body: %v", err)
-		}
-		if body.Receiver != "chat" || body.Status != "firing" || len(body.Alerts) != 1 ||
-			body.Alerts[0].Labels["alertname"] != "ResticBackupFailed" || body.Alerts[0].Annotations["summary"] != "The backup of gitea to nas failed" {
-			t.Errorf("webhook body: %s", r.Body)
+		for name, summary := range map[string]string{
+			"ResticBackupFailed":          "The backup of gitea to nas failed",
+			"EndpointCertificateExpiring": "A hostname serves a certificate that expires within two weeks",
+		} {
+			r := got.hook[name]
+			if r == nil {
+				t.Errorf("%s did not reach the webhook; it got %d other notifications", name, len(got.hook))
+				continue
+			}
+			if a := r.Header.Get("Authorization"); a != "Bearer "+credentials["chat-token"] {
+				t.Errorf("Authorization = %q", a)
+			}
+			if r.Path != "/hooks/homelab" {
+				t.Errorf("path %s", r.Path)
+			}
+			var body struct {
+				Receiver string `json:"receiver"`
+				Status   string `json:"status"`
+				Alerts   []struct {
+					Labels      map[string]string `json:"labels"`
+					Annotations map[string]string `json:"annotations"`
+				} `json:"alerts"`
+			}
+			if err := json.Unmarshal(r.Body, &body); err != nil {
+				t.Fatalf("body: %v", err)
+			}
+			if body.Receiver != "chat" || body.Status != "firing" || len(body.Alerts) != 1 || body.Alerts[0].Annotations["summary"] != summary {
+				t.Errorf("webhook body: %s", r.Body)
+			}
 		}
 	})
 	t.Run("email", func(t *testing.T) {
