@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -71,6 +72,18 @@ type Cache struct {
 // NewCache returns an empty in-memory cache.
 func NewCache() *Cache {
 	return &Cache{http: httpx.NewCache(0), helm: helm.NewStore()}
+}
+
+// NewCacheDir returns a cache that also keeps its entries under dir (a
+// volume in the cluster), so a new process's first run is conditional:
+// an idle run then costs revalidations, not index downloads. Files are
+// written 0600 in a 0700 folder: bodies of private repositories' answers
+// may be among them.
+func NewCacheDir(dir string) *Cache {
+	c := NewCache()
+	c.http.Dir = filepath.Join(dir, "http")
+	c.helm.Dir = filepath.Join(dir, "helm")
+	return c
 }
 
 // Revalidated counts responses served from the cache after a 304.

@@ -382,3 +382,59 @@ func TestCacheAcrossRuns(t *testing.T) {
 		t.Errorf("index gets=%d helm 304=%d github 304=%d revalidated=%d", helmRepo.IndexGets.Load(), helmRepo.NotModified.Load(), gh.NotModified.Load(), cfg.Cache.Revalidated())
 	}
 }
+
+// TestCacheDirAcrossProcesses: with the cache kept in a directory, each
+// run starts from a fresh process's memory (a new Cache on the same
+// folder, as a CronJob or a restarted bot), and the idle second run
+// downloads no index in full: every request is conditional and answered
+// 304, counted by the real Helm repository and the GitHub fixture.
+func TestCacheDirAcrossProcesses(t *testing.T) {
+	helmRepo := datasourcetest.NewHelmRepo(t, map[string][]string{"a": {"1.0.0", "1.1.0"}, "b": {"2.0.0", "2.0.1"}})
+	other := datasourcetest.NewHelmRepo(t, map[string][]string{"c": {"3.0.0", "3.1.0"}})
+	gh := datasourcetest.NewGitHub(t)
+	dir := t.TempDir()
+	write(t, dir, "Chart.yaml", "apiVersion: v2\nname: x\nversion: 0.0.0\ndependencies:\n  - {name: a, version: 1.0.0, repository: "+helmRepo.URL+"}\n  - {name: b, version: 2.0.0, repository: "+helmRepo.URL+"}\n  - {name: c, version: 3.0.0, repository: "+other.URL+"}\n")
+	write(t, dir, "kustomization.yaml", "resources:\n  - https://github.com/rancher/system-upgrade-controller/releases/download/v0.15.0/crd.yaml\n")
+	cacheDir := filepath.Join(t.TempDir(), "cache")
+	full := func() int32 {
+		return helmRepo.IndexGets.Load() - helmRepo.NotModified.Load() + other.IndexGets.Load() - other.NotModified.Load()
+	}
+	var ups []int
+	for run := 0; run < 2; run++ {
+		cfg := lookup.Config{Cache: datasource.NewCacheDir(cacheDir), GitHubAPIURL: gh.URL}
+		u, ws, err := lookup.FindUpdates(context.Background(), dir, cfg)
+		if err != nil || len(ws) != 0 {
+			t.Fatal(err, ws)
+		}
+		ups = append(ups, len(u))
+		if run == 0 && full() != 2 {
+			t.Fatalf("first run: %d full index downloads, want 2", full())
+		}
+	}
+	if ups[0] != 4 || ups[1] != 4 {
+		t.Errorf("updates per run = %v", ups)
+	}
+	if full() != 2 || helmRepo.NotModified.Load() != 1 || other.NotModified.Load() != 1 || gh.NotModified.Load() != 1 {
+		t.Errorf("second run: full index downloads %d (want still 2), helm 304s %d+%d, github 304s %d",
+			full(), helmRepo.NotModified.Load(), other.NotModified.Load(), gh.NotModified.Load())
+	}
+	// Bodies of private answers may be cached: only the bot may read them.
+	err := filepath.WalkDir(cacheDir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, _ := d.Info()
+		if want := os.FileMode(0o600); d.IsDir() {
+			want = 0o700 | os.ModeDir
+			if info.Mode() != want {
+				t.Errorf("%s: mode %v", p, info.Mode())
+			}
+		} else if info.Mode() != want {
+			t.Errorf("%s: mode %v", p, info.Mode())
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"hl.dev/hl/bot/datasource"
+	"hl.dev/hl/bot/lookup"
 	"hl.dev/hl/internal/config"
 )
 
@@ -20,6 +22,7 @@ type botRunOptions struct {
 	TokenFile string
 	Timeout   time.Duration
 	Insecure  []string
+	CacheDir  string
 }
 
 func newBotRunCmd(s *shared) *cobra.Command {
@@ -52,6 +55,7 @@ branch or PR failed.`,
 	f.StringVar(&opts.TokenFile, "token-file", "", "read the bot's forge token from this file (- for stdin)")
 	f.DurationVar(&opts.Timeout, "timeout", 30*time.Minute, "give up after this long")
 	f.StringSliceVar(&opts.Insecure, "insecure-registry", nil, "OCI registries spoken to over plain HTTP (host:port)")
+	f.StringVar(&opts.CacheDir, "cache-dir", "", "keep the datasource cache (indexes with their validators) in this folder, so the next run's requests are conditional")
 	return cmd
 }
 
@@ -74,7 +78,11 @@ func runBotRun(ctx context.Context, s *shared, opts *botRunOptions) error {
 		ctx, cancel = context.WithTimeout(ctx, opts.Timeout)
 		defer cancel()
 	}
-	res, err := s.upgradePass(ctx, h, fg, token, upgradeOptions{DryRun: opts.DryRun, Dir: opts.Dir, Insecure: opts.Insecure})
+	var lc lookup.Config
+	if opts.CacheDir != "" {
+		lc.Cache = datasource.NewCacheDir(opts.CacheDir)
+	}
+	res, err := s.upgradePass(ctx, h, fg, token, upgradeOptions{DryRun: opts.DryRun, Dir: opts.Dir, Insecure: opts.Insecure, Lookup: lc})
 	if res != nil {
 		if ios.JSON() {
 			if jerr := ios.WriteJSON(res); jerr != nil {

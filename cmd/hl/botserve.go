@@ -30,6 +30,7 @@ type botServeOptions struct {
 	ShutdownAfter time.Duration
 	RunAtStart    bool
 	Insecure      []string
+	CacheDir      string
 }
 
 func newBotServeCmd(s *shared) *cobra.Command {
@@ -62,6 +63,7 @@ stop it: a running pass gets --shutdown-timeout to finish, then is cancelled.`,
 	f.DurationVar(&o.ShutdownAfter, "shutdown-timeout", 30*time.Second, "how long a running pass may finish after SIGTERM")
 	f.BoolVar(&o.RunAtStart, "run-now", false, "also run once at start")
 	f.StringSliceVar(&o.Insecure, "insecure-registry", nil, "OCI registries spoken to over plain HTTP (host:port)")
+	f.StringVar(&o.CacheDir, "cache-dir", "", "also keep the datasource cache in this folder (a volume), so a restarted bot's first run is conditional too")
 	return cmd
 }
 
@@ -104,8 +106,12 @@ func runBotServe(ctx context.Context, s *shared, o *botServeOptions) error {
 	if o.Timezone != "" {
 		tz = o.Timezone
 	}
-	// One datasource cache for the daemon's life: later runs revalidate.
+	// One datasource cache for the daemon's life: later runs revalidate;
+	// with --cache-dir it outlives the process too.
 	lookups := lookup.Config{Cache: datasource.NewCache()}
+	if o.CacheDir != "" {
+		lookups.Cache = datasource.NewCacheDir(o.CacheDir)
+	}
 	var d *schedule.Daemon
 	passes := []schedule.Pass{
 		{Name: "upgrade", Run: func(ctx context.Context) error {

@@ -91,9 +91,9 @@ func (s *Store) put(repo string, st *Stored) {
 	if s.Dir == "" || (st.ETag == "" && st.LastModified == "") {
 		return
 	}
-	if b, err := json.Marshal(st); err == nil && os.MkdirAll(s.Dir, 0o755) == nil {
+	if b, err := json.Marshal(st); err == nil && os.MkdirAll(s.Dir, 0o700) == nil {
 		tmp := s.file(repo) + ".tmp"
-		if os.WriteFile(tmp, b, 0o644) == nil {
+		if os.WriteFile(tmp, b, 0o600) == nil {
 			_ = os.Rename(tmp, s.file(repo))
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -208,6 +211,10 @@ func (r *retry) delay(attempt int) time.Duration {
 // is conditional and a 304 is answered from here. It is safe for
 // concurrent use and meant to outlive one bot run.
 type Cache struct {
+	// Dir, when set, keeps every entry in a file as well, so the next
+	// process (a CronJob's next run, a restarted daemon) revalidates too.
+	Dir string
+
 	mu      sync.Mutex
 	entries map[string]*entry
 	maxSize int64
@@ -221,6 +228,20 @@ type entry struct {
 	etag, lastModified string
 	header             http.Header
 	body               []byte
+}
+
+// diskEntry is an entry's file. Response headers are kept but for
+// cookies; the key (URL and a hash of the credentials) is not stored.
+type diskEntry struct {
+	ETag         string      `json:"etag,omitempty"`
+	LastModified string      `json:"lastModified,omitempty"`
+	Header       http.Header `json:"header,omitempty"`
+	Body         []byte      `json:"body"`
+}
+
+func (c *Cache) file(k string) string {
+	h := sha256.Sum256([]byte(k))
+	return filepath.Join(c.Dir, "http-"+hex.EncodeToString(h[:12])+".json")
 }
 
 // NewCache returns a cache holding at most maxBytes of bodies (default
@@ -244,7 +265,21 @@ func cacheKey(req *http.Request) string {
 func (c *Cache) get(k string) *entry {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.entries[k]
+	if e, ok := c.entries[k]; ok || c.Dir == "" {
+		return e
+	}
+	b, err := os.ReadFile(c.file(k))
+	if err != nil {
+		return nil
+	}
+	var d diskEntry
+	if json.Unmarshal(b, &d) != nil || (d.ETag == "" && d.LastModified == "") || c.size+int64(len(d.Body)) > c.maxSize {
+		return nil
+	}
+	e := &entry{etag: d.ETag, lastModified: d.LastModified, header: d.Header, body: d.Body}
+	c.entries[k] = e
+	c.size += int64(len(e.body))
+	return e
 }
 
 func (c *Cache) put(k string, e *entry) {
@@ -259,6 +294,20 @@ func (c *Cache) put(k string, e *entry) {
 	}
 	c.entries[k] = e
 	c.size += int64(len(e.body))
+	if c.Dir == "" {
+		return
+	}
+	h := e.header.Clone()
+	h.Del("Set-Cookie")
+	b, err := json.Marshal(diskEntry{ETag: e.etag, LastModified: e.lastModified, Header: h, Body: e.body})
+	if err != nil || os.MkdirAll(c.Dir, 0o700) != nil {
+		return
+	}
+	// Written whole, then renamed: a run killed mid-write leaves no torn file.
+	tmp := c.file(k) + ".tmp"
+	if os.WriteFile(tmp, b, 0o600) == nil {
+		_ = os.Rename(tmp, c.file(k))
+	}
 }
 
 type conditional struct {
