@@ -2,8 +2,29 @@ package pr
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
+
+	"hl.dev/hl/bot"
 )
+
+// tagged are the datasources whose versions are the source repository's
+// git tags, so a compare view between two of them exists.
+var tagged = map[string]bool{"github-releases": true, "gitea-releases": true, "git-tags": true}
+
+// CompareURL is the forge's compare view between the current and the new
+// tag (GitHub and Gitea/Forgejo both serve <repo>/compare/<a>...<b>), ""
+// when the versions are not tags of the source repository.
+func CompareURL(u bot.Update) string {
+	src := strings.TrimSuffix(u.New.SourceURL, "/")
+	if !tagged[u.Dependency.Datasource] || src == "" || u.Dependency.Current == "" || u.NewValue == "" {
+		return ""
+	}
+	if p, err := url.Parse(src); err != nil || (p.Scheme != "https" && p.Scheme != "http") {
+		return ""
+	}
+	return src + "/compare/" + url.PathEscape(u.Dependency.Current) + "..." + url.PathEscape(u.NewValue)
+}
 
 // Body is the PR description: a table of updates, release-note links,
 // rendered chart diffs (by dependency index), the automerge note and the
@@ -23,6 +44,9 @@ func Body(b Branch, diffs map[int]*ChartDiff) string {
 		}
 		if u.New.SourceURL != "" {
 			links = append(links, fmt.Sprintf("[source / changelog](%s)", u.New.SourceURL))
+		}
+		if c := CompareURL(u); c != "" {
+			links = append(links, fmt.Sprintf("[compare `%s...%s`](%s)", u.Dependency.Current, u.NewValue, c))
 		}
 		if len(links) > 0 {
 			notes = append(notes, fmt.Sprintf("- `%s` %s: %s", DepName(u.Dependency), u.NewValue, strings.Join(links, ", ")))

@@ -176,3 +176,25 @@ func TestPlanSeparatesMinorAndPatch(t *testing.T) {
 		}
 	}
 }
+
+func TestCompareURL(t *testing.T) {
+	for _, tt := range []struct {
+		ds, src, cur, next, want string
+	}{
+		{"github-releases", "https://github.com/rancher/system-upgrade-controller", "v0.13.4", "v0.16.0", "https://github.com/rancher/system-upgrade-controller/compare/v0.13.4...v0.16.0"},
+		{"git-tags", "https://git.example.org/ops/media/", "v1.4.2", "v1.5.0", "https://git.example.org/ops/media/compare/v1.4.2...v1.5.0"},
+		{"docker", "https://github.com/grafana/grafana", "10.2.2", "10.3.0", ""}, // image tags are no git tags
+		{"git-tags", "", "v1", "v2", ""},
+		{"gitea-releases", "javascript:alert(1)", "v1", "v2", ""},
+	} {
+		u := bot.Update{Dependency: bot.Dependency{Datasource: tt.ds, Current: tt.cur}, NewValue: tt.next, New: bot.Release{SourceURL: tt.src}}
+		if got := CompareURL(u); got != tt.want {
+			t.Errorf("CompareURL(%s %s) = %q, want %q", tt.ds, tt.src, got, tt.want)
+		}
+	}
+	b := Branch{Name: "hl-bot/x-1.x", Updates: []bot.Update{{Dependency: bot.Dependency{Datasource: "git-tags", Package: "https://git.example.org/ops/media", Current: "v1.4.2", File: "app.yaml"},
+		NewValue: "v1.5.0", Type: bot.UpdateMinor, New: bot.Release{Version: "v1.5.0", SourceURL: "https://git.example.org/ops/media"}}}}
+	if body := Body(b, nil); !strings.Contains(body, "[compare `v1.4.2...v1.5.0`](https://git.example.org/ops/media/compare/v1.4.2...v1.5.0)") {
+		t.Errorf("body lacks the compare link:\n%s", body)
+	}
+}
