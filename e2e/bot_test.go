@@ -112,7 +112,7 @@ func TestBotAsRendered(t *testing.T) {
 			return nil
 		},
 	})
-	due := makeOneDue(t, lab)
+	due, dueDate := makeOneDue(t, lab)
 	hlRef := renderedHLImage(t, lab.Dir)
 
 	res, err := bootstrap.Run(ctx, bootstrap.Options{
@@ -270,7 +270,7 @@ func TestBotAsRendered(t *testing.T) {
 		if !slices.Contains(files(t, pr), due.File) {
 			t.Errorf("files %v, want %s", files(t, pr), due.File)
 		}
-		if strings.Contains(pr.Body, "generated on "+dueDate) == false {
+		if dueDate == "" || !strings.Contains(pr.Body, "generated on "+dueDate) {
 			t.Errorf("body does not say when it was generated (%s):\n%s", dueDate, pr.Body)
 		}
 	})
@@ -293,49 +293,28 @@ func TestBotAsRendered(t *testing.T) {
 	}
 }
 
-// dueDate is the generated-at date makeOneDue gives its secret.
-var dueDate = time.Now().UTC().AddDate(0, 0, -200).Format(secrets.DateLayout)
+// dueDays is how long ago makeOneDue's secret was rotated.
+const dueDays = 200
 
-// makeOneDue rotates one generated, rotatable secret of the repo with a
-// clock 200 days back, as a rotation that long ago would have left it,
-// and returns it (as scanned before).
-func makeOneDue(t *testing.T, lab *e2e.Homelab) secrets.Secret {
+// makeOneDue makes the first rotatable secret under apps/ due
+// (e2e.MakeDue) and returns it with its new generated-at date.
+func makeOneDue(t *testing.T, lab *e2e.Homelab) (secrets.Secret, string) {
 	t.Helper()
-	now := time.Now()
-	all, err := secrets.Scan(lab.Dir, now)
+	s, err := e2e.MakeDue(lab.Dir, dueDays, func(s secrets.Secret) bool { return strings.HasPrefix(s.File, "apps/") })
 	if err != nil {
 		t.Fatal(err)
 	}
-	var pick *secrets.Secret
-	for i, s := range all {
-		if s.Generated && s.Due {
-			t.Fatalf("%s is due right after the render", s.File)
-		}
-		if pick == nil && s.Generated && s.Rotatable && s.CopyOf == "" && strings.HasPrefix(s.File, "apps/") {
-			pick = &all[i]
-		}
-	}
-	if pick == nil {
-		t.Fatal("no generated, rotatable secret under apps/")
-	}
-	old := now.AddDate(0, 0, -200)
-	if _, err := secrets.RotateSecret(lab.Dir, *pick, all, secrets.Options{Now: func() time.Time { return old }}); err != nil {
-		t.Fatal(err)
-	}
-	after, err := secrets.Scan(lab.Dir, now)
+	all, err := secrets.Scan(lab.Dir, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	var due []string
-	for _, s := range after {
-		if s.Generated && s.Due {
-			due = append(due, s.File)
+	for _, a := range all {
+		if a.File == s.File {
+			return s, a.GeneratedAt
 		}
 	}
-	if len(due) != 1 || due[0] != pick.File {
-		t.Fatalf("due after the old rotation: %v, want only %s", due, pick.File)
-	}
-	return *pick
+	t.Fatalf("%s gone after its rotation", s.File)
+	return s, ""
 }
 
 // bumpedChart is a copy of the catalog's chart name at version.
