@@ -95,7 +95,12 @@ type RestoreResult struct {
 // system/backups/README.md describes it by hand:
 //
 //  1. pause Argo CD's automated sync of the app's Application (else
-//     self-heal scales the app back up mid-restore);
+//     self-heal scales the app back up mid-restore). The pause holds only
+//     while the root ApplicationSet leaves the Application's
+//     spec.syncPolicy.automated and this annotation alone
+//     (ignoreApplicationDifferences, preservedFields in
+//     bootstrap/root.yaml): its controller otherwise writes the generated
+//     spec back over the Application;
 //  2. scale every Deployment and StatefulSet of the namespace that mounts
 //     a restored claim to zero and wait until no replica is left;
 //  3. per volume, a VolSync ReplicationDestination <pvc>-restore writing
