@@ -114,6 +114,10 @@ type Forge interface {
 	// EnsureLabels creates the labels that do not exist yet.
 	EnsureLabels(ctx context.Context, labels []string) error
 	Merge(ctx context.Context, number int, opts MergeOptions) error
+	// RequiresChecks reports whether merging into branch requires status
+	// checks to pass. Without that, Gitea runs a merge scheduled "when
+	// checks succeed" at once, pending checks or not.
+	RequiresChecks(ctx context.Context, branch string) (bool, error)
 	// CancelAutoMerge cancels a merge scheduled with WhenChecksSucceed
 	// (nil when none is): a branch that changed must be judged again
 	// before it merges.

@@ -106,6 +106,9 @@ type runner struct {
 	hour    int
 	// scheduled remembers automerges requested in this run.
 	scheduled map[int]bool
+	// checksRequired: whether the base requires status checks (nil: not
+	// asked yet this run).
+	checksRequired *bool
 	// charts renders the Helm diffs of PR bodies (nil: NoChartDiff).
 	charts *pr.ChartRenderer
 	log    *slog.Logger

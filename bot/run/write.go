@@ -122,6 +122,12 @@ func (r *runner) automerge(ctx context.Context, j *job, p *forge.PR, pushed bool
 	// Only once CI has reported: Gitea merges a PR without any status
 	// right away, which would skip CI entirely.
 	if st == forge.StatusPending && (pushed || !r.scheduled[p.Number]) {
+		if required, err := r.requiresChecks(ctx); err != nil {
+			return err
+		} else if !required {
+			j.act(Action{Branch: b.Name, Verb: "automerge-waiting", PR: p.Number, Detail: "merged by the bot once its checks succeed: " + r.Base + " requires no status check, so a merge scheduled on the forge would run at once"})
+			return nil
+		}
 		if err := r.Forge.Merge(ctx, p.Number, forge.MergeOptions{WhenChecksSucceed: true, DeleteBranch: true}); err != nil {
 			// Already scheduled is fine; anything else is reported.
 			j.act(Action{Branch: b.Name, Verb: "automerge-waiting", PR: p.Number, Detail: err.Error()})
@@ -134,6 +140,18 @@ func (r *runner) automerge(ctx context.Context, j *job, p *forge.PR, pushed bool
 		j.act(Action{Branch: b.Name, Verb: "automerge-scheduled", PR: p.Number})
 	}
 	return nil
+}
+
+// requiresChecks asks once a run whether the base requires checks.
+func (r *runner) requiresChecks(ctx context.Context) (bool, error) {
+	if r.checksRequired == nil {
+		req, err := r.Forge.RequiresChecks(ctx, r.Base)
+		if err != nil {
+			return false, err
+		}
+		r.checksRequired = &req
+	}
+	return *r.checksRequired, nil
 }
 
 // supersede marks the superseded PRs as such and closes them.

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"path"
 	"strings"
 	"sync"
 	"time"
@@ -409,6 +410,27 @@ func AllowedMergeStyle(r *sdk.Repository) sdk.MergeStyle {
 		}
 	}
 	return ""
+}
+
+// RequiresChecks implements forge.Forge: a protection rule matching the
+// branch (by name or glob) with status checks enabled.
+func (f *Forge) RequiresChecks(ctx context.Context, branch string) (bool, error) {
+	c := f.client(ctx)
+	defer f.done(c)
+	rules, resp, err := c.ListBranchProtections(f.opts.Owner, f.opts.Repo, sdk.ListBranchProtectionsOptions{})
+	if err != nil {
+		return false, wrap("branch protections", resp, err)
+	}
+	for _, r := range rules {
+		name := r.RuleName
+		if name == "" {
+			name = r.BranchName
+		}
+		if ok, _ := path.Match(name, branch); (ok || name == branch) && r.EnableStatusCheck {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // CancelAutoMerge implements forge.Forge.

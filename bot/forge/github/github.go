@@ -424,6 +424,10 @@ func (f *Forge) addLabels(ctx context.Context, number int, labels []string) ([]s
 	return out, nil
 }
 
+// RequiresChecks implements forge.Forge: Merge checks the head's status
+// itself on GitHub and never schedules, so the answer changes nothing.
+func (f *Forge) RequiresChecks(context.Context, string) (bool, error) { return true, nil }
+
 // CancelAutoMerge implements forge.Forge: Merge never schedules one on
 // GitHub (auto-merge needs GraphQL), so there is none to cancel.
 func (f *Forge) CancelAutoMerge(context.Context, int) error { return nil }
