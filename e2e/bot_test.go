@@ -82,6 +82,7 @@ const botPort = 8080
 func TestBotAsRendered(t *testing.T) {
 	asrendered.RequireRoot(t)
 	ctx := t.Context()
+	e2e.HoldPort(t, botPort)
 	requirePortFree(t, botPort)
 	img := hlImage(t)
 

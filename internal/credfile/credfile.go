@@ -17,12 +17,22 @@ import (
 
 // Warning says that path can be read by users other than its owner, or
 // is "" when it cannot.
+//
+// Group access alone is not reported when the file's group is the
+// process's own group: that is how Kubernetes hands a mounted Secret to a
+// pod's non-root user (defaultMode 0400 plus fsGroup gives 0440, group
+// fsGroup, on a read-only mount nobody can chmod), and no other account
+// is in that group inside the container.
 func Warning(path string) string {
 	fi, err := os.Stat(path)
-	if err != nil || fi.Mode().Perm()&0o077 == 0 {
+	if err != nil {
 		return ""
 	}
-	return fmt.Sprintf("%s can be read by other users (mode %04o): chmod 600 %s", path, fi.Mode().Perm(), path)
+	perm := fi.Mode().Perm()
+	if perm&0o077 == 0 || (perm&0o007 == 0 && perm&0o020 == 0 && ownGroup(fi)) {
+		return ""
+	}
+	return fmt.Sprintf("%s can be read by other users (mode %04o): chmod 600 %s", path, perm, path)
 }
 
 // Read returns the trimmed content of path ("-" reads one line of stdin)
