@@ -241,6 +241,12 @@ func (r *Registry) PushImage(t testing.TB, repoPath string, tags ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.push(t, img, repoPath, tags)
+}
+
+// push writes img under each tag of repoPath.
+func (r *Registry) push(t testing.TB, img v1.Image, repoPath string, tags []string) {
+	t.Helper()
 	for _, tag := range tags {
 		ref, err := name.ParseReference(r.pushHost + "/" + repoPath + ":" + tag)
 		if err != nil {
@@ -285,15 +291,7 @@ func (r *Registry) PushImageAt(t testing.TB, repoPath string, created time.Time,
 	if img, err = mutate.ConfigFile(img, cfg); err != nil {
 		t.Fatal(err)
 	}
-	for _, tag := range tags {
-		ref, err := name.ParseReference(r.pushHost + "/" + repoPath + ":" + tag)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := remote.Write(ref, img); err != nil {
-			t.Fatalf("push %s: %v", ref, err)
-		}
-	}
+	r.push(t, img, repoPath, tags)
 }
 
 // PushChart packages a chart and pushes it with helm's registry client

@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"strconv"
 
-	"hl.dev/hl/bot"
 	"hl.dev/hl/bot/versioning/kubernetes"
 )
 
@@ -84,13 +83,7 @@ func cmp(a, b int) int {
 func (Scheme) UpdateType(current, candidate string) string {
 	x, _ := Parse(current)
 	y, _ := Parse(candidate)
-	switch {
-	case x.Major != y.Major:
-		return bot.UpdateMajor
-	case x.Minor != y.Minor:
-		return bot.UpdateMinor
-	}
-	return bot.UpdatePatch
+	return kubernetes.TypeOf(x.Major, x.Minor, y.Major, y.Minor)
 }
 
 // IsPrerelease reports a release candidate.

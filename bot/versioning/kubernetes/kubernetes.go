@@ -83,10 +83,17 @@ func (Scheme) Compare(a, b string) int {
 func (Scheme) UpdateType(current, candidate string) string {
 	x, _ := Parse(current)
 	y, _ := Parse(candidate)
+	return TypeOf(x.Major, x.Minor, y.Major, y.Minor)
+}
+
+// TypeOf is the update type from one major.minor to another: major,
+// minor, or patch for anything smaller (the rule the k3s and regex
+// schemes share).
+func TypeOf(curMajor, curMinor, major, minor int) string {
 	switch {
-	case x.Major != y.Major:
+	case curMajor != major:
 		return bot.UpdateMajor
-	case x.Minor != y.Minor:
+	case curMinor != minor:
 		return bot.UpdateMinor
 	}
 	return bot.UpdatePatch

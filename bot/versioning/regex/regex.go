@@ -20,7 +20,7 @@ import (
 	"strconv"
 	"strings"
 
-	"hl.dev/hl/bot"
+	"hl.dev/hl/bot/versioning/kubernetes"
 )
 
 // Prefix starts a regex scheme's name: "regex:<pattern>".
@@ -144,13 +144,7 @@ func (s *Scheme) Compare(a, b string) int {
 func (s *Scheme) UpdateType(current, candidate string) string {
 	x, _ := s.parse(current)
 	y, _ := s.parse(candidate)
-	switch {
-	case x.nums[0] != y.nums[0]:
-		return bot.UpdateMajor
-	case x.nums[1] != y.nums[1]:
-		return bot.UpdateMinor
-	}
-	return bot.UpdatePatch
+	return kubernetes.TypeOf(x.nums[0], x.nums[1], y.nums[0], y.nums[1])
 }
 
 // IsPrerelease reports a non-empty prerelease group.
