@@ -35,6 +35,9 @@ type Config struct {
 	Mirrors           config.Mirrors
 	MinimumReleaseAge time.Duration
 	Ignore            []config.Ignore
+	// Approved are package@version keys a human approved on the dashboard:
+	// the minimum release age does not hold them.
+	Approved map[string]bool
 	// SeparateMinorPatch proposes the newest patch of the current minor
 	// as well as the newest minor (set when either may automerge).
 	SeparateMinorPatch bool
@@ -389,6 +392,7 @@ func fillRelated(ctx context.Context, l *datasource.Lookup, u *bot.Update) strin
 // Policy is the filter half of a lookup, exposed for the PR side's
 // re-checks.
 type Policy struct {
+	approved map[string]bool
 	// separatePatch: patches get their own update (and branch) beside the
 	// newest minor, so an automerged patch never carries a minor along.
 	separatePatch bool
@@ -419,7 +423,7 @@ func newPolicy(cfg Config) *Policy {
 	if cfg.Now != nil {
 		now = cfg.Now()
 	}
-	p := &Policy{minAge: cfg.MinimumReleaseAge, now: now, separatePatch: cfg.SeparateMinorPatch}
+	p := &Policy{minAge: cfg.MinimumReleaseAge, now: now, separatePatch: cfg.SeparateMinorPatch, approved: cfg.Approved}
 	for _, ig := range cfg.Ignore {
 		r := ignoreRule{pkg: Glob(ig.Package), types: map[string]bool{}}
 		for _, t := range ig.UpdateTypes {
@@ -593,7 +597,7 @@ func (c *chooser) candidate(r bot.Release) (string, bool) {
 // aged reports whether r passed the minimum release age. A release with
 // no known time has not: with no date, "old enough" cannot be shown.
 func (c *chooser) aged(r bot.Release) bool {
-	return c.p.minAge <= 0 || (!r.ReleasedAt.IsZero() && c.p.now.Sub(r.ReleasedAt) >= c.p.minAge)
+	return c.p.minAge <= 0 || c.p.approved[c.dep.Package+"@"+r.Version] || (!r.ReleasedAt.IsZero() && c.p.now.Sub(r.ReleasedAt) >= c.p.minAge)
 }
 
 // choose is Choose, also returning the newest candidate the minimum

@@ -15,7 +15,8 @@ import (
 // automerged after a 3-day minimum release age:
 //
 //   - the image update has no release time (its registry config carries
-//     none), so it is held, and the dashboard says why;
+//     none), so it is held, and the dashboard says why; ticking its box
+//     on the dashboard approves it for the next run;
 //   - a minor release lands on its own branch, the patch branch keeps the
 //     patch;
 //   - a merge scheduled on the patch PR is cancelled before the bot pushes
@@ -59,6 +60,19 @@ func TestAutomergeYouCanTrust(t *testing.T) {
 	}
 	if b := is.Body; !strings.Contains(b, "## Held by the minimum release age") || !strings.Contains(b, "1.1.0 held: its release time is unknown") {
 		t.Errorf("dashboard does not say what is held and why:\n%s", b)
+	}
+
+	// A human ticks the held update's box: the next run proposes it.
+	ticked := strings.Replace(is.Body, "- [ ] <!-- hl-approve: ", "- [x] <!-- hl-approve: ", 1)
+	if ticked == is.Body {
+		t.Fatalf("no approval box on the dashboard:\n%s", is.Body)
+	}
+	if _, _, err := e.admin.EditIssue(e.owner, e.name, is.Index, sdk.EditIssueOption{Body: &ticked}); err != nil {
+		t.Fatal(err)
+	}
+	res = e.run(t)
+	if ps := e.prs(t)["hl-bot/app-web-1.x"]; len(ps) != 1 || len(res.Held) != 0 {
+		t.Fatalf("approved update not proposed: %d PRs, held %v", len(ps), res.Held)
 	}
 
 	// 2. A minor release gets its own branch; the patch branch keeps 1.0.1.
@@ -127,4 +141,13 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestApproved reads only ticked boxes that carry an approval marker.
+func TestApproved(t *testing.T) {
+	body := "## Held\n\n- [x] <!-- hl-approve: ghcr.io/a/b@1.2.0 --> a\n- [ ] <!-- hl-approve: c@2.0.0 --> c\n- [X] <!-- hl-approve: d@v3 --> d\n- [x] some other box\n  - [x] <!-- hl-approve: nested@1 -->\n"
+	got := run.Approved(body)
+	if len(got) != 2 || !got["ghcr.io/a/b@1.2.0"] || !got["d@v3"] {
+		t.Errorf("Approved = %v", got)
+	}
 }

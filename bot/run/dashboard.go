@@ -3,6 +3,7 @@ package run
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -48,9 +49,9 @@ func (r *runner) dashboard(ctx context.Context, branches []pr.Branch, is *forge.
 	section("Ignored (closed by a human, or edited by one)", "ignored", "human-edited")
 	section("Errored", "error")
 	if len(r.res.Held) > 0 {
-		s.WriteString("\n## Held by the minimum release age\n\n")
-		for _, h := range r.res.Held {
-			s.WriteString("- " + h + "\n")
+		s.WriteString("\n## Held by the minimum release age\n\nTick a box to approve that update now: the next run proposes it.\n\n")
+		for i, h := range r.res.Held {
+			s.WriteString("- [ ] " + approveMarker(r.heldKeys[i]) + " " + h + "\n")
 		}
 	}
 	if len(r.res.Warnings) > 0 {
@@ -77,4 +78,19 @@ func (r *runner) dashboard(ctx context.Context, branches []pr.Branch, is *forge.
 	}
 	r.res.Dashboard = is.Number
 	return nil
+}
+
+// approveMarker tags a held update's checkbox with what it approves.
+func approveMarker(key string) string { return "<!-- hl-approve: " + key + " -->" }
+
+var approvedRe = regexp.MustCompile(`(?m)^- \[[xX]\] <!-- hl-approve: (\S+) -->`)
+
+// Approved reads the ticked approval boxes of a dashboard body: the
+// package@version keys a human let through the minimum release age.
+func Approved(body string) map[string]bool {
+	out := map[string]bool{}
+	for _, m := range approvedRe.FindAllStringSubmatch(body, -1) {
+		out[m[1]] = true
+	}
+	return out
 }

@@ -106,6 +106,8 @@ type runner struct {
 	hour    int
 	// scheduled remembers automerges requested in this run.
 	scheduled map[int]bool
+	// heldKeys are the package@version of each of res.Held.
+	heldKeys []string
 	// checksRequired: whether the base requires status checks (nil: not
 	// asked yet this run).
 	checksRequired *bool
@@ -221,6 +223,18 @@ func each[T any](r *runner, xs []T, fn func(T)) {
 
 func (r *runner) run(ctx context.Context) error {
 	start := time.Now()
+	// The dashboard is read while the repository is opened: its ticked
+	// boxes approve held updates for this run's lookup.
+	var (
+		dash    *forge.Issue
+		dashErr error
+	)
+	found := make(chan struct{})
+	go func() {
+		defer close(found)
+		dash, dashErr = r.Forge.FindIssue(ctx, DashboardTitle)
+	}()
+	defer func() { <-found }()
 	repo, err := engine.Open(ctx, engine.Options{Forge: r.Forge, Base: r.Base, Dir: r.Dir})
 	if err != nil {
 		return err
@@ -241,6 +255,10 @@ func (r *runner) run(ctx context.Context) error {
 		// The rotation pass's PRs are its own business.
 		r.prs = slices.DeleteFunc(r.prs, func(p forge.PR) bool { return strings.HasPrefix(p.Head, engine.RotationPrefix) })
 	}()
+	<-found
+	if dashErr == nil {
+		r.Lookup.Approved = Approved(dash.Body)
+	}
 	updates, warnings, err := r.FindUpdates(ctx, dir, r.Lookup)
 	<-listed
 	r.log.Debug("updates found", "n", len(updates), "prs", len(r.prs), "took", time.Since(start))
@@ -253,6 +271,7 @@ func (r *runner) run(ctx context.Context) error {
 	for _, w := range warnings {
 		if w.Held != "" {
 			r.res.Held = append(r.res.Held, w.String())
+			r.heldKeys = append(r.heldKeys, w.Package+"@"+w.Held)
 			continue
 		}
 		r.res.Warnings = append(r.res.Warnings, w.String())
@@ -348,15 +367,6 @@ func (r *runner) run(ctx context.Context) error {
 	// GitHub asks for content-creating requests one after another). The
 	// dashboard issue is looked up meanwhile.
 	start = time.Now()
-	var (
-		dash    *forge.Issue
-		dashErr error
-	)
-	found := make(chan struct{})
-	go func() {
-		defer close(found)
-		dash, dashErr = f.FindIssue(ctx, DashboardTitle)
-	}()
 	for _, j := range jobs {
 		if j.cancel {
 			r.cancelAutomerge(ctx, j)
