@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"sort"
 	"strings"
 	"time"
 
@@ -166,42 +164,4 @@ func tcpOpen(addr string) func(context.Context) error {
 		}
 		return c.Close()
 	}
-}
-
-// withHosts wraps a component's command so that it runs in a private mount
-// namespace with Options.Hosts bound over /etc/hosts; without Hosts it is
-// the command itself. The wrapper execs the component, so the process (and
-// its group) is the component's.
-func (s *Server) withHosts(bin string, args []string) (string, []string, error) {
-	if len(s.opts.Hosts) == 0 {
-		return bin, args, nil
-	}
-	hosts := s.path("hosts")
-	if _, err := os.Stat(hosts); errors.Is(err, fs.ErrNotExist) {
-		base, err := os.ReadFile("/etc/hosts")
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return "", nil, fmt.Errorf("hosts: %w", err)
-		}
-		names := make([]string, 0, len(s.opts.Hosts))
-		for n := range s.opts.Hosts {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		var b strings.Builder
-		b.Write(base)
-		b.WriteString("\n# argocd testserver Options.Hosts\n")
-		for _, n := range names {
-			fmt.Fprintf(&b, "%s\t%s\n", s.opts.Hosts[n], n)
-		}
-		if err := os.WriteFile(hosts, []byte(b.String()), 0o644); err != nil {
-			return "", nil, fmt.Errorf("hosts: %w", err)
-		}
-	}
-	unshare, err := exec.LookPath("unshare")
-	if err != nil {
-		return "", nil, fmt.Errorf("Options.Hosts needs util-linux's unshare: %w", err)
-	}
-	wrapped := append([]string{"--mount", "--propagation", "private", "--", "/bin/sh", "-c",
-		`mount --bind "$0" /etc/hosts && exec "$@"`, hosts, bin}, args...)
-	return unshare, wrapped, nil
 }

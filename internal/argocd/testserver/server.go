@@ -1,6 +1,8 @@
 package testserver
 
 import (
+	"hl.dev/hl/internal/testharness"
+
 	"context"
 	"errors"
 	"fmt"
@@ -371,7 +373,7 @@ func (s *Server) launch(ctx context.Context, name, bin, binaryName string, nport
 		if s.opts.LogLevel != "" && binaryName != "" {
 			args = append(args, "--loglevel", s.opts.LogLevel)
 		}
-		bin, args, err := s.withHosts(bin, args)
+		bin, args, err := testharness.WithHosts(s.Dir, s.opts.Hosts, bin, args)
 		if err != nil {
 			return err
 		}

@@ -40,6 +40,10 @@ type Options struct {
 	APIServerArgs []string
 	// StartTimeout bounds start-up, /readyz included; default 2m.
 	StartTimeout time.Duration
+	// Hosts maps names to addresses for kube-apiserver, as cluster DNS
+	// resolves Service names for a control plane that calls admission
+	// webhooks by their Service (testharness.WithHosts; needs root).
+	Hosts map[string]string
 }
 
 // Server is a running etcd and kube-apiserver that own a temporary folder.
@@ -63,6 +67,7 @@ type Server struct {
 	apiBin, etcdBin string
 	apiPort         int
 	apiArgs         []string
+	hosts           map[string]string
 	tokens          []Token
 	startTimeout    time.Duration
 	// started is set once Start returns; CAData is fixed from then on.
@@ -124,6 +129,7 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 		apiBin:       opts.APIServerBinary,
 		etcdBin:      opts.EtcdBinary,
 		apiArgs:      append([]string(nil), opts.APIServerArgs...),
+		hosts:        opts.Hosts,
 		tokens:       tokens,
 		startTimeout: opts.StartTimeout,
 	}
@@ -246,7 +252,11 @@ func (s *Server) startAPIServer(ctx context.Context) error {
 		"--allow-privileged=true",
 		"--profiling=false",
 	}, s.apiArgs...)
-	p, err := startProc("kube-apiserver", s.apiBin, s.Dir, s.path("kube-apiserver.log"), args...)
+	bin, args, err := testharness.WithHosts(s.Dir, s.hosts, s.apiBin, args)
+	if err != nil {
+		return err
+	}
+	p, err := startProc("kube-apiserver", bin, s.Dir, s.path("kube-apiserver.log"), args...)
 	if err != nil {
 		return err
 	}
