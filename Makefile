@@ -12,7 +12,7 @@ export CGO_ENABLED ?= 0
 # one build cache instead of compiling the Kubernetes stack twice.
 export GOFLAGS := $(strip $(GOFLAGS) -trimpath)
 
-.PHONY: all build test unit fuzz lint vet fmt schema bench gitea kube argocd alertmanager image-base image-base-host image tidy clean e2e-pxe e2e
+.PHONY: all build test unit loop fuzz lint vet fmt schema bench gitea kube argocd alertmanager image-base image-base-host image tidy clean e2e-pxe e2e
 
 all: build
 
@@ -32,6 +32,16 @@ unit:
 ## them too.
 e2e: gitea image-base-host
 	$(GO) test -count=1 -timeout 30m ./e2e/...
+
+## loop: the loop test alone (root): hl init --defaults, render, hl
+## bootstrap cluster against the real API server with the Gitea harness as
+## the in-cluster forge, the real Argo CD syncing every Application, the
+## bot run as rendered opening upgrade and rotation PRs, the validate
+## pipeline step run as rendered, merge, Argo CD applying it. Behind the
+## build tag `loop` and not yet part of `make test`: it does not pass yet
+## (admission webhooks served by pods need a seam; see issue 18's note).
+loop: gitea kube argocd image-base-host
+	$(GO) test -tags loop -count=1 -timeout 40m -run '^TestLoop$$' -v ./e2e/loop
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/config

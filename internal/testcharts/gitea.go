@@ -21,7 +21,7 @@ import (
 //     image's SSH port 2222;
 //   - Deployment <fullname>, one container gitea from
 //     image.registry/image.repository:(image.tag or appVersion)-rootless
-//     with replicaCount, strategy, podSecurityContext,
+//     with replicaCount, podAnnotations, strategy, podSecurityContext,
 //     containerSecurityContext and resources;
 //   - PersistentVolumeClaim persistence.claimName (gitea-shared-storage)
 //     when persistence.enabled;
@@ -63,6 +63,7 @@ const giteaValues = `image:
   tag: ""
   rootless: true
 replicaCount: 1
+podAnnotations: {}
 strategy:
   type: RollingUpdate
 podSecurityContext:
@@ -162,6 +163,10 @@ spec:
     metadata:
       labels:
         {{- include "gitea.labels" . | nindent 8 }}
+      {{- with .Values.podAnnotations }}
+      annotations:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
     spec:
       securityContext:
         {{- toYaml .Values.podSecurityContext | nindent 8 }}

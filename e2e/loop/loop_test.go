@@ -1,0 +1,980 @@
+//go:build loop
+
+package loop
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"code.gitea.io/sdk/gitea"
+	"filippo.io/age"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	sigyaml "sigs.k8s.io/yaml"
+
+	"hl.dev/hl/bootstrap"
+	"hl.dev/hl/e2e"
+	"hl.dev/hl/e2e/hlimage"
+	argocd "hl.dev/hl/internal/argocd/testserver"
+	"hl.dev/hl/internal/asrendered"
+	"hl.dev/hl/internal/config"
+	giteats "hl.dev/hl/internal/gitea/testserver"
+	kubets "hl.dev/hl/internal/kube/testserver"
+	"hl.dev/hl/internal/testcharts"
+	"hl.dev/hl/internal/testharness"
+	"hl.dev/hl/secrets"
+	"hl.dev/hl/validate"
+)
+
+func TestMain(m *testing.M) { kubets.Main(m) }
+
+var gvrApps = argocd.ApplicationGVR
+
+// loop is the state of one run of the loop.
+type loop struct {
+	t       *testing.T
+	hl      string // the built hl binary
+	dir     string // the rendered repository (hl init --out)
+	ageKey  string
+	forge   *giteats.Server
+	kube    *kubets.Server
+	set     *testcharts.Set
+	charts  *testcharts.Repos
+	cache   string // chart cache for in-process renders
+	homelab *config.Homelab
+	argo    *argocd.Server
+	kc      kubernetes.Interface
+	dyn     dynamic.Interface
+	gc      *gitea.Client
+	due     dueSecret
+	hooks   *webhooks
+	// giteaSvc is the in-cluster forge's Service (the Service seam).
+	giteaSvc *e2e.Service
+}
+
+// TestLoop runs the loop. Its phases are subtests so a failure names the
+// link of the chain that broke; each later phase needs the earlier ones.
+func TestLoop(t *testing.T) {
+	l := &loop{t: t}
+	l.hl = buildHL(t)
+	l.forge = giteats.ForTest(t)
+	l.set = testcharts.Catalog(t)
+	l.charts = l.set.Serve(t)
+
+	steps := []struct {
+		name string
+		run  func(*testing.T)
+	}{
+		{"init and render", l.initAndRender},
+		{"bootstrap cluster", l.bootstrapCluster},
+		{"argo cd syncs everything", l.syncEverything},
+		{"bot upgrade PRs validated, merged and applied", l.botUpgrade},
+		{"bot rotation PR validated, merged and applied", l.botRotation},
+	}
+	for _, s := range steps {
+		if !t.Run(s.name, s.run) {
+			t.Fatalf("the loop broke at %q", s.name)
+		}
+	}
+}
+
+// buildHL builds hl as the tests' go command builds it (the Makefile's
+// GOFLAGS) into a temporary folder.
+func buildHL(t *testing.T) string {
+	t.Helper()
+	root, err := testharness.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "bin", "hl")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/hl")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/hl: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// hlRun runs the hl binary in the repository with a private HOME.
+func (l *loop) hlRun(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(l.hl, args...)
+	cmd.Dir = l.dir
+	cmd.Env = append(os.Environ(), "HOME="+filepath.Dir(l.ageKey), "XDG_CONFIG_HOME="+filepath.Dir(l.ageKey), "SOPS_AGE_KEY_FILE="+l.ageKey)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("hl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// initAndRender: `hl init --defaults`, then the edits a user makes to
+// hl.yaml here (a forge owner of its own in the shared Gitea, the chart
+// mirrors), then `hl render` through the three-way merge.
+func (l *loop) initAndRender(t *testing.T) {
+	// Folders live as long as the whole loop (a subtest's TempDir goes
+	// with the subtest).
+	l.dir = filepath.Join(l.t.TempDir(), "homelab")
+	l.ageKey = filepath.Join(l.t.TempDir(), "age.key")
+	cmd := exec.Command(l.hl, "init", "--defaults", "--out", l.dir, "--age-key", l.ageKey)
+	cmd.Env = append(os.Environ(), "HOME="+filepath.Dir(l.ageKey))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("hl init --defaults: %v\n%s", err, out)
+	}
+	cfgPath := filepath.Join(l.dir, config.FileName)
+	data, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := sigyaml.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	spec := doc["spec"].(map[string]any)
+	spec["forge"].(map[string]any)["owner"] = l.forge.UniqueName("loop")
+	var charts []any
+	for _, m := range l.charts.Mirrors {
+		charts = append(charts, map[string]any{"from": m.From, "to": m.To})
+	}
+	mirrors, _ := spec["mirrors"].(map[string]any)
+	if mirrors == nil {
+		mirrors = map[string]any{}
+		spec["mirrors"] = mirrors
+	}
+	mirrors["charts"] = charts
+	// The app image the upgrade phase bumps comes from the local registry.
+	mirrors["registries"] = []any{map[string]any{"from": "ghcr.io/gethomepage", "to": l.charts.Host + "/ghcr/gethomepage"}}
+	pushImage(t, l.charts.Host+bumpImageMirr+":"+bumpImageFrom)
+	// The bot may open every PR of the loop in one run, and takes the
+	// test's fresh releases (their age is minutes).
+	bot, _ := spec["bot"].(map[string]any)
+	if bot == nil {
+		bot = map[string]any{}
+		spec["bot"] = bot
+	}
+	delete(bot, "minimumReleaseAge")
+	bot["limits"] = map[string]any{"maxPRsPerHour": 20, "maxPRsPerRun": 20, "maxOpenPRs": 20}
+	out, err := sigyaml.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfgPath, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Log(strings.TrimSpace(l.hlRun(t, "render")))
+	l.due = l.makeOneDue(t)
+	d, _, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.homelab = d.Homelab
+	l.cache = l.t.TempDir()
+	l.set.Cache(t, l.cache, l.homelab.Spec.Mirrors.Charts...)
+	// What the pipeline checks on every PR holds for the first render.
+	t.Log(strings.TrimSpace(l.hlRun(t, "validate", "--chart-cache", l.cache)))
+}
+
+type fixedForge string
+
+func (f fixedForge) Open(context.Context) (string, func(), error) { return string(f), func() {}, nil }
+
+func (l *loop) identities(t *testing.T) []age.Identity {
+	t.Helper()
+	ids, err := secrets.LoadIdentities(l.ageKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+// bootstrapCluster runs hl bootstrap cluster's steps against the API
+// server, with the in-cluster forge played by the Gitea harness.
+func (l *loop) bootstrapCluster(t *testing.T) {
+	ctx := t.Context()
+	l.hooks = startWebhooks(l.t, l.dir, l.cache)
+	l.kube = kubets.New(l.t, kubets.Options{Hosts: l.hooks.hosts})
+	l.kc = kubernetes.NewForConfigOrDie(l.kube.RESTConfig())
+	l.dyn = dynamic.NewForConfigOrDie(l.kube.RESTConfig())
+	// The Gitea chart creates its administrator from gitea-admin.
+	user, pass := l.secretValue(t, "platform/gitea/secrets", "gitea-admin", "username"), l.secretValue(t, "platform/gitea/secrets", "gitea-admin", "password")
+	if err := l.forge.CreateSiteAdmin(ctx, user, pass); err != nil && !strings.Contains(err.Error(), "already exists") {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	res, err := bootstrap.Cluster(ctx, bootstrap.ClusterOptions{
+		Dir: l.dir, Kube: l.kube.RESTConfig(), Identities: l.identities(t),
+		Render: validate.Options{CacheDir: l.cache, Offline: true},
+		Forge:  fixedForge(l.forge.URL),
+		Ready:  func(context.Context, string) error { return nil },
+	})
+	if err != nil {
+		t.Fatalf("bootstrap cluster: %v\n%+v", err, res)
+	}
+	for _, s := range res.Steps {
+		t.Logf("%-15s %-9s %s", s.Name, s.Status, s.Detail)
+	}
+	t.Logf("hl bootstrap cluster in %v", time.Since(start).Round(time.Millisecond))
+	gc, err := gitea.NewClient(l.forge.URL, gitea.SetBasicAuth(user, pass))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.gc = gc
+}
+
+// secretValue decrypts one value of a rendered SOPS Secret in folder.
+func (l *loop) secretValue(t *testing.T, folder, name, key string) string {
+	t.Helper()
+	var buf strings.Builder
+	if err := secrets.Manifests(filepath.Join(l.dir, folder), l.identities(t), &buf); err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range strings.Split(buf.String(), "\n---\n") {
+		var s struct {
+			Metadata   struct{ Name string }
+			StringData map[string]string `json:"stringData"`
+		}
+		if err := sigyaml.Unmarshal([]byte(doc), &s); err != nil {
+			t.Fatal(err)
+		}
+		if s.Metadata.Name == name {
+			if v, ok := s.StringData[key]; ok {
+				return v
+			}
+		}
+	}
+	t.Fatalf("%s: no Secret %s with key %s", folder, name, key)
+	return ""
+}
+
+// syncEverything starts Argo CD on what bootstrap applied and waits until
+// every Application the root ApplicationSets generate is Synced.
+func (l *loop) syncEverything(t *testing.T) {
+	ctx := t.Context()
+	// The in-cluster forge's Service, as the rendered repo URL names it.
+	svc, err := e2e.StartService(ctx, "gitea-http", "gitea", 3000, strings.TrimPrefix(l.forge.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.t.Cleanup(func() { svc.Close() })
+	l.giteaSvc = svc
+	cmp, err := l.kc.CoreV1().ConfigMaps("argocd").Get(ctx, "argocd-cmp-cm", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the rendered argocd-cmp-cm: %v", err)
+	}
+	plugin, ok := cmp.Data["hl-secrets.yaml"]
+	if !ok {
+		t.Fatalf("argocd-cmp-cm has no hl-secrets.yaml: %v", cmp.Data)
+	}
+	age, err := l.kc.CoreV1().Secrets("argocd").Get(ctx, "sops-age", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("sops-age in argocd: %v", err)
+	}
+	keyFile := filepath.Join(l.t.TempDir(), "keys.txt")
+	if err := os.WriteFile(keyFile, age.Data["keys.txt"], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	l.argo = argocd.New(l.t, argocd.Options{
+		Kubeconfig: l.kube.Kubeconfig,
+		Plugins: []argocd.Plugin{{
+			Config: plugin, PATH: []string{filepath.Dir(l.hl)},
+			Env: []string{"SOPS_AGE_KEY_FILE=" + keyFile},
+		}},
+		Hosts: svc.Hosts(),
+	})
+	t.Logf("Argo CD started in %v", time.Since(start).Round(time.Millisecond))
+	ready, stopReady := context.WithCancel(context.Background())
+	var readyDone sync.WaitGroup
+	readyDone.Go(func() { l.reportReady(ready) })
+	l.t.Cleanup(func() { stopReady(); readyDone.Wait() })
+	l.pointHooks(t)
+
+	want := l.expectedApps(t)
+	deadline := time.Now().Add(10 * time.Minute)
+	var last string
+	for {
+		got, summary := l.appStates(t)
+		synced := 0
+		for _, name := range want {
+			if got[name] == "Synced" {
+				synced++
+			}
+		}
+		if synced == len(want) && len(got) == len(want) {
+			break
+		}
+		if summary != last {
+			t.Logf("%d/%d Synced: %s", synced, len(want), summary)
+			last = summary
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v, %d of %d Applications Synced:\n%s\n%s", time.Since(start).Round(time.Second), synced, len(want), l.describeApps(t), l.argo.LogTails())
+		}
+		time.Sleep(2 * time.Second)
+	}
+	t.Logf("bootstrap to every Application Synced (%d): %v", len(want), time.Since(start).Round(time.Millisecond))
+}
+
+// expectedApps lists the Applications the root ApplicationSets generate
+// from the rendered tree: one per app.yaml their generators match.
+func (l *loop) expectedApps(t *testing.T) []string {
+	t.Helper()
+	var names []string
+	for _, g := range []string{"system/*/app.yaml", "platform/*/app.yaml", "apps/*/app.yaml", "*/*/secrets/app.yaml"} {
+		files, err := filepath.Glob(filepath.Join(l.dir, g))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var a struct{ Name string }
+			if err := sigyaml.Unmarshal(data, &a); err != nil || a.Name == "" {
+				t.Fatalf("%s: no name (%v)", f, err)
+			}
+			names = append(names, a.Name)
+		}
+	}
+	sort.Strings(names)
+	if len(names) < 10 {
+		t.Fatalf("only %d Applications expected: %v", len(names), names)
+	}
+	return names
+}
+
+// appStates maps each Application to its sync status, with a one-line
+// summary of those not Synced.
+func (l *loop) appStates(t *testing.T) (map[string]string, string) {
+	t.Helper()
+	list, err := l.dyn.Resource(gvrApps).Namespace("argocd").List(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	var pending []string
+	for _, a := range list.Items {
+		st, _, _ := unstructured.NestedString(a.Object, "status", "sync", "status")
+		got[a.GetName()] = st
+		if st != "Synced" {
+			pending = append(pending, a.GetName()+"="+orNone(st))
+		}
+	}
+	slices.Sort(pending)
+	return got, fmt.Sprintf("%d Applications; not Synced: %s", len(got), strings.Join(pending, " "))
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+// describeApps is every Application not Synced, with its status summary.
+func (l *loop) describeApps(t *testing.T) string {
+	t.Helper()
+	list, err := l.dyn.Resource(gvrApps).Namespace("argocd").List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		return err.Error()
+	}
+	var b strings.Builder
+	for _, a := range list.Items {
+		st, err := l.argo.Application(context.Background(), "argocd", a.GetName())
+		if err != nil {
+			fmt.Fprintf(&b, "%s: %v\n", a.GetName(), err)
+			continue
+		}
+		if st.Sync.Status != "Synced" {
+			fmt.Fprintf(&b, "%s: %s\n", a.GetName(), st)
+		}
+	}
+	sets, err := l.dyn.Resource(argocd.ApplicationSetGVR).Namespace("argocd").List(context.Background(), metav1.ListOptions{})
+	if err == nil {
+		for _, s := range sets.Items {
+			conds, _, _ := unstructured.NestedSlice(s.Object, "status", "conditions")
+			fmt.Fprintf(&b, "ApplicationSet %s: %v\n", s.GetName(), conds)
+		}
+	}
+	return b.String()
+}
+
+// pointHooks is the webhook half of the Service seam: Gitea's hook to
+// argocd-server's Service goes to the harness's argocd-server.
+func (l *loop) pointHooks(t *testing.T) {
+	t.Helper()
+	owner, repo := l.homelab.Spec.Forge.Owner, l.homelab.Spec.Forge.Repo
+	hooks, _, err := l.gc.ListRepoHooks(owner, repo, gitea.ListHooksOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, h := range hooks {
+		if strings.HasPrefix(h.Config["url"], "http://argocd-server.argocd.svc") {
+			if _, err := l.gc.EditRepoHook(owner, repo, h.ID, gitea.EditHookOption{
+				Config: map[string]string{"url": l.argo.WebhookURL, "content_type": "json"}, Events: h.Events,
+			}); err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d webhooks to argocd-server, want 1: %v", n, hooks)
+	}
+}
+
+// The versions the upgrade phase publishes upstream: a chart whose
+// objects carry its version (cert-manager labels every object
+// helm.sh/chart: cert-manager-<version>) and an app image.
+const (
+	bumpChart      = "cert-manager"
+	bumpChartTo    = "v1.20.0"
+	bumpImageRepo  = "ghcr.io/gethomepage/homepage"
+	bumpImageMirr  = "/ghcr/gethomepage/homepage"
+	bumpImageFrom  = "v1.7.0"
+	bumpImageTo    = "v1.8.0"
+	bumpDeployment = "homepage"
+)
+
+// runBot runs the rendered hl-bot Deployment's container as rendered
+// (hl's real image, its command, arguments, environment and mounts) with
+// the Secrets the API server holds in its namespace — those Argo CD
+// applied through the hl-secrets plugin, and sops-age from hl bootstrap
+// cluster — until stop is called.
+func (l *loop) runBot(t *testing.T) (logs func() string, stop func()) {
+	t.Helper()
+	ctx := t.Context()
+	img, err := hlimage.Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := os.ReadFile(l.ageKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lab := &e2e.Homelab{Dir: l.dir, AgeKey: key, Identities: l.identities(t)}
+	pod, err := e2e.Pod(ctx, e2e.PodOptions{Lab: lab, File: "platform/hl-bot/deployment.yaml", Kind: "Deployment", Name: "hl-bot",
+		Decrypter: img, Hosts: l.giteaSvc.Hosts()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := l.kc.CoreV1().Secrets(pod.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod.Secrets = held.Items
+	pod.Images = map[string]*asrendered.Image{}
+	for _, c := range pod.Spec.Containers {
+		pod.Images[c.Image] = img
+	}
+	var buf e2e.SyncBuffer
+	pod.Stdout, pod.Stderr = &buf, &buf
+	// The rendered bot listens on :8080 of the host here (the Pods seam).
+	release := e2e.HoldPort(t, 8080)
+	proc, err := pod.Start(ctx)
+	if err != nil {
+		release()
+		t.Fatal(err)
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			if _, err := proc.Stop(30 * time.Second); err != nil {
+				t.Logf("stopping the bot: %v", err)
+			}
+			release()
+		})
+	}
+	l.t.Cleanup(stop)
+	return buf.String, stop
+}
+
+// waitPRs waits until an open pull request matches each of want.
+func (l *loop) waitPRs(t *testing.T, bound time.Duration, logs func() string, want map[string]func(*gitea.PullRequest) bool) map[string]*gitea.PullRequest {
+	t.Helper()
+	owner, repo := l.homelab.Spec.Forge.Owner, l.homelab.Spec.Forge.Repo
+	found := map[string]*gitea.PullRequest{}
+	deadline := time.Now().Add(bound)
+	for {
+		prs, _, err := l.gc.ListRepoPullRequests(owner, repo, gitea.ListPullRequestsOptions{State: gitea.StateOpen, ListOptions: gitea.ListOptions{PageSize: 50}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for what, match := range want {
+			for _, pr := range prs {
+				if match(pr) {
+					found[what] = pr
+				}
+			}
+		}
+		if len(found) == len(want) {
+			return found
+		}
+		if time.Now().After(deadline) {
+			var titles []string
+			for _, pr := range prs {
+				titles = append(titles, pr.Head.Ref+": "+pr.Title)
+			}
+			t.Fatalf("after %v: found %d of %d pull requests; open: %v\nbot log:\n%s", bound, len(found), len(want), titles, logs())
+		}
+		time.Sleep(2 * time.Second)
+	}
+}
+
+// validatePR runs every step of the rendered validate pipeline on the pull
+// request's head, as Woodpecker's Kubernetes backend would (hl's image,
+// the step's commands through its shell, CI_* metadata), and reports the
+// result to Gitea as Woodpecker does (the Woodpecker seam: no server or
+// agent; the status context is Woodpecker's).
+func (l *loop) validatePR(t *testing.T, pr *gitea.PullRequest) {
+	t.Helper()
+	ctx := t.Context()
+	img, err := hlimage.Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps, err := e2e.PipelineSteps(l.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran := 0
+	for _, s := range steps {
+		if s.File != ".woodpecker/validate.yaml" {
+			continue
+		}
+		if !whenAccepts(t, filepath.Join(l.dir, s.File), "pull_request", pr.Base.Ref) {
+			t.Fatalf("%s does not run for a pull request into %s", s.File, pr.Base.Ref)
+		}
+		ws := filepath.Join(t.TempDir(), "ws")
+		cloneURL := l.forge.URL + "/" + l.homelab.Spec.Forge.Owner + "/" + l.homelab.Spec.Forge.Repo + ".git"
+		if _, err := e2e.Git(filepath.Dir(ws), nil, "clone", "-q", "--branch", pr.Head.Ref, cloneURL, ws); err != nil {
+			t.Fatal(err)
+		}
+		if err := e2e.OpenPath(ws); err != nil {
+			t.Fatal(err)
+		}
+		meta := e2e.PullRequest{ForgeURL: l.forge.URL, Owner: l.homelab.Spec.Forge.Owner, Repo: l.homelab.Spec.Forge.Repo,
+			Number: int(pr.Index), Source: pr.Head.Ref, Target: pr.Base.Ref, SHA: pr.Head.Sha}
+		res, err := (&asrendered.StepRun{Image: img, Step: s.WoodpeckerStep, Workspace: ws, CI: meta.CI(), Hosts: l.giteaSvc.Hosts()}).Run(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.ExitCode != 0 {
+			t.Fatalf("step %s on %s: exit %d\n%s%s", s.ID(), pr.Head.Ref, res.ExitCode, res.Stdout, res.Stderr)
+		}
+		ran++
+	}
+	if ran == 0 {
+		t.Fatal("the rendered repo has no .woodpecker/validate.yaml step")
+	}
+	owner, repo := l.homelab.Spec.Forge.Owner, l.homelab.Spec.Forge.Repo
+	if _, _, err := l.gc.CreateStatus(owner, repo, pr.Head.Sha, gitea.CreateStatusOption{
+		State: gitea.StatusSuccess, Context: "ci/woodpecker/pr/validate", Description: "validate passed",
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// whenAccepts evaluates a pipeline's when: filters for an event into a
+// branch as Woodpecker does for the event and branch fields (any entry
+// matching is enough; an entry without event or branch takes all).
+func whenAccepts(t *testing.T, file, event, branch string) bool {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p struct {
+		When []struct {
+			Event  any `json:"event"`
+			Branch any `json:"branch"`
+		} `json:"when"`
+	}
+	if err := sigyaml.Unmarshal(data, &p); err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	if len(p.When) == 0 {
+		return true
+	}
+	in := func(v any, s string) bool {
+		switch v := v.(type) {
+		case nil:
+			return true
+		case string:
+			return v == s
+		case []any:
+			for _, x := range v {
+				if x == s {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	for _, w := range p.When {
+		if in(w.Event, event) && in(w.Branch, branch) {
+			return true
+		}
+	}
+	return false
+}
+
+// merge merges the pull request through Gitea's API as its reviewer would
+// and returns the merge commit's time and id on the default branch.
+func (l *loop) merge(t *testing.T, pr *gitea.PullRequest) (time.Time, string) {
+	t.Helper()
+	owner, repo := l.homelab.Spec.Forge.Owner, l.homelab.Spec.Forge.Repo
+	start := time.Now()
+	ok, _, err := l.gc.MergePullRequest(owner, repo, pr.Index, gitea.MergePullRequestOption{Style: gitea.MergeStyleMerge})
+	if err != nil || !ok {
+		t.Fatalf("merge #%d (%s): %v", pr.Index, pr.Head.Ref, err)
+	}
+	br, _, err := l.gc.GetRepoBranch(owner, repo, l.homelab.Spec.Forge.DefaultBranch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return start, br.Commit.ID
+}
+
+// waitApplied waits until the Application is Synced at revision and check
+// passes on what the API server holds.
+func (l *loop) waitApplied(t *testing.T, app, revision string, bound time.Duration, check func() error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), bound)
+	defer cancel()
+	var last error
+	for {
+		st, err := l.argo.Application(ctx, "argocd", app)
+		if err == nil && st.Sync.Status == "Synced" && st.Sync.Revision == revision {
+			if last = check(); last == nil {
+				return
+			}
+		} else if err != nil {
+			last = err
+		} else {
+			last = fmt.Errorf("application %s: %s", app, st)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s not applied at %.12s within %v: %v\n%s", app, revision, bound, last, l.argo.LogTails())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// appOf is the Application generated for a component folder.
+func (l *loop) appOf(t *testing.T, folder string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(l.dir, folder, "app.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a struct{ Name string }
+	if err := sigyaml.Unmarshal(data, &a); err != nil || a.Name == "" {
+		t.Fatalf("%s/app.yaml: no name (%v)", folder, err)
+	}
+	return a.Name
+}
+
+// botUpgrade: newer versions appear upstream; the bot, run as rendered,
+// opens their pull requests; the pipeline validates each; they are merged;
+// Argo CD applies them.
+func (l *loop) botUpgrade(t *testing.T) {
+	ctx := t.Context()
+	c, ok := l.set.Get(bumpChart)
+	if !ok {
+		t.Fatalf("no chart %s in the catalog", bumpChart)
+	}
+	l.charts.Publish(t, c, bumpChartTo)
+	pushImage(t, l.charts.Host+bumpImageMirr+":"+bumpImageTo)
+
+	logs, stop := l.runBot(t)
+	prs := l.waitPRs(t, 8*time.Minute, logs, map[string]func(*gitea.PullRequest) bool{
+		"chart": func(pr *gitea.PullRequest) bool {
+			return strings.HasPrefix(pr.Head.Ref, "hl-bot/") && strings.Contains(pr.Title+pr.Body, bumpChart) && strings.Contains(pr.Title+pr.Body, bumpChartTo)
+		},
+		"image": func(pr *gitea.PullRequest) bool {
+			return strings.HasPrefix(pr.Head.Ref, "hl-bot/") && strings.Contains(pr.Title+pr.Body, "homepage") && strings.Contains(pr.Title+pr.Body, bumpImageTo)
+		},
+	})
+	stop()
+
+	for _, what := range []string{"chart", "image"} {
+		pr := prs[what]
+		l.validatePR(t, pr)
+		merged, rev := l.merge(t, pr)
+		switch what {
+		case "chart":
+			app := l.appOf(t, "system/"+bumpChart)
+			l.waitApplied(t, app, rev, 5*time.Minute, func() error {
+				d, err := l.kc.AppsV1().Deployments(bumpChart).Get(ctx, bumpChart, metav1.GetOptions{})
+				if err != nil {
+					return err
+				}
+				if got := d.Labels["helm.sh/chart"]; got != bumpChart+"-"+bumpChartTo {
+					return fmt.Errorf("Deployment %s/%s is labelled helm.sh/chart=%s", bumpChart, bumpChart, got)
+				}
+				return nil
+			})
+		case "image":
+			app := l.appOf(t, "apps/"+bumpDeployment)
+			l.waitApplied(t, app, rev, 5*time.Minute, func() error {
+				d, err := l.kc.AppsV1().Deployments(bumpDeployment).Get(ctx, bumpDeployment, metav1.GetOptions{})
+				if err != nil {
+					return err
+				}
+				if got := d.Spec.Template.Spec.Containers[0].Image; !strings.HasSuffix(got, ":"+bumpImageTo) {
+					return fmt.Errorf("Deployment %s runs %s", bumpDeployment, got)
+				}
+				return nil
+			})
+		}
+		t.Logf("%s PR #%d: merge to the new version in the API server: %v", what, pr.Index, time.Since(merged).Round(time.Millisecond))
+	}
+}
+
+func pushImage(t *testing.T, ref string) {
+	t.Helper()
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := random.Image(512, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(r, img); err != nil {
+		t.Fatalf("push %s: %v", ref, err)
+	}
+}
+
+// reportReady is the status seam: with no kube-controller-manager and no
+// kubelet, nothing would ever report a workload ready, and Argo CD waits
+// for a sync wave's workloads to be healthy before the next wave. Until
+// ctx ends it writes, for every Deployment, StatefulSet and DaemonSet at a
+// generation not yet reported, the status its controller writes once
+// every replica runs the current template; every Job gets the status of
+// a Job that succeeded, every PersistentVolumeClaim is Bound. Only status
+// is written (the status subresource); what Argo CD applied stays as it
+// applied it.
+func (l *loop) reportReady(ctx context.Context) {
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		l.readyOnce(ctx)
+		l.readyConditions(ctx)
+		l.hooks.inject(ctx, l)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (l *loop) readyOnce(ctx context.Context) {
+	apps := l.kc.AppsV1()
+	if list, err := apps.Deployments("").List(ctx, metav1.ListOptions{}); err == nil {
+		for _, d := range list.Items {
+			if d.Status.ObservedGeneration == d.Generation && d.Status.AvailableReplicas == replicas(d.Spec.Replicas) {
+				continue
+			}
+			n := replicas(d.Spec.Replicas)
+			d.Status = appsv1.DeploymentStatus{
+				ObservedGeneration: d.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n,
+				Conditions: []appsv1.DeploymentCondition{
+					{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable"},
+					{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionTrue, Reason: "NewReplicaSetAvailable"},
+				},
+			}
+			_, _ = apps.Deployments(d.Namespace).UpdateStatus(ctx, &d, metav1.UpdateOptions{})
+		}
+	}
+	if list, err := apps.StatefulSets("").List(ctx, metav1.ListOptions{}); err == nil {
+		for _, s := range list.Items {
+			if s.Status.ObservedGeneration == s.Generation && s.Status.ReadyReplicas == replicas(s.Spec.Replicas) {
+				continue
+			}
+			n := replicas(s.Spec.Replicas)
+			rev := fmt.Sprintf("%s-%d", s.Name, s.Generation)
+			s.Status = appsv1.StatefulSetStatus{
+				ObservedGeneration: s.Generation, Replicas: n, ReadyReplicas: n, CurrentReplicas: n, UpdatedReplicas: n, AvailableReplicas: n,
+				CurrentRevision: rev, UpdateRevision: rev,
+			}
+			_, _ = apps.StatefulSets(s.Namespace).UpdateStatus(ctx, &s, metav1.UpdateOptions{})
+		}
+	}
+	if list, err := apps.DaemonSets("").List(ctx, metav1.ListOptions{}); err == nil {
+		for _, d := range list.Items {
+			if d.Status.ObservedGeneration == d.Generation && d.Status.NumberReady == 1 {
+				continue
+			}
+			d.Status = appsv1.DaemonSetStatus{
+				ObservedGeneration: d.Generation, DesiredNumberScheduled: 1, CurrentNumberScheduled: 1,
+				NumberReady: 1, UpdatedNumberScheduled: 1, NumberAvailable: 1,
+			}
+			_, _ = apps.DaemonSets(d.Namespace).UpdateStatus(ctx, &d, metav1.UpdateOptions{})
+		}
+	}
+	if list, err := l.kc.BatchV1().Jobs("").List(ctx, metav1.ListOptions{}); err == nil {
+		for _, j := range list.Items {
+			if j.Status.Succeeded > 0 {
+				continue
+			}
+			now := metav1.Now()
+			j.Status = batchv1.JobStatus{
+				StartTime: &now, CompletionTime: &now, Succeeded: 1,
+				Conditions: []batchv1.JobCondition{
+					{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue, LastTransitionTime: now},
+					{Type: batchv1.JobComplete, Status: corev1.ConditionTrue, LastTransitionTime: now},
+				},
+			}
+			_, _ = l.kc.BatchV1().Jobs(j.Namespace).UpdateStatus(ctx, &j, metav1.UpdateOptions{})
+		}
+	}
+	if list, err := l.kc.CoreV1().PersistentVolumeClaims("").List(ctx, metav1.ListOptions{}); err == nil {
+		for _, p := range list.Items {
+			if p.Status.Phase == corev1.ClaimBound {
+				continue
+			}
+			p.Status.Phase = corev1.ClaimBound
+			_, _ = l.kc.CoreV1().PersistentVolumeClaims(p.Namespace).UpdateStatus(ctx, &p, metav1.UpdateOptions{})
+		}
+	}
+}
+
+func replicas(r *int32) int32 {
+	if r == nil {
+		return 1
+	}
+	return *r
+}
+
+// dueSecret is the secret the rotation phase expects the bot to rotate.
+type dueSecret struct {
+	secrets.Secret
+	consumer string // Deployment name whose pod template carries its checksum
+}
+
+// makeOneDue makes a secret that a Deployment of gitea's folder reads
+// due (e2e.MakeDue: hl's own rotation with a clock 200 days back); the
+// gitea stand-in renders that Deployment with the wrapper's podAnnotations,
+// where the rotation writes the checksum.
+func (l *loop) makeOneDue(t *testing.T) dueSecret {
+	t.Helper()
+	s, err := e2e.MakeDue(l.dir, 200, func(s secrets.Secret) bool {
+		return slices.Contains(s.Consumers, "deployment/gitea") && s.Name != "gitea-admin"
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dueSecret{Secret: s, consumer: "gitea"}
+}
+
+// botRotation: the bot's rotation PR for the due secret is validated,
+// merged and applied: the Secret in the API server holds a new value and
+// its consumer's checksum annotation changed.
+func (l *loop) botRotation(t *testing.T) {
+	ctx := t.Context()
+	d := l.due
+	before, err := l.kc.CoreV1().Secrets(d.Namespace).Get(ctx, d.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the due secret in the API server: %v", err)
+	}
+	dep, err := l.kc.AppsV1().Deployments(d.Namespace).Get(ctx, d.consumer, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := secrets.ChecksumAnnotation(d.Name)
+	oldSum := dep.Spec.Template.Annotations[key]
+
+	logs, stop := l.runBot(t)
+	prs := l.waitPRs(t, 8*time.Minute, logs, map[string]func(*gitea.PullRequest) bool{
+		"rotation": func(pr *gitea.PullRequest) bool {
+			return strings.HasPrefix(pr.Head.Ref, "hl-bot/rotate/") && strings.Contains(pr.Title, d.Namespace+"/"+d.Name)
+		},
+	})
+	stop()
+	pr := prs["rotation"]
+	l.validatePR(t, pr)
+	merged, rev := l.merge(t, pr)
+	l.waitApplied(t, l.appOf(t, filepath.Dir(d.File)), rev, 5*time.Minute, func() error {
+		s, err := l.kc.CoreV1().Secrets(d.Namespace).Get(ctx, d.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if reflect.DeepEqual(s.Data, before.Data) {
+			return fmt.Errorf("Secret %s/%s still holds its old value", d.Namespace, d.Name)
+		}
+		return nil
+	})
+	l.waitApplied(t, l.appOf(t, filepath.Dir(filepath.Dir(d.File))), rev, 5*time.Minute, func() error {
+		dep, err := l.kc.AppsV1().Deployments(d.Namespace).Get(ctx, d.consumer, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if sum := dep.Spec.Template.Annotations[key]; sum == "" || sum == oldSum {
+			return fmt.Errorf("Deployment %s/%s annotation %s = %q (was %q)", d.Namespace, d.consumer, key, sum, oldSum)
+		}
+		return nil
+	})
+	t.Logf("rotation PR #%d: merge to the new value and restart annotation in the API server: %v", pr.Index, time.Since(merged).Round(time.Millisecond))
+}
+
+// cert-manager's kinds whose Ready condition Argo CD's health checks read
+// (resource_customizations/cert-manager.io): cert-manager writes it once a
+// certificate is issued or an issuer registered.
+var certManagerKinds = []schema.GroupVersionResource{
+	{Group: "cert-manager.io", Version: "v1", Resource: "certificates"},
+	{Group: "cert-manager.io", Version: "v1", Resource: "clusterissuers"},
+	{Group: "cert-manager.io", Version: "v1", Resource: "issuers"},
+}
+
+// readyConditions marks cert-manager's objects Ready, as its controller
+// would (part of the status seam).
+func (l *loop) readyConditions(ctx context.Context) {
+	for _, gvr := range certManagerKinds {
+		list, err := l.dyn.Resource(gvr).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			continue
+		}
+		for _, o := range list.Items {
+			conds, _, _ := unstructured.NestedSlice(o.Object, "status", "conditions")
+			if len(conds) > 0 {
+				continue
+			}
+			cond := map[string]any{"type": "Ready", "status": "True", "reason": "Ready", "message": "ready (loop test status seam)",
+				"lastTransitionTime": time.Now().UTC().Format(time.RFC3339), "observedGeneration": o.GetGeneration()}
+			if err := unstructured.SetNestedSlice(o.Object, []any{cond}, "status", "conditions"); err != nil {
+				continue
+			}
+			if o.GetNamespace() == "" {
+				_, _ = l.dyn.Resource(gvr).UpdateStatus(ctx, &o, metav1.UpdateOptions{})
+			} else {
+				_, _ = l.dyn.Resource(gvr).Namespace(o.GetNamespace()).UpdateStatus(ctx, &o, metav1.UpdateOptions{})
+			}
+		}
+	}
+}
