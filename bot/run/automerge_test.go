@@ -23,7 +23,8 @@ import (
 //     a newer patch to the branch (Gitea would merge the new head at once:
 //     with no status yet it counts as passing), and a success status on
 //     the new head merges nothing until the bot has judged it again;
-//   - the merge uses the style the repository allows (squash only here).
+//   - the merge uses the style the repository allows (squash only here);
+//   - Renovate's "Dependency Dashboard" (another author's) is left alone.
 func TestAutomergeYouCanTrust(t *testing.T) {
 	e := newEnv(t)
 	day := 24 * time.Hour
@@ -45,8 +46,21 @@ func TestAutomergeYouCanTrust(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Renovate's dashboard, left by the bot the repository used before.
+	const theirs = "This issue lists Renovate updates and detected dependencies."
+	other, _, err := e.admin.CreateIssue(e.owner, e.name, sdk.CreateIssueOption{Title: run.DashboardTitle, Body: theirs})
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	// 1. The untimestamped image update is held.
 	res := e.run(t)
+	if res.Dashboard == 0 || res.Dashboard == int(other.Index) {
+		t.Fatalf("dashboard #%d: the bot took over another author's issue #%d", res.Dashboard, other.Index)
+	}
+	if o, _, err := e.admin.GetIssue(e.owner, e.name, other.Index); err != nil || o.Body != theirs {
+		t.Errorf("another bot's dashboard was edited: %v", err)
+	}
 	prs := e.prs(t)
 	if len(prs["hl-bot/podinfo-1.0.x"]) != 1 || len(prs["hl-bot/podinfo-2.x"]) != 1 || len(prs["hl-bot/app-web-1.x"]) != 0 {
 		t.Fatalf("PR branches: %v", keys(prs))

@@ -462,7 +462,14 @@ func (f *Forge) CommitStatus(ctx context.Context, sha string) (string, error) {
 }
 
 // FindIssue implements forge.Forge.
+//
+// Only the bot's own issues count: a repository moving from Renovate has
+// Renovate's "Dependency Dashboard", which the bot must not take over.
 func (f *Forge) FindIssue(ctx context.Context, title string) (*forge.Issue, error) {
+	login, err := f.BotLogin(ctx)
+	if err != nil {
+		return nil, err
+	}
 	c := f.client(ctx)
 	defer f.done(c)
 	for page := 1; ; page++ {
@@ -472,7 +479,7 @@ func (f *Forge) FindIssue(ctx context.Context, title string) (*forge.Issue, erro
 			return nil, wrap("list issues", resp, err)
 		}
 		for _, i := range is {
-			if i.Title == title {
+			if i.Title == title && i.Poster != nil && strings.EqualFold(i.Poster.UserName, login) {
 				return &forge.Issue{Number: int(i.Index), Title: i.Title, Body: i.Body, State: string(i.State), URL: i.HTMLURL}, nil
 			}
 		}
