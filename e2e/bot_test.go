@@ -18,9 +18,6 @@ import (
 	"time"
 
 	"code.gitea.io/sdk/gitea"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"gopkg.in/yaml.v3"
 	corev1 "k8s.io/api/core/v1"
 
@@ -343,16 +340,8 @@ func bumpedChart(t *testing.T, set *testcharts.Set, name, version string) *testc
 
 func pushImage(t *testing.T, ref string) {
 	t.Helper()
-	r, err := name.ParseReference(ref)
-	if err != nil {
+	if err := e2e.PushImage(ref); err != nil {
 		t.Fatal(err)
-	}
-	img, err := random.Image(512, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(r, img); err != nil {
-		t.Fatalf("push %s: %v", ref, err)
 	}
 }
 

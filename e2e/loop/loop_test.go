@@ -18,9 +18,6 @@ import (
 
 	"code.gitea.io/sdk/gitea"
 	"filippo.io/age"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -757,16 +754,8 @@ func (l *loop) botUpgrade(t *testing.T) {
 
 func pushImage(t *testing.T, ref string) {
 	t.Helper()
-	r, err := name.ParseReference(ref)
-	if err != nil {
+	if err := e2e.PushImage(ref); err != nil {
 		t.Fatal(err)
-	}
-	img, err := random.Image(512, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(r, img); err != nil {
-		t.Fatalf("push %s: %v", ref, err)
 	}
 }
 
