@@ -48,3 +48,38 @@ func WithHosts(dir string, hosts map[string]string, bin string, args []string) (
 		`mount --bind "$0" /etc/hosts && exec "$@"`, file, bin}, args...)
 	return unshare, wrapped, nil
 }
+
+// NoProxy returns env with the names of hosts added to NO_PROXY and
+// no_proxy: a harness process that reaches those names (Service names
+// mapped by WithHosts) must dial them itself, never through an HTTP proxy
+// the machine's environment configures for the outside world.
+func NoProxy(env []string, hosts map[string]string) []string {
+	if len(hosts) == 0 {
+		return env
+	}
+	names := make([]string, 0, len(hosts))
+	for n := range hosts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	add := strings.Join(names, ",")
+	out := make([]string, 0, len(env)+2)
+	seen := map[string]bool{}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		if k == "NO_PROXY" || k == "no_proxy" {
+			seen[k] = true
+			if v != "" {
+				v += ","
+			}
+			kv = k + "=" + v + add
+		}
+		out = append(out, kv)
+	}
+	for _, k := range []string{"NO_PROXY", "no_proxy"} {
+		if !seen[k] {
+			out = append(out, k+"="+add)
+		}
+	}
+	return out
+}

@@ -32,3 +32,14 @@ func TestWithHosts(t *testing.T) {
 		t.Errorf("without hosts the command changed: %s %v", b, a)
 	}
 }
+
+func TestNoProxy(t *testing.T) {
+	got := NoProxy([]string{"A=1", "NO_PROXY=localhost"}, map[string]string{"b.svc": "127.0.0.2", "a.svc": "127.0.0.3"})
+	want := []string{"A=1", "NO_PROXY=localhost,a.svc,b.svc", "no_proxy=a.svc,b.svc"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	if got := NoProxy([]string{"A=1"}, nil); len(got) != 1 {
+		t.Errorf("without hosts: %v", got)
+	}
+}

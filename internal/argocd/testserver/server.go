@@ -370,6 +370,7 @@ func (s *Server) launch(ctx context.Context, name, bin, binaryName string, nport
 		if err != nil {
 			return err
 		}
+		env = testharness.NoProxy(env, s.opts.Hosts)
 		if s.opts.LogLevel != "" && binaryName != "" {
 			args = append(args, "--loglevel", s.opts.LogLevel)
 		}

@@ -205,7 +205,7 @@ func (s *Server) startEtcd(ctx context.Context) error {
 	if err := os.RemoveAll(data); err != nil {
 		return fmt.Errorf("reset etcd data dir: %w", err)
 	}
-	p, err := startProc("etcd", s.etcdBin, s.Dir, s.path("etcd.log"),
+	p, err := startProc("etcd", s.etcdBin, s.Dir, s.path("etcd.log"), nil,
 		"--name=hl-test",
 		"--data-dir="+data,
 		"--listen-client-urls="+s.EtcdURL,
@@ -256,7 +256,7 @@ func (s *Server) startAPIServer(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := startProc("kube-apiserver", bin, s.Dir, s.path("kube-apiserver.log"), args...)
+	p, err := startProc("kube-apiserver", bin, s.Dir, s.path("kube-apiserver.log"), s.hosts, args...)
 	if err != nil {
 		return err
 	}
@@ -509,7 +509,7 @@ type proc struct {
 	err       error         // Wait's result, set before exited closes
 }
 
-func startProc(name, bin, dir, log string, args ...string) (*proc, error) {
+func startProc(name, bin, dir, log string, hosts map[string]string, args ...string) (*proc, error) {
 	// Appended to, so a restarted kube-apiserver keeps the earlier log.
 	out, err := os.OpenFile(log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -523,7 +523,7 @@ func startProc(name, bin, dir, log string, args ...string) (*proc, error) {
 	p := &proc{name: name, log: log, logStart: fi.Size(), exited: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Dir = dir
-	p.cmd.Env = childEnv()
+	p.cmd.Env = testharness.NoProxy(childEnv(), hosts)
 	p.cmd.Stdout = out
 	p.cmd.Stderr = out
 	p.cmd.SysProcAttr = testharness.SysProcAttr()
