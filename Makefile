@@ -39,7 +39,8 @@ e2e: gitea image-base-host
 ## bot run as rendered opening upgrade and rotation PRs, the validate
 ## pipeline step run as rendered, merge, Argo CD applying it. Behind the
 ## build tag `loop` and not yet part of `make test`: it does not pass yet
-## (admission webhooks served by pods need a seam; see issue 18's note).
+## (28 of 30 Applications sync; cert-manager's and MetalLB's CRDs stay
+## OutOfSync — see issue 18's note).
 loop: gitea kube argocd image-base-host
 	$(GO) test -tags loop -count=1 -timeout 40m -run '^TestLoop$$' -v ./e2e/loop
 
