@@ -18,11 +18,12 @@ import (
 // Warning says that path can be read by users other than its owner, or
 // is "" when it cannot.
 //
-// Group access alone is not reported when the file's group is the
-// process's own group: that is how Kubernetes hands a mounted Secret to a
-// pod's non-root user (defaultMode 0400 plus fsGroup gives 0440, group
-// fsGroup, on a read-only mount nobody can chmod), and no other account
-// is in that group inside the container.
+// Group read access alone is not reported for a file owned by root whose
+// group is the (non-root) process's own: that is how Kubernetes hands a
+// mounted Secret to a pod's user (defaultMode 0400 plus fsGroup gives
+// 0440, root:fsGroup, on a read-only mount nobody can chmod), and no
+// other account is in that group inside the container. A user's own file
+// is always reported: a primary group may be shared.
 func Warning(path string) string {
 	fi, err := os.Stat(path)
 	if err != nil {
