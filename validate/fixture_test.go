@@ -68,19 +68,7 @@ func checkExpected(t *testing.T, expected []expectedFinding, seen map[expectedFi
 func renderAndValidate(t *testing.T, opts generator.Options, expected ...expectedFinding) {
 	t.Helper()
 	ctx := context.Background()
-	ids, err := secrets.LoadIdentities(filepath.Join("..", "testdata", "age", "test-key.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	opts.OutDir, opts.Identities = dir, ids
-	if _, err := generator.Render(ctx, opts); err != nil {
-		t.Fatal(err)
-	}
-	doc, probs, err := config.Load(filepath.Join(dir, "hl.yaml"))
-	if err != nil || len(probs) > 0 {
-		t.Fatalf("rendered hl.yaml: %v %v", err, probs)
-	}
+	dir, doc := renderWithTestKey(t, opts)
 	hlMirrors := doc.Homelab.Spec.Mirrors.Charts
 
 	set := testcharts.Catalog(t)
@@ -195,4 +183,24 @@ func knownChartFinding(f Finding) (string, bool) {
 func isReal(s *testcharts.Set, name string) bool {
 	c, ok := s.Get(name)
 	return ok && c.Kind == testcharts.Real
+}
+
+// renderWithTestKey renders opts into a temporary folder with the test
+// age key and loads the rendered hl.yaml.
+func renderWithTestKey(t *testing.T, opts generator.Options) (string, *config.Document) {
+	t.Helper()
+	ids, err := secrets.LoadIdentities(filepath.Join("..", "testdata", "age", "test-key.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	opts.OutDir, opts.Identities = dir, ids
+	if _, err := generator.Render(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	doc, probs, err := config.Load(filepath.Join(dir, "hl.yaml"))
+	if err != nil || len(probs) > 0 {
+		t.Fatalf("rendered hl.yaml: %v %v", err, probs)
+	}
+	return dir, doc
 }

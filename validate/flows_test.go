@@ -12,7 +12,6 @@ import (
 	"hl.dev/hl/generator"
 	"hl.dev/hl/internal/config"
 	"hl.dev/hl/internal/testcharts"
-	"hl.dev/hl/secrets"
 )
 
 // flowFixtures are the homelabs the flow matrix is held on: every valid
@@ -56,19 +55,7 @@ func renderPolicies(t *testing.T, name string, opts generator.Options) *rendered
 		return r
 	}
 	ctx := context.Background()
-	ids, err := secrets.LoadIdentities(filepath.Join("..", "testdata", "age", "test-key.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	opts.OutDir, opts.Identities = dir, ids
-	if _, err := generator.Render(ctx, opts); err != nil {
-		t.Fatal(err)
-	}
-	doc, probs, err := config.Load(filepath.Join(dir, "hl.yaml"))
-	if err != nil || len(probs) > 0 {
-		t.Fatalf("rendered hl.yaml: %v %v", err, probs)
-	}
+	dir, doc := renderWithTestKey(t, opts)
 	cache := t.TempDir()
 	testcharts.Catalog(t).Cache(t, cache, doc.Homelab.Spec.Mirrors.Charts...)
 	_, ms, err := Render(ctx, Options{Dir: dir, CacheDir: cache, Offline: true})

@@ -213,7 +213,8 @@ func (l *loop) bootstrapCluster(t *testing.T) {
 	l.kc = kubernetes.NewForConfigOrDie(l.kube.RESTConfig())
 	l.dyn = dynamic.NewForConfigOrDie(l.kube.RESTConfig())
 	// The Gitea chart creates its administrator from gitea-admin.
-	user, pass := l.secretValue(t, "platform/gitea/secrets", "gitea-admin", "username"), l.secretValue(t, "platform/gitea/secrets", "gitea-admin", "password")
+	admin := l.secretData(t, "platform/gitea/secrets", "gitea-admin", "username", "password")
+	user, pass := admin["username"], admin["password"]
 	if err := l.forge.CreateSiteAdmin(ctx, user, pass); err != nil && !strings.Contains(err.Error(), "already exists") {
 		t.Fatal(err)
 	}
@@ -238,8 +239,9 @@ func (l *loop) bootstrapCluster(t *testing.T) {
 	l.gc = gc
 }
 
-// secretValue decrypts one value of a rendered SOPS Secret in folder.
-func (l *loop) secretValue(t *testing.T, folder, name, key string) string {
+// secretData decrypts a rendered SOPS Secret of folder once and returns
+// the values of keys (each must be there).
+func (l *loop) secretData(t *testing.T, folder, name string, keys ...string) map[string]string {
 	t.Helper()
 	var buf strings.Builder
 	if err := secrets.Manifests(filepath.Join(l.dir, folder), l.identities(t), &buf); err != nil {
@@ -253,14 +255,18 @@ func (l *loop) secretValue(t *testing.T, folder, name, key string) string {
 		if err := sigyaml.Unmarshal([]byte(doc), &s); err != nil {
 			t.Fatal(err)
 		}
-		if s.Metadata.Name == name {
-			if v, ok := s.StringData[key]; ok {
-				return v
+		if s.Metadata.Name != name {
+			continue
+		}
+		for _, k := range keys {
+			if _, ok := s.StringData[k]; !ok {
+				t.Fatalf("%s: Secret %s has no key %s", folder, name, k)
 			}
 		}
+		return s.StringData
 	}
-	t.Fatalf("%s: no Secret %s with key %s", folder, name, key)
-	return ""
+	t.Fatalf("%s: no Secret %s", folder, name)
+	return nil
 }
 
 // syncEverything starts Argo CD on what bootstrap applied and waits until
