@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"filippo.io/age"
 
 	"hl.dev/hl/internal/config"
+	"hl.dev/hl/internal/forgehttp"
 	"hl.dev/hl/secrets"
 )
 
@@ -47,8 +49,14 @@ type Options struct {
 	// replaced. Optional.
 	Identities []age.Identity
 	// HTTPClient carries every Gitea API call (default: a client with a
-	// 60s timeout). The git push uses go-git's own HTTP transport.
+	// 60s timeout that retries transient failures, forgehttp). A given
+	// client is used without retries (tests inject faults through it).
+	// Either way a server's error answer becomes one line naming the
+	// request; its body goes to Logger at debug level. The git push uses
+	// go-git's own HTTP transport.
 	HTTPClient *http.Client
+	// Logger gets the debug log (default slog.Default()).
+	Logger *slog.Logger
 	// Rand is the entropy for keys and secrets (crypto/rand when nil).
 	Rand io.Reader
 	// Now is the clock for generated-at dates and the commit time.
@@ -181,7 +189,11 @@ func newRunner(opts Options) (*runner, error) {
 		opts.BotUser = DefaultBotUser
 	}
 	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{Timeout: 60 * time.Second}
+		opts.HTTPClient = &http.Client{Timeout: 60 * time.Second, Transport: &forgehttp.Transport{Logger: opts.Logger}}
+	} else {
+		hc := *opts.HTTPClient
+		hc.Transport = &forgehttp.Transport{Base: hc.Transport, Attempts: 1, Logger: opts.Logger}
+		opts.HTTPClient = &hc
 	}
 	if opts.Token == "" {
 		return nil, errors.New("no Gitea token given")

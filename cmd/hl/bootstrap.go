@@ -96,9 +96,14 @@ func runBootstrapGitea(ctx context.Context, s *shared, opts *bootstrapGiteaOptio
 	if err != nil {
 		return err
 	}
+	log, err := s.logger()
+	if err != nil {
+		return err
+	}
 	bopts := bootstrap.Options{
 		Dir: opts.Dir, URL: opts.URL, Owner: opts.Owner, Repo: opts.Repo, Branch: opts.Branch,
 		Token: token, BotUser: opts.BotUser, Adopt: opts.Adopt, DryRun: opts.DryRun, Identities: ids,
+		Logger: log,
 	}
 	if !ios.JSON() {
 		p := &stepPrinter{ios: ios, tty: ios.IsStdoutTTY()}

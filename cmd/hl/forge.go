@@ -33,6 +33,10 @@ func (s *shared) openForge(h *config.Homelab, tokenFile string) (forge.Forge, st
 	if err != nil {
 		return nil, "", err
 	}
+	log, err := s.logger()
+	if err != nil {
+		return nil, "", err
+	}
 	f := h.Spec.Forge
 	var fg forge.Forge
 	switch f.Type {
@@ -41,9 +45,9 @@ func (s *shared) openForge(h *config.Homelab, tokenFile string) (forge.Forge, st
 		if u := strings.TrimSuffix(f.URL, "/"); u != "" && u != config.DefaultGitHubURL {
 			api = u + "/api/v3/" // GitHub Enterprise
 		}
-		fg, err = githubforge.New(githubforge.Options{APIURL: api, WebURL: f.URL, Token: token, Owner: f.Owner, Repo: f.Repo})
+		fg, err = githubforge.New(githubforge.Options{APIURL: api, WebURL: f.URL, Token: token, Owner: f.Owner, Repo: f.Repo, Logger: log})
 	default:
-		fg, err = giteaforge.New(giteaforge.Options{URL: f.URL, Token: token, Owner: f.Owner, Repo: f.Repo})
+		fg, err = giteaforge.New(giteaforge.Options{URL: f.URL, Token: token, Owner: f.Owner, Repo: f.Repo, Logger: log})
 	}
 	if err != nil {
 		return nil, "", &exitError{code: 1, msg: err.Error()}

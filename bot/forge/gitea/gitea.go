@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net/http"
 	"path"
@@ -22,7 +23,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport"
 
 	"hl.dev/hl/bot/forge"
-	"hl.dev/hl/bot/internal/retry"
+	"hl.dev/hl/internal/forgehttp"
 )
 
 // Options configure New.
@@ -34,6 +35,9 @@ type Options struct {
 	Attempts  int
 	Backoff   time.Duration
 	Timeout   time.Duration // per request (default 30s)
+	// Logger receives the bodies of the server's error answers at debug
+	// level (default slog.Default()).
+	Logger *slog.Logger
 	// Concurrency is how many API calls may run at once (default 4).
 	Concurrency int
 }
@@ -64,7 +68,7 @@ func New(opts Options) (*Forge, error) {
 	opts.URL = strings.TrimSuffix(opts.URL, "/")
 	hc := &http.Client{
 		Timeout:   opts.Timeout,
-		Transport: &retry.Transport{Base: opts.Transport, Attempts: opts.Attempts, Backoff: opts.Backoff},
+		Transport: &forgehttp.Transport{Base: opts.Transport, Attempts: opts.Attempts, Backoff: opts.Backoff, Logger: opts.Logger},
 	}
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 4

@@ -56,6 +56,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net/http"
 	"net/url"
@@ -69,7 +70,7 @@ import (
 	gh "github.com/google/go-github/v60/github"
 
 	"hl.dev/hl/bot/forge"
-	"hl.dev/hl/bot/internal/retry"
+	"hl.dev/hl/internal/forgehttp"
 )
 
 // Defaults for github.com.
@@ -103,6 +104,9 @@ type Options struct {
 	Attempts  int           // total attempts per request (default 4)
 	Backoff   time.Duration // first retry wait, doubled (default 200ms)
 	Timeout   time.Duration // per request (default 30s)
+	// Logger receives the bodies of the server's error answers at debug
+	// level (default slog.Default()).
+	Logger *slog.Logger
 }
 
 // Forge is one GitHub repository.
@@ -146,7 +150,7 @@ func New(opts Options) (*Forge, error) {
 	hc := &http.Client{
 		Timeout: opts.Timeout,
 		Transport: &etagCache{
-			base:    &retry.Transport{Base: opts.Transport, Attempts: opts.Attempts, Backoff: opts.Backoff},
+			base:    &forgehttp.Transport{Base: opts.Transport, Attempts: opts.Attempts, Backoff: opts.Backoff, Logger: opts.Logger},
 			entries: map[string]*cached{},
 		},
 	}
@@ -181,7 +185,8 @@ func (f *Forge) wrap(what string, resp *gh.Response, err error) error {
 	case code == http.StatusNotFound:
 		return fmt.Errorf("github %s: %s: %w (repository missing, or the token cannot see it)", f.repo(), what, forge.ErrNotFound)
 	case code >= 500:
-		return fmt.Errorf("github %s: %s: server error HTTP %d after %d attempts: %s", f.repo(), what, code, f.opts.Attempts, msg)
+		// forgehttp's one line names the request, status and attempts.
+		return fmt.Errorf("github %s: %s: %s", f.repo(), what, msg)
 	case code != 0:
 		return fmt.Errorf("github %s: %s: HTTP %d: %s", f.repo(), what, code, msg)
 	}
