@@ -209,36 +209,21 @@ func (w *wizard) render(ctx context.Context, target string, res *InitResult) err
 	return err
 }
 
+// nextSteps prints at most three steps (issue 19): the nodes' boot order,
+// hl up (which does every day-one command in order and resumes), and
+// where day two is written down. The repo's README.md quick start says
+// the same; cmd/hl's tests hold both to the commands hl has.
 func (w *wizard) nextSteps(h *config.Homelab) {
 	s := &h.Spec
 	var names []string
 	for _, n := range s.Metal.Nodes {
 		names = append(names, n.Name)
 	}
-	kubeconfig := "~/.kube/" + h.Metadata.Name + ".yaml"
 	var b strings.Builder
-	b.WriteString("\nNext steps, in this order (each is one command in " + w.opts.Dir + "):\n")
-	fmt.Fprintf(&b, "  1. On %s: hl metal images pull && hl metal serve (%s DHCP); then power on %s\n     with network boot first. They install %s %s and k3s and call back when done.\n",
-		s.Metal.PXE.Address, s.Metal.PXE.DHCPMode, strings.Join(names, ", "), s.Metal.OS.Name, s.Metal.OS.Version)
-	fmt.Fprintf(&b, "  2. Once every node has called back (hl metal status): hl metal kubeconfig\n     (writes %s from the first server, pointed at %s).\n", kubeconfig, controlPlane(h))
-	if in, _ := h.InClusterForge(); in {
-		fmt.Fprintf(&b, "  3. hl bootstrap cluster --kubeconfig %s --wait\n     (Argo CD, then Gitea in the cluster seeded with this repo, then everything else).\n", kubeconfig)
-	} else {
-		fmt.Fprintf(&b, "  3. hl bootstrap gitea (creates %s/%s on %s), then\n     hl bootstrap cluster --kubeconfig %s --wait (Argo CD, then everything else).\n", s.Forge.Owner, s.Forge.Repo, s.Forge.URL, kubeconfig)
-	}
-	b.WriteString("Re-run hl init to change answers, or edit hl.yaml and run hl render.\n")
+	b.WriteString("\nNext steps, in this order:\n")
+	fmt.Fprintf(&b, "  1. Set %s to boot from the network first (then from disk).\n", strings.Join(names, ", "))
+	fmt.Fprintf(&b, "  2. On %s, in %s: hl up, then power the nodes on. It installs %s %s and k3s,\n     bootstraps the cluster and waits until Argo CD has synced everything; re-run it if it stops.\n",
+		s.Metal.PXE.Address, w.opts.Dir, s.Metal.OS.Name, s.Metal.OS.Version)
+	fmt.Fprintf(&b, "  3. Optional: read %s (upgrades, adding a node or an app, restores).\n", filepath.Join(w.opts.Dir, "docs", "day-two.md"))
 	fmt.Fprint(w.out, b.String())
-}
-
-// controlPlane is the address the cluster's API answers on.
-func controlPlane(h *config.Homelab) string {
-	if v := h.Spec.Network.ControlPlaneVIP; v != "" && len(h.Servers()) > 1 {
-		return v
-	}
-	for _, n := range h.Spec.Metal.Nodes {
-		if n.Role == config.RoleServer {
-			return n.IP
-		}
-	}
-	return h.Spec.Network.ControlPlaneVIP
 }

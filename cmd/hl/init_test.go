@@ -138,9 +138,9 @@ func TestInitPipedInput(t *testing.T) {
 		"rendered " + dir,
 		"bootstrap: run hl bootstrap gitea",
 		"Next steps, in this order",
-		"hl metal serve",
-		"hl metal kubeconfig",
-		"hl bootstrap cluster --kubeconfig ~/.kube/lab.yaml --wait",
+		"  1. Set node1, node2 to boot from the network first",
+		"  2. On 10.20.0.5, in " + dir + ": hl up, then power the nodes on.",
+		"  3. Optional: read " + filepath.Join(dir, "docs", "day-two.md"),
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)

@@ -45,6 +45,7 @@ func newRootCmd(ios *iostreams.IOStreams) *cobra.Command {
 		newValidateCmd(s),
 		newChartsCmd(ios),
 		newBackupCmd(s),
+		newUpCmd(s),
 	)
 	return root
 }
