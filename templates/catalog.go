@@ -9,8 +9,10 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"regexp"
 	"sort"
 	"sync"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -34,6 +36,9 @@ func Tree() fs.FS {
 type Catalog struct {
 	// K3s is the pinned k3s release.
 	K3s string `yaml:"k3s"`
+	// Kubernetes records the upstream end of life of the Kubernetes
+	// minors k3s may be pinned at; the pinned one must be listed.
+	Kubernetes []KubernetesMinor `yaml:"kubernetes"`
 	// OS lists installable operating systems with pinned netboot images.
 	OS []OSImage `yaml:"os"`
 	// Metal pins what the metal/ templates use besides the OS images.
@@ -42,6 +47,21 @@ type Catalog struct {
 	// the order their copies are made.
 	BackupTargets []BackupTarget `yaml:"backupTargets"`
 	Components    []Component    `yaml:"components"`
+}
+
+// KubernetesMinor is one Kubernetes minor release series and the day
+// upstream stops patching it.
+type KubernetesMinor struct {
+	// Minor is "1.36".
+	Minor string `yaml:"minor"`
+	// EndOfLife is the upstream end-of-life date, YYYY-MM-DD (UTC).
+	EndOfLife string `yaml:"endOfLife"`
+}
+
+// EndOfLifeDate is EndOfLife parsed; ParseCatalog proved it parses.
+func (k KubernetesMinor) EndOfLifeDate() time.Time {
+	t, _ := time.Parse(time.DateOnly, k.EndOfLife)
+	return t
 }
 
 // MetalPins are the metal/ template pins: the kube-vip image and the k3s
@@ -205,6 +225,9 @@ func ParseCatalog(data []byte) (*Catalog, error) {
 	if err := dec.Decode(c); err != nil {
 		return nil, fmt.Errorf("catalog: %w", err)
 	}
+	if err := checkKubernetes(c); err != nil {
+		return nil, err
+	}
 	seen := map[string]bool{}
 	for _, comp := range c.Components {
 		if seen[comp.Name] {
@@ -228,6 +251,58 @@ func ParseCatalog(data []byte) (*Catalog, error) {
 		}
 	}
 	return c, nil
+}
+
+// k3sMinor takes the Kubernetes minor out of a k3s release
+// (v1.36.5+k3s1 → 1.36).
+var k3sMinor = regexp.MustCompile(`^v(\d+\.\d+)\.\d+(?:-rc\d+)?\+k3s\d+$`)
+
+// checkKubernetes holds the k3s pin to a listed minor with a real date.
+func checkKubernetes(c *Catalog) error {
+	m := k3sMinor.FindStringSubmatch(c.K3s)
+	if m == nil {
+		return fmt.Errorf("catalog: k3s %q is not a k3s release (vX.Y.Z+k3sN)", c.K3s)
+	}
+	seen := map[string]bool{}
+	for i, k := range c.Kubernetes {
+		at := fmt.Sprintf("catalog: kubernetes[%d] (%s)", i, k.Minor)
+		if seen[k.Minor] {
+			return fmt.Errorf("%s: listed twice", at)
+		}
+		seen[k.Minor] = true
+		if _, err := time.Parse(time.DateOnly, k.EndOfLife); err != nil {
+			return fmt.Errorf("%s: endOfLife %q is not a date (YYYY-MM-DD)", at, k.EndOfLife)
+		}
+	}
+	if !seen[m[1]] {
+		return fmt.Errorf("catalog: k3s %s: Kubernetes %s has no end-of-life date under kubernetes", c.K3s, m[1])
+	}
+	return nil
+}
+
+// PinnedKubernetes is the Kubernetes minor of the k3s pin and its end of
+// life.
+func (c *Catalog) PinnedKubernetes() KubernetesMinor {
+	m := k3sMinor.FindStringSubmatch(c.K3s)
+	for _, k := range c.Kubernetes {
+		if m != nil && k.Minor == m[1] {
+			return k
+		}
+	}
+	return KubernetesMinor{}
+}
+
+// Supported returns an error when the pinned Kubernetes minor is past its
+// upstream end of life on the given day.
+func (c *Catalog) Supported(now time.Time) error {
+	k := c.PinnedKubernetes()
+	if k.Minor == "" {
+		return fmt.Errorf("catalog: k3s %s: no end-of-life date recorded for its Kubernetes minor", c.K3s)
+	}
+	if eol := k.EndOfLifeDate(); !now.UTC().Before(eol.AddDate(0, 0, 1)) {
+		return fmt.Errorf("catalog: k3s %s is Kubernetes %s, past its upstream end of life on %s: pin a supported minor the k3s stable channel offers", c.K3s, k.Minor, k.EndOfLife)
+	}
+	return nil
 }
 
 // checkVolumes rejects volume entries backups could not act on.

@@ -1,14 +1,17 @@
 package versioning_test
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 
 	"hl.dev/hl/bot"
 	"hl.dev/hl/bot/versioning"
+	"hl.dev/hl/bot/versioning/k3s"
 	"hl.dev/hl/bot/versioning/regex"
 	"hl.dev/hl/internal/config"
+	"hl.dev/hl/templates"
 )
 
 type order struct{ scheme, a, b string }
@@ -305,6 +308,43 @@ func TestKubernetesScheme(t *testing.T) {
 	if s, _ := versioning.Get("semver"); s != nil {
 		if _, step := s.(versioning.Stepwise); step {
 			t.Error("semver is not stepwise")
+		}
+	}
+}
+
+// TestK3sFromCatalogPin: from the k3s the catalog pins today, the bot
+// proposes the next Kubernetes minor and never the one after it, and a
+// newer patch or build of the same minor is a patch.
+func TestK3sFromCatalogPin(t *testing.T) {
+	pin := templates.MustCatalog().K3s
+	v, ok := k3s.Parse(pin)
+	if !ok || v.RC != 0 {
+		t.Fatalf("catalog k3s %q is not a k3s release", pin)
+	}
+	at := func(minor, patch, build int) string {
+		return fmt.Sprintf("v%d.%d.%d+k3s%d", v.Major, minor, patch, build)
+	}
+	s, _ := versioning.Get("k3s")
+	sw := s.(versioning.Stepwise)
+	for _, tt := range []struct {
+		to        string
+		reachable bool
+		update    string
+	}{
+		{at(v.Minor, v.Patch, v.Build+1), true, bot.UpdatePatch},
+		{at(v.Minor, v.Patch+1, 1), true, bot.UpdatePatch},
+		{at(v.Minor+1, 0, 1), true, bot.UpdateMinor},
+		{at(v.Minor+1, 4, 2), true, bot.UpdateMinor},
+		{at(v.Minor+2, 0, 1), false, bot.UpdateMinor},
+	} {
+		if s.Compare(pin, tt.to) != -1 {
+			t.Errorf("%s is not newer than %s", tt.to, pin)
+		}
+		if got := sw.Reachable(pin, tt.to); got != tt.reachable {
+			t.Errorf("Reachable(%s, %s) = %v, want %v", pin, tt.to, got, tt.reachable)
+		}
+		if got := s.UpdateType(pin, tt.to); got != tt.update {
+			t.Errorf("UpdateType(%s, %s) = %s, want %s", pin, tt.to, got, tt.update)
 		}
 	}
 }

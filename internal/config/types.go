@@ -133,7 +133,7 @@ type Node struct {
 
 // Kubernetes holds k3s settings.
 type Kubernetes struct {
-	// K3sVersion, e.g. v1.33.5+k3s1.
+	// K3sVersion, e.g. v1.36.5+k3s1.
 	K3sVersion string `json:"k3sVersion,omitempty" yaml:"k3sVersion,omitempty"`
 	// Disable lists k3s packaged components to turn off because a catalog
 	// component replaces them.

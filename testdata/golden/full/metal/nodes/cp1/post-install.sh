@@ -1,7 +1,7 @@
 #!/bin/sh
 # Post-install of cp1 (server): runs inside the freshly installed
 # debian 12 at the end of the unattended install (preseed late_command).
-# It finishes the OS setup, stages k3s v1.33.5+k3s1 for the first boot and
+# It finishes the OS setup, stages k3s v1.36.5+k3s1 for the first boot and
 # tells hl metal serve the install is done, so the next PXE boot of this
 # machine boots its disk. Any failure stops the install before that callback.
 # hl metal serve serves this file once per token, to the node's address,
@@ -75,7 +75,7 @@ systemctl enable unattended-upgrades
 
 # k3s: its config (with the join token, fetched once with its single-use
 # token), the kube-vip static pod holding the API VIP, and a
-# first-boot unit installing k3s v1.33.5+k3s1 as server.
+# first-boot unit installing k3s v1.36.5+k3s1 as server.
 install -d -m 700 /etc/rancher/k3s
 fetch '@@HL_TOKEN:k3s-config.yaml@@' k3s-config.yaml /etc/rancher/k3s/config.yaml
 chmod 600 /etc/rancher/k3s/config.yaml
@@ -83,7 +83,7 @@ install -d -m 755 /var/lib/rancher/k3s/agent/pod-manifests
 fetch '@@HL_TOKEN:kube-vip.yaml@@' kube-vip.yaml /var/lib/rancher/k3s/agent/pod-manifests/kube-vip.yaml
 cat > /etc/systemd/system/hl-k3s-install.service <<'UNIT'
 [Unit]
-Description=hl: install k3s v1.33.5+k3s1 (server) on first boot
+Description=hl: install k3s v1.36.5+k3s1 (server) on first boot
 Wants=network-online.target
 After=network-online.target
 ConditionPathExists=!/usr/local/bin/k3s
@@ -93,9 +93,9 @@ Type=oneshot
 RemainAfterExit=yes
 Restart=on-failure
 RestartSec=30
-Environment=INSTALL_K3S_VERSION=v1.33.5+k3s1
+Environment=INSTALL_K3S_VERSION=v1.36.5+k3s1
 Environment=INSTALL_K3S_EXEC=server
-ExecStart=/bin/sh -c 'curl -fsSL --retry 10 -o /run/hl-k3s-install.sh https://raw.githubusercontent.com/k3s-io/k3s/v1.33.5+k3s1/install.sh && sh /run/hl-k3s-install.sh'
+ExecStart=/bin/sh -c 'curl -fsSL --retry 10 -o /run/hl-k3s-install.sh https://raw.githubusercontent.com/k3s-io/k3s/v1.36.5+k3s1/install.sh && sh /run/hl-k3s-install.sh'
 
 [Install]
 WantedBy=multi-user.target
