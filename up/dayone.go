@@ -68,6 +68,7 @@ type DayOne struct {
 	mu     sync.Mutex
 	stop   context.CancelFunc
 	served chan error
+	addr   string
 }
 
 // NewDayOne checks the options.
@@ -112,7 +113,7 @@ func (d *DayOne) Steps() []Step {
 func (d *DayOne) Close() {
 	d.mu.Lock()
 	stop, served := d.stop, d.served
-	d.stop, d.served = nil, nil
+	d.stop, d.served, d.addr = nil, nil, ""
 	d.mu.Unlock()
 	if stop != nil {
 		stop()
@@ -256,8 +257,16 @@ func (d *DayOne) serve(ctx context.Context) error {
 	d.logf("hl metal serve: http on %s, state %s", srv.Addr(), d.o.Serve.StateFile)
 	served := make(chan error, 1)
 	go func() { served <- srv.Wait(sctx) }()
-	d.stop, d.served = stop, served
+	d.stop, d.served, d.addr = stop, served, srv.Addr()
 	return nil
+}
+
+// ServerAddr is the address the PXE server listens on ("" when the nodes
+// step has not started it).
+func (d *DayOne) ServerAddr() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.addr
 }
 
 // kubeconfig fetches the admin kubeconfig and writes it 0600. A different
@@ -312,11 +321,11 @@ func unchanged(steps []bootstrap.StepResult) (bool, string) {
 	var todo []string
 	for _, s := range steps {
 		if s.Status != bootstrap.StatusUnchanged && s.Status != bootstrap.StatusSkipped {
-			todo = append(todo, s.Name)
+			todo = append(todo, strings.TrimSpace(s.Name+" "+s.Detail))
 		}
 	}
 	if len(todo) > 0 {
-		return false, "would change: " + strings.Join(todo, ", ")
+		return false, "would change: " + strings.Join(todo, "; ")
 	}
 	return true, "a dry run changes nothing"
 }

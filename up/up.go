@@ -64,7 +64,7 @@ type Event struct {
 	Status Status
 	Detail string
 	// Redo is set on a running step that was recorded but whose result
-	// no longer holds.
+	// no longer holds (Detail says why).
 	Redo bool
 	Err  error
 }
@@ -129,7 +129,7 @@ func Run(ctx context.Context, dir string, steps []Step, progress func(Event)) er
 			progress(Event{Step: s.Name, Status: StatusSkipped, Detail: s.Skip})
 			continue
 		}
-		redo := false
+		redo, why := false, ""
 		if slices.Contains(st.Done, s.Name) {
 			holds, detail := true, "recorded in "+StateFile
 			if s.Check != nil {
@@ -147,13 +147,13 @@ func Run(ctx context.Context, dir string, steps []Step, progress func(Event)) er
 			// The result is gone (a node reinstalling, a kubeconfig moved):
 			// forget it before running again, so a stop now does not
 			// leave it recorded.
-			redo = true
+			redo, why = true, detail
 			st.set(s.Name, false)
 			if err := st.save(dir); err != nil {
 				return err
 			}
 		}
-		progress(Event{Step: s.Name, Status: StatusRunning, Redo: redo})
+		progress(Event{Step: s.Name, Status: StatusRunning, Redo: redo, Detail: why})
 		detail, err := s.Run(ctx)
 		if err == nil {
 			err = ctx.Err()

@@ -42,7 +42,7 @@ func (p *upPrinter) event(e up.Event) {
 			what = "running"
 		}
 		if e.Redo {
-			what = "no longer holds: running again"
+			what = "no longer holds (" + e.Detail + "): running again"
 		}
 		line := fmt.Sprintf("  %-11s %s ...", e.Step, what)
 		if p.tty {
