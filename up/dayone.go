@@ -125,8 +125,13 @@ func (d *DayOne) logf(format string, args ...any) {
 	fmt.Fprintf(d.o.Log, format+"\n", args...)
 }
 
-// images pulls the pinned kernel and initrd (hl metal images pull).
+// images pulls the pinned kernel and initrd (hl metal images pull). A
+// cached file that no longer hashes to its pin is removed first: Pull
+// trusts a cache entry by its name and would keep it.
 func (d *DayOne) images(ctx context.Context) (string, error) {
+	if _, _, err := d.verifyImages(true); err != nil {
+		return "", err
+	}
 	res, err := metal.Pull(ctx, d.o.Pull)
 	if err != nil {
 		return "", err
@@ -145,10 +150,17 @@ func (d *DayOne) images(ctx context.Context) (string, error) {
 // imagesHold hashes the cached files again: a cache entry is named by its
 // sum, but a disk error or a hand edit would not rename it.
 func (d *DayOne) imagesHold(context.Context) (bool, string, error) {
+	return d.verifyImages(false)
+}
+
+// verifyImages checks the cached kernel and initrd against their pins,
+// removing each file that does not match when told to.
+func (d *DayOne) verifyImages(remove bool) (bool, string, error) {
 	pin, err := metal.LoadOSPin(d.o.Dir)
 	if err != nil {
 		return false, "", err
 	}
+	var bad []string
 	for _, a := range []metal.Artifact{pin.Kernel, pin.Initrd} {
 		p, err := metal.CachePath(d.o.Pull.CacheDir, a.SHA256)
 		if err != nil {
@@ -156,7 +168,8 @@ func (d *DayOne) imagesHold(context.Context) (bool, string, error) {
 		}
 		f, err := os.Open(p)
 		if errors.Is(err, fs.ErrNotExist) {
-			return false, filepath.Base(a.URL) + " is not in the image cache", nil
+			bad = append(bad, filepath.Base(a.URL)+" is not in the image cache")
+			continue
 		}
 		if err != nil {
 			return false, "", err
@@ -167,9 +180,19 @@ func (d *DayOne) imagesHold(context.Context) (bool, string, error) {
 		if err != nil {
 			return false, "", err
 		}
-		if hex.EncodeToString(h.Sum(nil)) != strings.ToLower(a.SHA256) {
-			return false, p + " does not match its sha256", nil
+		if hex.EncodeToString(h.Sum(nil)) == strings.ToLower(a.SHA256) {
+			continue
 		}
+		bad = append(bad, p+" does not match its sha256")
+		if remove {
+			if err := os.Remove(p); err != nil {
+				return false, "", err
+			}
+			d.logf("removed %s from the image cache: it does not match its sha256", p)
+		}
+	}
+	if len(bad) > 0 {
+		return false, strings.Join(bad, "; "), nil
 	}
 	return true, pin.Ref().String() + " kernel and initrd verified", nil
 }

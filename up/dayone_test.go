@@ -3,10 +3,13 @@ package up
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -444,5 +447,68 @@ func TestDayOneClusterResumes(t *testing.T) {
 		if strings.Contains(sum, secret) || strings.Contains(log.String(), secret) {
 			t.Errorf("a secret value was printed")
 		}
+	}
+}
+
+// The images step is hl metal images pull over real HTTP: done, then
+// held on a re-run by hashing the cache again without a download; a
+// cached file that rots no longer holds, and the re-run replaces it.
+func TestImagesStep(t *testing.T) {
+	kernel, initrd := []byte("kernel "+strings.Repeat("k", 4096)), []byte("initrd "+strings.Repeat("i", 1024))
+	var mu sync.Mutex
+	hits := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hits++
+		mu.Unlock()
+		switch r.URL.Path {
+		case "/d-i/linux":
+			w.Write(kernel)
+		case "/d-i/initrd.gz":
+			w.Write(initrd)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	sum := func(b []byte) string { h := sha256.Sum256(b); return hex.EncodeToString(h[:]) }
+	dir, cache := t.TempDir(), filepath.Join(t.TempDir(), "cache")
+	pin := "name: debian\nversion: \"12\"\nrepo: http://deb.example/debian\nkernel:\n  url: " + srv.URL + "/d-i/linux\n  sha256: \"" + sum(kernel) +
+		"\"\ninitrd:\n  url: " + srv.URL + "/d-i/initrd.gz\n  sha256: \"" + sum(initrd) + "\"\n"
+	if err := os.MkdirAll(filepath.Join(dir, "metal"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, metal.OSFile), []byte(pin), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	doc, _ := config.Parse("example.yaml", config.Example())
+	d, err := NewDayOne(Options{Dir: dir, Homelab: doc.Homelab, Kubeconfig: "unused", Pull: metal.PullOptions{CacheDir: cache}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func() []string {
+		t.Helper()
+		events := &eventLog{t: t}
+		if err := Run(t.Context(), dir, only(d.Steps(), "images"), events.add); err != nil {
+			t.Fatal(err)
+		}
+		return events.final()
+	}
+	requests := func() int { mu.Lock(); defer mu.Unlock(); return hits }
+	if got := run(); !slices.Equal(got, []string{"images:done"}) || requests() != 2 {
+		t.Fatalf("first run: %v, %d requests", got, requests())
+	}
+	if got := run(); !slices.Equal(got, []string{"images:holds"}) || requests() != 2 {
+		t.Fatalf("second run: %v, %d requests", got, requests())
+	}
+	p, _ := metal.CachePath(cache, sum(initrd))
+	if err := os.WriteFile(p, []byte("rotten"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := run(); !slices.Equal(got, []string{"images:done"}) || requests() != 3 {
+		t.Fatalf("after the cache rotted: %v, %d requests", got, requests())
+	}
+	if b, _ := os.ReadFile(p); !bytes.Equal(b, initrd) {
+		t.Errorf("the rotten initrd was kept: %q", b)
 	}
 }
