@@ -111,7 +111,8 @@ clean:
 	rm -rf bin
 
 ## e2e-pxe: the QEMU PXE end-to-end test alone (root; Debian packages
-## dnsmasq qemu-system-x86 ipxe-qemu debian-installer-12-netboot-amd64).
+## dnsmasq qemu-system-x86 ipxe-qemu debian-installer-13-netboot-amd64;
+## .ci/run installs them).
 ## `make unit` runs it too (go test ./...).
 e2e-pxe:
 	HL_E2E_PXE_TIMEOUT=$${HL_E2E_PXE_TIMEOUT:-8m} $(GO) test -count=1 -timeout 15m -run '^TestE2EPXE$$' -v ./metal

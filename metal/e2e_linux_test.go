@@ -48,7 +48,8 @@ import (
 // the VM; the server tests walk that part of the chain over loopback.
 //
 // It needs root and the Debian packages dnsmasq, qemu-system-x86,
-// ipxe-qemu, debian-installer-12-netboot-amd64 and iproute2; it fails
+// ipxe-qemu, debian-installer-13-netboot-amd64 (the default Debian's
+// netboot files) and iproute2; it fails
 // (never skips) without them, except under -short. The whole test is
 // bounded by HL_E2E_PXE_TIMEOUT (default 290s). Run alone: make e2e-pxe.
 func TestE2EPXE(t *testing.T) {
@@ -118,8 +119,8 @@ func e2eFull(ctx context.Context, t *testing.T, repo, cache, ipxeDir string) {
 		{"DHCP lease", `dnsmasq .*DHCPACK\(br0\) 10\.99\.0\.11 ` + mac},
 		{"boot script", `http 10\.99\.0\.11:\d+ "GET /boot\.ipxe" 200`},
 		{"per-MAC script", `http 10\.99\.0\.11:\d+ "GET /ipxe/52-54-00-e2-e0-01" 200 .*action=install`},
-		{"kernel", `http 10\.99\.0\.11:\d+ "GET /os/debian/12/kernel" 200`},
-		{"initrd", `http 10\.99\.0\.11:\d+ "GET /os/debian/12/initrd" 200`},
+		{"kernel", `http 10\.99\.0\.11:\d+ "GET /os/debian/` + debianDefault + `/kernel" 200`},
+		{"initrd", `http 10\.99\.0\.11:\d+ "GET /os/debian/` + debianDefault + `/initrd" 200`},
 		{"preseed with its token", `http 10\.99\.0\.11:\d+ "GET /t/-/nodes/node1/preseed\.cfg" 200`},
 	}
 	waitSteps(ctx, t, log, steps, started)
@@ -207,8 +208,8 @@ func e2eProxy(ctx context.Context, t *testing.T, repo, cache, ipxeDir string) {
 		{"proxy DHCP", `dnsmasq .*PXE\(br0\) (?:[0-9.]+ )?` + regexp.QuoteMeta(e2eNode1) + ` proxy`},
 		{"boot script", `http (10\.99\.0\.11):\d+ "GET /boot\.ipxe" 200`},
 		{"per-MAC script", `http (10\.99\.0\.11):\d+ "GET /ipxe/52-54-00-e2-e0-01" 200 .*action=install`},
-		{"kernel", `http (10\.99\.0\.11):\d+ "GET /os/debian/12/kernel" 200`},
-		{"initrd", `http (10\.99\.0\.11):\d+ "GET /os/debian/12/initrd" 200`},
+		{"kernel", `http (10\.99\.0\.11):\d+ "GET /os/debian/` + debianDefault + `/kernel" 200`},
+		{"initrd", `http (10\.99\.0\.11):\d+ "GET /os/debian/` + debianDefault + `/initrd" 200`},
 	}
 	waitSteps(ctx, t, log, steps, started)
 	known.stop()
@@ -520,7 +521,7 @@ func requireE2E(t *testing.T) {
 		{"qemu-system-x86_64", "qemu-system-x86"},
 		{"ip", "iproute2"},
 		{"/usr/lib/ipxe/qemu/efi-e1000.rom", "ipxe-qemu"},
-		{filepath.Join(debianNetbootDir, "linux"), "debian-installer-12-netboot-amd64"},
+		{filepath.Join(debianNetbootDir(debianDefault), "linux"), debianNetbootPackage(debianDefault)},
 		{"/dev/net/tun", "(kernel tun device)"},
 	} {
 		var err error
@@ -534,6 +535,6 @@ func requireE2E(t *testing.T) {
 		}
 	}
 	if len(missing) > 0 {
-		t.Fatalf("missing: %s\napt-get install dnsmasq qemu-system-x86 ipxe-qemu debian-installer-12-netboot-amd64 iproute2", strings.Join(missing, ", "))
+		t.Fatalf("missing: %s\napt-get install dnsmasq qemu-system-x86 ipxe-qemu %s iproute2", strings.Join(missing, ", "), debianNetbootPackage(debianDefault))
 	}
 }

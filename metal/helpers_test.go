@@ -12,6 +12,7 @@ import (
 	"filippo.io/age"
 
 	"hl.dev/hl/generator"
+	"hl.dev/hl/internal/config"
 	"hl.dev/hl/secrets"
 )
 
@@ -130,19 +131,33 @@ func writeFile(t testing.TB, path, content string) {
 	}
 }
 
-// Debian netboot files of debian-installer-12-netboot-amd64, the same the
-// catalog pins.
-const debianNetbootDir = "/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64"
+// debianDefault is the Debian release a render installs when hl.yaml
+// names none.
+const debianDefault = config.DefaultDebianVersion
 
-// debianMirror maps the pinned snapshot URLs onto the installed package.
+// debianNetbootDir holds the netboot files of the Debian package
+// debian-installer-<version>-netboot-amd64, the same the catalog pins for
+// that version.
+func debianNetbootDir(version string) string {
+	return "/usr/lib/debian-installer/images/" + version + "/amd64/text/debian-installer/amd64"
+}
+
+// debianNetbootPackage names the Debian package of a version's netboot files.
+func debianNetbootPackage(version string) string {
+	return "debian-installer-" + version + "-netboot-amd64"
+}
+
+// debianMirror maps the pinned snapshot URLs onto the installed package
+// of the rendered repo's Debian version.
 func debianMirror(t testing.TB, dir string) Mirror {
 	t.Helper()
 	pin, err := LoadOSPin(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(debianNetbootDir, "linux")); err != nil {
-		t.Fatalf("%v: install the Debian package debian-installer-12-netboot-amd64", err)
+	src := debianNetbootDir(pin.Version)
+	if _, err := os.Stat(filepath.Join(src, "linux")); err != nil {
+		t.Fatalf("%v: install the Debian package %s", err, debianNetbootPackage(pin.Version))
 	}
-	return Mirror{From: pin.Kernel.URL[:strings.LastIndex(pin.Kernel.URL, "/")], To: "file://" + debianNetbootDir}
+	return Mirror{From: pin.Kernel.URL[:strings.LastIndex(pin.Kernel.URL, "/")], To: "file://" + src}
 }

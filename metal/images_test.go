@@ -99,18 +99,29 @@ func TestPullRefusesUnpinned(t *testing.T) {
 	}
 }
 
-// TestPullDebianNetboot pulls the real pinned Debian 12 netboot files from
-// the installed debian-installer-12-netboot-amd64 package (file:// mirror):
-// the catalog's checksums are the package's.
+// TestPullDebianNetboot pulls the real pinned netboot files of every
+// Debian release the catalog offers — 13 (the default) and 12 — from the
+// installed debian-installer-<version>-netboot-amd64 packages (file://
+// mirror): the catalog's checksums are the packages'.
 func TestPullDebianNetboot(t *testing.T) {
-	dir := renderedRepo(t, "metal/e2e-full")
-	cache := t.TempDir()
-	res, err := Pull(context.Background(), PullOptions{Dir: dir, CacheDir: cache, Mirrors: []Mirror{debianMirror(t, dir)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(res) != 2 || !strings.HasPrefix(res[0].From, "file:///usr/lib/debian-installer/") || res[1].Size < 1<<20 {
-		t.Fatalf("results %+v", res)
+	for _, c := range []struct{ config, version string }{
+		{"metal/e2e-full", debianDefault},
+		{"valid/single-node", "12"},
+	} {
+		t.Run(c.version, func(t *testing.T) {
+			dir := renderedRepo(t, c.config)
+			if pin, err := LoadOSPin(dir); err != nil || pin.Ref() != (OSRef{"debian", c.version}) {
+				t.Fatalf("%s renders %+v (%v), want Debian %s", c.config, pin, err, c.version)
+			}
+			cache := t.TempDir()
+			res, err := Pull(context.Background(), PullOptions{Dir: dir, CacheDir: cache, Mirrors: []Mirror{debianMirror(t, dir)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res) != 2 || !strings.HasPrefix(res[0].From, "file://"+debianNetbootDir(c.version)+"/") || res[1].Size < 1<<20 {
+				t.Fatalf("results %+v", res)
+			}
+		})
 	}
 }
 

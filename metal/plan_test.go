@@ -26,12 +26,22 @@ func editFile(t *testing.T, path, old, new string) {
 	writeFile(t, path, strings.ReplaceAll(s, old, new))
 }
 
+// osPin is the rendered repo's netboot image pin.
+func osPin(t *testing.T, dir string) *OSPin {
+	t.Helper()
+	pin, err := LoadOSPin(dir)
+	if err != nil || pin.Kernel.SHA256 == "" || pin.Initrd.SHA256 == "" {
+		t.Fatalf("os pin of %s: %+v %v", dir, pin, err)
+	}
+	return pin
+}
+
 func TestPlanOSPinChangeReinstallsEveryNodeServersFirst(t *testing.T) {
 	base := renderedRepo(t, "valid/ha")
 	head := t.TempDir()
 	copyTree(t, base, head)
 	// The bot bumps the netboot image pin.
-	editFile(t, filepath.Join(head, OSFile), "d8808aa4ca188560da1e6d749dcb930c87a5fd8b11ebff1f3fa6d728af35203d", strings.Repeat("a", 64))
+	editFile(t, filepath.Join(head, OSFile), osPin(t, base).Kernel.SHA256, strings.Repeat("a", 64))
 	// List an agent first in the index: servers still go first.
 	idx := readFile(t, filepath.Join(head, IndexFile))
 	i := strings.Index(idx, `  "52:54:00:10:00:11":`)
@@ -117,7 +127,7 @@ func TestPlanFromGitRevision(t *testing.T) {
 	git("init", "-q", "-b", "main")
 	git("add", "-A")
 	git("commit", "-q", "-m", "render")
-	editFile(t, filepath.Join(dir, OSFile), "cb24a28a5ba13dfb22e6e75bdd8ab997dbdee6e3ec6c1102f6c7f93044bd817d", strings.Repeat("b", 64))
+	editFile(t, filepath.Join(dir, OSFile), osPin(t, dir).Initrd.SHA256, strings.Repeat("b", 64))
 	git("commit", "-q", "-am", "bump initrd")
 	base, err := ReadTreeAt(dir, "HEAD~1")
 	if err != nil {

@@ -235,7 +235,7 @@ func (ts *testServer) endpoints(t *testing.T, tokens []string) [][3]string {
 	tries := append([]string{"", strings.Repeat("0", 64)}, tokens...)
 	var out [][3]string // method, path, token
 	add := func(m, p, tok string) { out = append(out, [3]string{m, p, tok}) }
-	for _, p := range []string{"/healthz", "/boot.ipxe", node1Path, node2Path, "/ipxe/52:54:00:00:00:99", "/os/debian/12/kernel", "/os/debian/12/initrd", "/api/v1/nodes"} {
+	for _, p := range []string{"/healthz", "/boot.ipxe", node1Path, node2Path, "/ipxe/52:54:00:00:00:99", "/os/debian/" + debianDefault + "/kernel", "/os/debian/" + debianDefault + "/initrd", "/api/v1/nodes"} {
 		add(http.MethodGet, p, "")
 	}
 	for _, name := range []string{"node1", "node2"} {
@@ -320,7 +320,7 @@ func TestInstallWindowChain(t *testing.T) {
 	}
 
 	c := ts.install(t, node1Addr, "node1", node1Path)
-	if !strings.Contains(c.boot, "kernel http://10.99.0.2:8080/os/debian/12/kernel") {
+	if !strings.Contains(c.boot, "kernel http://10.99.0.2:8080/os/debian/"+debianDefault+"/kernel") {
 		t.Errorf("boot script:\n%s", c.boot)
 	}
 	ns := ts.nodeState(t, node1MAC)
@@ -695,7 +695,7 @@ func TestServeImages(t *testing.T) {
 	dir := renderedRepo(t, "metal/e2e-full")
 	state := filepath.Join(t.TempDir(), "state.json")
 	ts := newTestServer(t, dir, state)
-	if code, body := ts.get(t, stranger, "/os/debian/12/kernel"); code != http.StatusServiceUnavailable || !strings.Contains(body, "hl metal images pull") {
+	if code, body := ts.get(t, stranger, "/os/debian/"+debianDefault+"/kernel"); code != http.StatusServiceUnavailable || !strings.Contains(body, "hl metal images pull") {
 		t.Fatalf("uncached kernel: %d %s", code, body)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -703,8 +703,8 @@ func TestServeImages(t *testing.T) {
 	if _, err := Pull(ctx, PullOptions{Dir: dir, CacheDir: filepath.Join(filepath.Dir(state), "cache"), Mirrors: []Mirror{debianMirror(t, dir)}}); err != nil {
 		t.Fatal(err)
 	}
-	code, body := ts.get(t, stranger, "/os/debian/12/kernel")
-	want := readFile(t, filepath.Join(debianNetbootDir, "linux"))
+	code, body := ts.get(t, stranger, "/os/debian/"+debianDefault+"/kernel")
+	want := readFile(t, filepath.Join(debianNetbootDir(debianDefault), "linux"))
 	if code != 200 || body != want {
 		t.Fatalf("kernel: %d, %d bytes (want %d)", code, len(body), len(want))
 	}

@@ -37,9 +37,11 @@ func TestRenderedIndexAndOS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The real checksums of the Debian package debian-installer-12-netboot-amd64.
-	if pin.Ref() != (OSRef{"debian", "12"}) || pin.Kernel.SHA256 != "d8808aa4ca188560da1e6d749dcb930c87a5fd8b11ebff1f3fa6d728af35203d" ||
-		pin.Initrd.SHA256 != "cb24a28a5ba13dfb22e6e75bdd8ab997dbdee6e3ec6c1102f6c7f93044bd817d" {
+	// The real checksums of the Debian package
+	// debian-installer-13-netboot-amd64 20250803+deb13u8 (TestPullDebianNetboot
+	// checks them against the installed package's files).
+	if pin.Ref() != (OSRef{"debian", "13"}) || pin.Kernel.SHA256 != "14159c607ad9762133db41e479dafecde1d6a5fe715a8d65d292a3262e4b6bed" ||
+		pin.Initrd.SHA256 != "8931fe75c6fefc90009f833afd6bb52d10e6f30d9723664eeee5f4258a7eabc3" {
 		t.Errorf("os pin %+v", pin)
 	}
 }
@@ -129,7 +131,7 @@ func TestRenderedInstallConfigDebian(t *testing.T) {
 		}
 	}
 	boot := readFile(t, filepath.Join(dir, "metal/nodes/worker1/boot.ipxe"))
-	for _, want := range []string{"#!ipxe\n", "kernel http://172.16.10.2:8080/os/debian/12/kernel ", "url=http://172.16.10.2:8080/t/@@HL_TOKEN:preseed.cfg@@/nodes/worker1/preseed.cfg", "initrd --name initrd.gz http://172.16.10.2:8080/os/debian/12/initrd"} {
+	for _, want := range []string{"#!ipxe\n", "kernel http://172.16.10.2:8080/os/debian/13/kernel ", "url=http://172.16.10.2:8080/t/@@HL_TOKEN:preseed.cfg@@/nodes/worker1/preseed.cfg", "initrd --name initrd.gz http://172.16.10.2:8080/os/debian/13/initrd"} {
 		if !strings.Contains(boot, want) {
 			t.Errorf("boot.ipxe lacks %q:\n%s", want, boot)
 		}

@@ -8,9 +8,13 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"hl.dev/hl/internal/config"
+	"hl.dev/hl/templates"
 )
 
 // renderHA renders testdata's ha.yaml into a fresh folder.
@@ -43,8 +47,15 @@ func TestMetalRolloutDryRunOSPin(t *testing.T) {
 	gitIn(t, dir, "commit", "-q", "-m", "render")
 	osFile := filepath.Join(dir, "metal", "images.yaml")
 	b, _ := os.ReadFile(osFile)
-	bumped := strings.ReplaceAll(string(b), "20230607+deb12u15", "20230607+deb12u16")
-	bumped = strings.Replace(bumped, "d8808aa4ca188560da1e6d749dcb930c87a5fd8b11ebff1f3fa6d728af35203d", strings.Repeat("1", 64), 1)
+	// The next installer build of the pinned Debian: another folder and
+	// another kernel checksum.
+	pin, ok := templates.MustCatalog().OSImage(config.DefaultOSName, config.DefaultDebianVersion)
+	build := path.Base(strings.TrimSuffix(pin.Kernel.URL, "/images/netboot/debian-installer/amd64/linux"))
+	if !ok || !strings.Contains(string(b), "/"+build+"/") || !strings.Contains(string(b), pin.Kernel.SHA256) {
+		t.Fatalf("%s does not pin the catalog's %s (%s):\n%s", osFile, pin.Kernel.URL, build, b)
+	}
+	bumped := strings.ReplaceAll(string(b), "/"+build+"/", "/"+build+"+1/")
+	bumped = strings.Replace(bumped, pin.Kernel.SHA256, strings.Repeat("1", 64), 1)
 	if err := os.WriteFile(osFile, []byte(bumped), 0o644); err != nil {
 		t.Fatal(err)
 	}

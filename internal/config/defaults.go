@@ -13,7 +13,7 @@ const (
 	DefaultDHCPMode          = DHCPProxy
 	DefaultPXEPort           = 8080
 	DefaultOSName            = OSDebian
-	DefaultDebianVersion     = "12"
+	DefaultDebianVersion     = "13"
 	DefaultFedoraVersion     = "42"
 	DefaultClusterCIDR       = "10.42.0.0/16"
 	DefaultServiceCIDR       = "10.43.0.0/16"

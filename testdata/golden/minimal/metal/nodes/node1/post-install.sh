@@ -1,6 +1,6 @@
 #!/bin/sh
 # Post-install of node1 (server): runs inside the freshly installed
-# debian 12 at the end of the unattended install (preseed late_command).
+# debian 13 at the end of the unattended install (preseed late_command).
 # It finishes the OS setup, stages k3s v1.36.5+k3s1 for the first boot and
 # tells hl metal serve the install is done, so the next PXE boot of this
 # machine boots its disk. Any failure stops the install before that callback.
