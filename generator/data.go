@@ -99,6 +99,15 @@ func (d *Data) On(component string) bool {
 	return ok && c.Enabled
 }
 
+// IngressAddress is the LoadBalancer address Traefik's Service asks
+// MetalLB for: the first of spec.network.loadBalancerRange, so the front
+// door keeps one address (the router's port forwards, DNS) when its
+// Service is made again, as it is when Traefik replaces ingress-nginx.
+func (d *Data) IngressAddress() string {
+	first, _, _ := strings.Cut(d.Spec.Network.LoadBalancerRange, "-")
+	return strings.TrimSpace(first)
+}
+
 // Namespaces lists the namespaces of enabled components, sorted.
 func (d *Data) Namespaces() []string {
 	seen := map[string]bool{}

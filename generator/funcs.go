@@ -24,18 +24,19 @@ func funcs() template.FuncMap {
 		// Each quoting function emits a value as data in one format; a
 		// template uses the one of the file (or the embedded language) the
 		// value lands in. See quote_test.go for the proofs.
-		"quote":    yamlQuote,
-		"shq":      shQuote,
-		"jmesq":    jmespathLiteral,
-		"csvq":     csvField,
-		"join":     func(sep string, xs []string) string { return strings.Join(xs, sep) },
-		"split":    func(sep, s string) []string { return strings.Split(s, sep) },
-		"sha256":   func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) },
-		"trimDot":  func(s string) string { return strings.TrimSuffix(s, ".") },
-		"upper":    strings.ToUpper,
-		"lower":    strings.ToLower,
-		"replace":  func(old, new, s string) string { return strings.ReplaceAll(s, old, new) },
-		"contains": func(sub, s string) bool { return strings.Contains(s, sub) },
+		"quote":       yamlQuote,
+		"shq":         shQuote,
+		"jmesq":       jmespathLiteral,
+		"csvq":        csvField,
+		"join":        func(sep string, xs []string) string { return strings.Join(xs, sep) },
+		"split":       func(sep, s string) []string { return strings.Split(s, sep) },
+		"sha256":      func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) },
+		"trimDot":     func(s string) string { return strings.TrimSuffix(s, ".") },
+		"upper":       strings.ToUpper,
+		"lower":       strings.ToLower,
+		"replace":     func(old, new, s string) string { return strings.ReplaceAll(s, old, new) },
+		"contains":    func(sub, s string) bool { return strings.Contains(s, sub) },
+		"traefikName": traefikName,
 		"required": func(what string, v any) (any, error) {
 			if v == nil || fmt.Sprint(v) == "" {
 				return nil, fmt.Errorf("required value missing: %s", what)
@@ -62,6 +63,16 @@ func funcs() template.FuncMap {
 			return m, nil
 		},
 	}
+}
+
+// traefikName is name as Traefik's providers turn it into a router or
+// service name (provider.Normalize in github.com/traefik/traefik/v3): every
+// run of characters other than letters and digits becomes one "-", with
+// none at either end. The SLO rules match Traefik's per-router metrics by
+// it.
+func traefikName(name string) string {
+	notAlnum := func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsNumber(r) }
+	return strings.Join(strings.FieldsFunc(name, notAlnum), "-")
 }
 
 // yamlQuote is s as a YAML double-quoted scalar (also a JSON string and

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"hl.dev/hl/internal/config"
 	"hl.dev/hl/internal/merge"
 )
 
@@ -46,7 +47,12 @@ func mergePlan(plan *Plan, st *state, opts Options, res *Result, only func(strin
 				continue // not hl's file, or already gone
 			}
 			wrote := entry.Secret && sum(ours) == entry.SHA256 || !entry.Secret && inBase && bytes.Equal(ours, base)
-			if wrote {
+			if r, ok := config.RetiredFolder(p); ok && !wrote {
+				// An edit (a bot's chart bump, most often) cannot keep a
+				// component that no longer exists: its folder would stay
+				// half there, out of Argo CD's hands.
+				fr.Action, fr.Note = ActionDelete, fmt.Sprintf("%s was replaced by %s: deleted although edited since the last render", r.Name, r.ReplacedBy)
+			} else if wrote {
 				fr.Action = ActionDelete
 			} else {
 				fr.Action, fr.Note, fr.new = ActionKeep, "no longer rendered, but edited since the last render: kept", ours

@@ -451,10 +451,11 @@ func isSecretPath(p string) bool {
 var syncWaves = map[string]int{"system": 0, "platform": 10, "apps": 20}
 
 // syncWave is a component's Argo CD sync wave: its layer's, one earlier
-// for what everything else needs (CRDs, addresses).
+// for what everything else needs (CRDs, addresses; Traefik's Middleware
+// and IngressRouteTCP CRDs).
 func syncWave(c *Component) int {
 	wave := syncWaves[c.Layer]
-	if c.Name == "argocd" || c.Name == "cert-manager" || c.Name == "metallb" {
+	if c.Name == "argocd" || c.Name == "cert-manager" || c.Name == "metallb" || c.Name == "traefik" {
 		wave--
 	}
 	return wave

@@ -96,7 +96,7 @@ type Generator struct {
 	// <key>-hash): Argo CD, for one, wants the hash under a fixed name.
 	HashKey string `json:"hashKey,omitempty" yaml:"hashKey,omitempty"`
 	// User makes bcrypt write an htpasswd line "user:hash" instead of the
-	// bare hash (ingress-nginx basic auth, zot).
+	// bare hash (htpasswd files, as zot reads them).
 	User string `json:"user,omitempty" yaml:"user,omitempty"`
 	// Value is the fixed value of a literal.
 	Value string `json:"value,omitempty" yaml:"value,omitempty"`

@@ -29,8 +29,45 @@ const (
 )
 
 // DefaultDisable are k3s components a catalog component replaces:
-// ingress-nginx replaces traefik and MetalLB replaces servicelb.
+// MetalLB replaces servicelb, and k3s's bundled Traefik gives way to the
+// catalog's traefik component (Argo CD installs it from the Helm chart, so
+// its version and values live in the repo and the bot upgrades it).
 var DefaultDisable = []string{"servicelb", "traefik"}
+
+// RetiredComponent is a component hl rendered once and no longer does,
+// and the one that took its place.
+type RetiredComponent struct {
+	Name, Layer, ReplacedBy, Why string
+}
+
+// RetiredComponents are kept so that a repository rendered before their
+// retirement re-renders cleanly: Validate explains a leftover
+// spec.apps.<name>, and the generator deletes the component's folder
+// even where it was edited since (see system/traefik/README.md).
+var RetiredComponents = []RetiredComponent{
+	{Name: "ingress-nginx", Layer: "system", ReplacedBy: "traefik", Why: "retired upstream in March 2026"},
+}
+
+// Retired returns the retired component called name.
+func Retired(name string) (RetiredComponent, bool) {
+	for _, r := range RetiredComponents {
+		if r.Name == name {
+			return r, true
+		}
+	}
+	return RetiredComponent{}, false
+}
+
+// RetiredFolder reports whether the repo path p (slash-separated) lies in
+// the folder <layer>/<name>/ of a retired component.
+func RetiredFolder(p string) (RetiredComponent, bool) {
+	for _, r := range RetiredComponents {
+		if strings.HasPrefix(p, r.Layer+"/"+r.Name+"/") {
+			return r, true
+		}
+	}
+	return RetiredComponent{}, false
+}
 
 // ApplyDefaults fills every unset field with its default. It is the one
 // place defaults live; Validate runs after it.

@@ -444,6 +444,17 @@ func (v *validator) apps(h *Homelab) {
 	for _, name := range names {
 		p := joinPath("spec.apps", name)
 		c, ok := cat.Component(name)
+		if r, retired := Retired(name); retired && !ok {
+			// Only enabling it carries over by itself: the replacement
+			// renders anyway. A hostname or values were meant for the
+			// old chart and need a person.
+			if a := h.Spec.Apps[name]; a.Hostname == "" && len(a.Values) == 0 {
+				v.warnf(p, "%s was %s and is replaced by %s, which renders in its place: remove this entry", name, r.Why, r.ReplacedBy)
+			} else {
+				v.errorf(p, "%s was %s and is replaced by %s: move what still applies of its hostname and values to spec.apps.%s (they are %s chart values now) and remove this entry", name, r.Why, r.ReplacedBy, r.ReplacedBy, r.ReplacedBy)
+			}
+			continue
+		}
 		if !ok {
 			hint := ""
 			best, bd := "", 4

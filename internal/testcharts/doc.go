@@ -18,8 +18,10 @@
 //     (with its crds subchart and vendored frr-k8s archive) and volsync
 //     0.14.0 from github.com/backube/volsync@v0.14.0 helm/volsync.
 //   - ContentStandIn: a chart written here that renders real objects under
-//     the names the upstream chart gives them: argo-cd and gitea (below,
-//     and gitea's doc in gitea.go), and kube-prometheus-stack as its CRDs
+//     the names the upstream chart gives them: argo-cd, gitea and traefik
+//     (below, gitea's doc in gitea.go, traefik's in traefik.go, with the
+//     traefik.io CRDs from github.com/traefik/traefik/v3@v3.7.11), and
+//     kube-prometheus-stack as its CRDs
 //     only (crds/ from github.com/prometheus-operator/prometheus-operator@v0.86.1
 //     example/prometheus-operator-crd, the operator release the chart
 //     installs), so the ServiceMonitors, PrometheusRules and Probes hl
@@ -28,11 +30,11 @@
 //     chart would render in every detail.
 //   - EmptyStandIn: the catalog's name and version and no templates, so
 //     only the wrapper chart's own manifests and values render: every
-//     other chart. ingress-nginx's and longhorn's modules are not served
-//     at the catalog's versions, loki's chart ships in
+//     other chart. longhorn's module is not served at the catalog's
+//     version, loki's chart ships in
 //     github.com/grafana/loki/v3, which the project does not use (AGPL),
-//     and kube-prometheus-stack, kured, woodpecker, zot and dex keep their
-//     charts in chart repositories of their own.
+//     and kube-prometheus-stack, kured, woodpecker, zot, dex and traefik
+//     keep their charts in chart repositories of their own.
 //
 // A builder knows the one version it provides; when the catalog pins
 // another, Catalog fails the test and names the chart, so a bump of the

@@ -116,8 +116,8 @@ func (s *Set) Summary() string {
 
 // Catalog builds every chart of the embedded catalog into folders under
 // t.TempDir(): real charts from their Go modules where a module ships
-// them, content stand-ins for argo-cd and gitea, empty stand-ins for the
-// rest. A module that cannot be downloaded fails the test.
+// them, content stand-ins for argo-cd, gitea, traefik and
+// kube-prometheus-stack's CRDs, empty stand-ins for the rest. A module that cannot be downloaded fails the test.
 func Catalog(t testing.TB) *Set {
 	t.Helper()
 	cat, err := templates.LoadCatalog()
@@ -160,6 +160,7 @@ var builders = map[string]builder{
 	"volsync": moduleChart("github.com/backube/volsync", "v0.14.0", "helm/volsync", "0.14.0"),
 	"argo-cd": argoCD,
 	"gitea":   gitea,
+	"traefik": traefik,
 	// The Prometheus Operator's CRDs, which kube-prometheus-stack 79.5.0
 	// installs (operator v0.86.x), so ServiceMonitors, PrometheusRules and
 	// Probes apply and sync.

@@ -35,7 +35,7 @@ func TestCatalog(t *testing.T) {
 	want := map[string]testcharts.Kind{
 		"cert-manager": testcharts.Real, "external-dns": testcharts.Real, "metallb": testcharts.Real, "volsync": testcharts.Real,
 		"argo-cd": testcharts.ContentStandIn, "gitea": testcharts.ContentStandIn,
-		"kube-prometheus-stack": testcharts.ContentStandIn,
+		"kube-prometheus-stack": testcharts.ContentStandIn, "traefik": testcharts.ContentStandIn,
 	}
 	n := 0
 	for _, comp := range cat.Components {
@@ -85,8 +85,15 @@ func TestCatalog(t *testing.T) {
 }
 
 // renderedArgoValues renders the full fixture with the generator and
-// returns its bootstrap/argocd-values.yaml.
+// returns the argo-cd values of its system/argocd/values.yaml.
 func renderedArgoValues(t *testing.T) map[string]any {
+	t.Helper()
+	return renderedValues(t, "system/argocd", "argo-cd")
+}
+
+// renderedValues renders the full fixture with the generator and returns
+// what the wrapper chart in folder passes to its subchart key.
+func renderedValues(t *testing.T, folder, key string) map[string]any {
 	t.Helper()
 	root := filepath.Join("..", "..")
 	ids, err := secrets.LoadIdentities(filepath.Join(root, "testdata", "age", "test-key.txt"))
@@ -99,7 +106,7 @@ func renderedArgoValues(t *testing.T) map[string]any {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(filepath.Join(out, "system", "argocd", "values.yaml"))
+	b, err := os.ReadFile(filepath.Join(out, filepath.FromSlash(folder), "values.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,8 +114,7 @@ func renderedArgoValues(t *testing.T) map[string]any {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The wrapper chart passes its argo-cd key to the subchart.
-	vals, err := wrapper.Table("argo-cd")
+	vals, err := wrapper.Table(key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -524,6 +530,113 @@ func TestGiteaStandIn(t *testing.T) {
 	}
 	if find(other, "Service", "forge-gitea-http") == nil {
 		t.Error("release forge: no Service forge-gitea-http")
+	}
+}
+
+// TestTraefikStandIn renders the traefik stand-in with the full fixture's
+// values: the CRDs hl's Middlewares and IngressRouteTCP need, a
+// LoadBalancer Service whose ports reach the pod ports the NetworkPolicies
+// and templates/flows.yaml name (8000, 8443, 2222, metrics 9100), the
+// router metrics the SLO rules read, the default IngressClass traefik, and
+// the chart's refusal of a ServiceMonitor without the Prometheus
+// Operator's API.
+func TestTraefikStandIn(t *testing.T) {
+	set := testcharts.Catalog(t)
+	c, ok := set.Get("traefik")
+	if !ok {
+		t.Fatal("no traefik chart")
+	}
+	vals := renderedValues(t, "system/traefik", "traefik")
+	objs, err := render(c.Dir, "traefik", vals, "monitoring.coreos.com/v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, crd := range []string{"middlewares.traefik.io", "ingressroutetcps.traefik.io", "ingressroutes.traefik.io", "tlsoptions.traefik.io"} {
+		if find(objs, "CustomResourceDefinition", crd) == nil {
+			t.Errorf("no CRD %s", crd)
+		}
+	}
+	svc := find(objs, "Service", "traefik")
+	if svc == nil {
+		t.Fatalf("no Service traefik in %v", objs)
+	}
+	if typ := get(svc, "spec", "type"); typ != "LoadBalancer" {
+		t.Errorf("Service type %v", typ)
+	}
+	if ip := get(svc, "metadata", "annotations", "metallb.io/loadBalancerIPs"); ip != "192.168.10.200" {
+		t.Errorf("Service asks MetalLB for %v, want the range's first address", ip)
+	}
+	dep := find(objs, "Deployment", "traefik")
+	if dep == nil {
+		t.Fatal("no Deployment traefik")
+	}
+	containers, _ := get(dep, "spec", "template", "spec", "containers").([]any)
+	if len(containers) != 1 {
+		t.Fatalf("containers %v", containers)
+	}
+	ctr := containers[0].(map[string]any)
+	podPorts := map[string]float64{}
+	cports, _ := ctr["ports"].([]any)
+	for _, p := range cports {
+		m := p.(map[string]any)
+		podPorts[m["name"].(string)] = m["containerPort"].(float64)
+	}
+	// Service port → the pod port it reaches by name.
+	want := map[float64]float64{80: 8000, 443: 8443, 22: 2222}
+	sports, _ := get(svc, "spec", "ports").([]any)
+	if len(sports) != len(want) {
+		t.Errorf("Service ports %v, want %v", sports, want)
+	}
+	for _, p := range sports {
+		m := p.(map[string]any)
+		target, _ := m["targetPort"].(string)
+		if got, ok := podPorts[target]; !ok || got != want[m["port"].(float64)] {
+			t.Errorf("Service port %v → %q = pod port %v, want %v", m["port"], target, got, want[m["port"].(float64)])
+		}
+	}
+	if podPorts["metrics"] != 9100 {
+		t.Errorf("metrics on %v, want 9100", podPorts["metrics"])
+	}
+	podLabels, _ := get(dep, "spec", "template", "metadata", "labels").(map[string]any)
+	if podLabels["app.kubernetes.io/name"] != "traefik" {
+		t.Errorf("pod labels %v: the NetworkPolicies select app.kubernetes.io/name=traefik", podLabels)
+	}
+	sel, _ := get(svc, "spec", "selector").(map[string]any)
+	for k, v := range sel {
+		if podLabels[k] != v {
+			t.Errorf("Service selects %s=%v, pods have %v", k, v, podLabels[k])
+		}
+	}
+	var args []string
+	for _, a := range ctr["args"].([]any) {
+		args = append(args, a.(string))
+	}
+	for _, a := range []string{"--metrics.prometheus.addRoutersLabels=true", "--entryPoints.web.http.redirections.entryPoint.to=:443", "--entryPoints.websecure.http.tls=true", "--entryPoints.ssh.address=:2222/tcp", "--providers.kubernetescrd", "--providers.kubernetesingress.ingressendpoint.publishedservice=argocd/traefik"} {
+		if !contains(args, a) {
+			t.Errorf("args lack %s: %v", a, args)
+		}
+	}
+	ic := find(objs, "IngressClass", "traefik")
+	if ic == nil || get(ic, "metadata", "annotations", "ingressclass.kubernetes.io/is-default-class") != "true" || get(ic, "spec", "controller") != "traefik.io/ingress-controller" {
+		t.Errorf("IngressClass traefik %v", ic)
+	}
+	if find(objs, "ServiceMonitor", "traefik") == nil || find(objs, "Service", "traefik-metrics") == nil {
+		t.Error("no ServiceMonitor traefik and Service traefik-metrics")
+	}
+	for _, o := range []struct{ kind, name string }{{"ServiceAccount", "traefik"}, {"ClusterRole", "traefik-argocd"}, {"ClusterRoleBinding", "traefik-argocd"}, {"PodDisruptionBudget", "traefik"}} {
+		if find(objs, o.kind, o.name) == nil {
+			t.Errorf("no %s %s", o.kind, o.name)
+		}
+	}
+	if _, err := render(c.Dir, "traefik", vals); err == nil || !strings.Contains(err.Error(), "monitoring.coreos.com/v1") {
+		t.Errorf("ServiceMonitor without the Prometheus Operator's API: %v", err)
+	}
+	other, err := render(c.Dir, "edge", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if find(other, "Service", "edge-traefik") == nil || find(other, "IngressClass", "edge-traefik") == nil {
+		t.Error("release edge: no Service and IngressClass edge-traefik")
 	}
 }
 

@@ -60,13 +60,28 @@ func copyTree(t testing.TB, src, dst string) {
 		if !d.Type().IsRegular() {
 			return nil
 		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, b, 0o644)
+		return writeCopy(p, target)
 	})
 	if err != nil {
 		t.Fatalf("copy %s: %v", src, err)
 	}
+}
+
+// copyFile copies one regular file, as copyTree does.
+func copyFile(t testing.TB, src, dst string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeCopy(src, dst); err != nil {
+		t.Fatalf("copy %s: %v", src, err)
+	}
+}
+
+func writeCopy(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, 0o644)
 }

@@ -446,7 +446,7 @@ func (s *Server) startAPIServer(ctx context.Context) error {
 		s.URL = "http://127.0.0.1:" + strconv.Itoa(ports[0])
 		s.WebhookURL = s.URL + "/api/webhook"
 		args := []string{
-			// Plain HTTP: tests post webhooks without TLS, as ingress-nginx
+			// Plain HTTP: tests post webhooks without TLS, as Traefik
 			// does when it ends TLS (hl renders server.insecure: true).
 			"--insecure",
 			"--address", "127.0.0.1", "--port", strconv.Itoa(ports[0]),
