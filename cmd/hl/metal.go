@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
 	"time"
 
+	"filippo.io/age"
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/api/resource"
 
@@ -94,17 +96,44 @@ log (without tokens).`,
 		},
 	}
 	opts.add(cmd)
-	f := cmd.Flags()
-	f.StringVar(&opts.Listen, "listen", "", "HTTP listen address (default: :<port> of metal/nodes.yaml's server URL)")
-	f.StringVar(&opts.Cache, "cache", metal.DefaultCacheDir(), "image cache of hl metal images pull")
-	f.StringVar(&opts.AgeKey, "age-key", "", "age identity file to decrypt metal/secrets (default: $SOPS_AGE_KEY_FILE, $SOPS_AGE_KEY)")
-	f.StringVar(&opts.DHCP, "dhcp", "dnsmasq", "dnsmasq: run dnsmasq with metal/dnsmasq.conf; off: HTTP only (another server does PXE DHCP)")
-	f.StringVar(&opts.Dnsmasq, "dnsmasq", "dnsmasq", "dnsmasq binary")
-	f.StringVar(&opts.IPXEDir, "ipxe-dir", metal.DefaultIPXEDir, "folder with undionly.kpxe and ipxe.efi for TFTP (Debian package ipxe)")
-	f.StringVar(&opts.Interface, "interface", "", "network interface dnsmasq answers on (default: all)")
-	f.StringVar(&opts.AccessLog, "access-log", "", "append the access log to this file (default: stderr)")
-	f.DurationVar(&opts.Window, "install-timeout", metal.DefaultInstallWindow, "how long an install window stays open without the installer's callback")
 	return cmd
+}
+
+// add registers hl metal serve's flags; hl up, which runs the server,
+// takes the same.
+func (o *metalServeOptions) add(cmd *cobra.Command) {
+	o.stateFlags.add(cmd)
+	f := cmd.Flags()
+	f.StringVar(&o.Listen, "listen", "", "HTTP listen address (default: :<port> of metal/nodes.yaml's server URL)")
+	f.StringVar(&o.Cache, "cache", metal.DefaultCacheDir(), "image cache of hl metal images pull")
+	f.StringVar(&o.AgeKey, "age-key", "", "age identity file to decrypt metal/secrets (default: $SOPS_AGE_KEY_FILE, $SOPS_AGE_KEY)")
+	f.StringVar(&o.DHCP, "dhcp", "dnsmasq", "dnsmasq: run dnsmasq with metal/dnsmasq.conf; off: HTTP only (another server does PXE DHCP)")
+	f.StringVar(&o.Dnsmasq, "dnsmasq", "dnsmasq", "dnsmasq binary")
+	f.StringVar(&o.IPXEDir, "ipxe-dir", metal.DefaultIPXEDir, "folder with undionly.kpxe and ipxe.efi for TFTP (Debian package ipxe)")
+	f.StringVar(&o.Interface, "interface", "", "network interface dnsmasq answers on (default: all)")
+	f.StringVar(&o.AccessLog, "access-log", "", "append the access log to this file (default: stderr)")
+	f.DurationVar(&o.Window, "install-timeout", metal.DefaultInstallWindow, "how long an install window stays open without the installer's callback")
+}
+
+// serveOptions are the server's options from the flags: the listen
+// address from metal/nodes.yaml unless given, dnsmasq or HTTP only.
+func (o *metalServeOptions) serveOptions(ids []age.Identity, accessLog io.Writer) (metal.ServeOptions, error) {
+	listen := o.Listen
+	if listen == "" {
+		var err error
+		if listen, err = metal.ListenAddr(o.Dir); err != nil {
+			return metal.ServeOptions{}, &exitError{code: 1, msg: err.Error()}
+		}
+	}
+	so := metal.ServeOptions{Dir: o.Dir, Listen: listen, StateFile: o.stateFile().Path, CacheDir: o.Cache, Identities: ids, AccessLog: accessLog, InstallWindow: o.Window}
+	switch o.DHCP {
+	case "dnsmasq":
+		so.Dnsmasq = &metal.DnsmasqOptions{Path: o.Dnsmasq, IPXEDir: o.IPXEDir, Interface: o.Interface}
+	case "off":
+	default:
+		return so, &exitError{code: 2, msg: fmt.Sprintf("--dhcp must be dnsmasq or off, got %q", o.DHCP)}
+	}
+	return so, nil
 }
 
 func runMetalServe(ctx context.Context, s *shared, opts *metalServeOptions) error {
@@ -112,12 +141,6 @@ func runMetalServe(ctx context.Context, s *shared, opts *metalServeOptions) erro
 	ids, err := s.identities(opts.AgeKey, true)
 	if err != nil {
 		return err
-	}
-	listen := opts.Listen
-	if listen == "" {
-		if listen, err = metal.ListenAddr(opts.Dir); err != nil {
-			return &exitError{code: 1, msg: err.Error()}
-		}
 	}
 	logw := ios.ErrOut
 	if opts.AccessLog != "" {
@@ -128,13 +151,9 @@ func runMetalServe(ctx context.Context, s *shared, opts *metalServeOptions) erro
 		defer f.Close()
 		logw = f
 	}
-	sopts := metal.ServeOptions{Dir: opts.Dir, Listen: listen, StateFile: opts.stateFile().Path, CacheDir: opts.Cache, Identities: ids, AccessLog: logw, InstallWindow: opts.Window}
-	switch opts.DHCP {
-	case "dnsmasq":
-		sopts.Dnsmasq = &metal.DnsmasqOptions{Path: opts.Dnsmasq, IPXEDir: opts.IPXEDir, Interface: opts.Interface}
-	case "off":
-	default:
-		return &exitError{code: 2, msg: fmt.Sprintf("--dhcp must be dnsmasq or off, got %q", opts.DHCP)}
+	sopts, err := opts.serveOptions(ids, logw)
+	if err != nil {
+		return err
 	}
 	srv, err := metal.NewServer(sopts)
 	if err != nil {

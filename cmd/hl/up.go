@@ -19,17 +19,9 @@ import (
 	"hl.dev/hl/validate"
 )
 
+// upOptions are hl metal serve's (hl up runs the server) and the rest.
 type upOptions struct {
-	stateFlags
-	Cache         string
-	Listen        string
-	DHCP          string
-	Dnsmasq       string
-	IPXEDir       string
-	Interface     string
-	AccessLog     string
-	Window        time.Duration
-	AgeKey        string
+	metalServeOptions
 	Kubeconfig    string
 	SSHUser       string
 	SSHKey        string
@@ -70,17 +62,10 @@ one line per event.`,
 			return runUp(cmd.Context(), s, opts)
 		},
 	}
-	opts.add(cmd)
+	opts.metalServeOptions.add(cmd)
 	f := cmd.Flags()
-	f.StringVar(&opts.Cache, "cache", metal.DefaultCacheDir(), "netboot image cache")
-	f.StringVar(&opts.Listen, "listen", "", "PXE HTTP listen address (default: :<port> of metal/nodes.yaml's server URL)")
-	f.StringVar(&opts.DHCP, "dhcp", "dnsmasq", "dnsmasq: run dnsmasq with metal/dnsmasq.conf; off: HTTP only (another server does PXE DHCP)")
-	f.StringVar(&opts.Dnsmasq, "dnsmasq", "dnsmasq", "dnsmasq binary")
-	f.StringVar(&opts.IPXEDir, "ipxe-dir", metal.DefaultIPXEDir, "folder with undionly.kpxe and ipxe.efi for TFTP")
-	f.StringVar(&opts.Interface, "interface", "", "network interface dnsmasq answers on (default: all)")
-	f.StringVar(&opts.AccessLog, "access-log", "", "PXE access log (default: access.log beside the install state)")
-	f.DurationVar(&opts.Window, "install-timeout", metal.DefaultInstallWindow, "how long a node's install window stays open without its callback")
-	f.StringVar(&opts.AgeKey, "age-key", "", "age identity file (default: $SOPS_AGE_KEY_FILE, $SOPS_AGE_KEY, then hl's own)")
+	f.Lookup("access-log").Usage = "append the PXE access log to this file (default: access.log beside the install state)"
+	f.Lookup("age-key").Usage = "age identity file (default: $SOPS_AGE_KEY_FILE, $SOPS_AGE_KEY, then hl's own)"
 	f.StringVar(&opts.Kubeconfig, "kubeconfig", "", "kubeconfig file to write and use (default ~/.kube/<homelab name>.yaml)")
 	f.StringVar(&opts.SSHUser, "ssh-user", "hl", "SSH user on the nodes")
 	f.StringVar(&opts.SSHKey, "ssh-key", "", "SSH private key file (default: $HL_METAL_SSH_KEY content, then ~/.ssh/id_ed25519)")
@@ -139,19 +124,9 @@ func runUp(ctx context.Context, s *shared, opts *upOptions) error {
 		return &exitError{code: 1, msg: err.Error()}
 	}
 	defer logf.Close()
-	listen := opts.Listen
-	if listen == "" {
-		if listen, err = metal.ListenAddr(opts.Dir); err != nil {
-			return &exitError{code: 1, msg: err.Error()}
-		}
-	}
-	serve := metal.ServeOptions{Listen: listen, StateFile: state.Path, CacheDir: opts.Cache, Identities: ids, AccessLog: logf, InstallWindow: opts.Window}
-	switch opts.DHCP {
-	case "dnsmasq":
-		serve.Dnsmasq = &metal.DnsmasqOptions{Path: opts.Dnsmasq, IPXEDir: opts.IPXEDir, Interface: opts.Interface}
-	case "off":
-	default:
-		return &exitError{code: 2, msg: fmt.Sprintf("--dhcp must be dnsmasq or off, got %q", opts.DHCP)}
+	serve, err := opts.serveOptions(ids, logf)
+	if err != nil {
+		return err
 	}
 	p := newUpPrinter(ios.Out, ios.IsStdoutTTY())
 	inner := func(r bootstrap.StepResult) {
