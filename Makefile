@@ -12,7 +12,7 @@ export CGO_ENABLED ?= 0
 # one build cache instead of compiling the Kubernetes stack twice.
 export GOFLAGS := $(strip $(GOFLAGS) -trimpath)
 
-.PHONY: all build test unit loop fuzz lint vet fmt schema bench gitea kube argocd alertmanager image-base image-base-host image tidy clean e2e-pxe e2e
+.PHONY: all build test unit loop fuzz lint vet fmt schema bench gitea kube argocd alertmanager image-base image-base-host image tidy clean e2e-pxe e2e chaos
 
 all: build
 
@@ -43,6 +43,18 @@ e2e: gitea image-base-host
 ## OutOfSync — see issue 18's note).
 loop: gitea kube argocd image-base-host
 	$(GO) test -tags loop -count=1 -timeout 40m -run '^TestLoop$$' -v ./e2e/loop
+
+## chaos: the chaos journeys with many seeds (`make test` runs a fixed
+## few): hl bootstrap gitea SIGKILLed at seeded moments (and inside its
+## first push) then re-run, against the real Gitea; hl bot run through a
+## fault proxy in front of the real Gitea and Helm repository. CHAOS_RUNS
+## seeds (default 50), CHAOS_BASE shifts them, CHAOS_DURATION keeps
+## drawing seeds that long; every failing seed is printed, CHAOS_SEED=N
+## replays it.
+CHAOS_RUNS ?= 50
+CHAOS_TESTS = ^(TestBootstrapKilledAndRerun|TestBootstrapKilledDuringFirstPush|TestBotRunUnderChaos)$$
+chaos: gitea
+	CHAOS_RUNS=$(CHAOS_RUNS) $(GO) test -count=1 -timeout 120m -v -run '$(CHAOS_TESTS)' ./bootstrap ./bot/run
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/config

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"code.gitea.io/sdk/gitea"
 	"github.com/go-git/go-git/v5"
@@ -234,7 +235,7 @@ func (r *runner) pushStep() step {
 	owner, name, branch := r.forge.Owner, r.forge.Repo, r.forge.DefaultBranch
 	return step{
 		name: "push",
-		check: func(context.Context) (bool, string, error) {
+		check: func(ctx context.Context) (bool, string, error) {
 			t, err := buildTree(r.opts.Dir)
 			if err != nil {
 				return false, "", err
@@ -245,6 +246,15 @@ func (r *runner) pushStep() step {
 				return false, plan, nil
 			}
 			b, resp, err := r.api.GetRepoBranch(owner, name, branch)
+			if statusOf(resp) >= 500 {
+				// A push cut short (a killed run) leaves the branch in git
+				// while Gitea still flags the repository empty, and Gitea
+				// answers 500 for the branch until it has caught up.
+				if werr := r.waitNotEmpty(ctx); werr != nil {
+					return false, "", werr
+				}
+				b, resp, err = r.api.GetRepoBranch(owner, name, branch)
+			}
 			switch {
 			case statusOf(resp) == http.StatusNotFound:
 				return false, plan, nil
@@ -273,6 +283,33 @@ func (r *runner) pushStep() step {
 			}
 			return StatusCreated, fmt.Sprintf("pushed %d files to %s as %s", r.tree.files, branch, h.String()[:12]), nil
 		},
+	}
+}
+
+// Bounds of waitNotEmpty: Gitea was seen taking a few seconds.
+var (
+	emptyWait = 60 * time.Second
+	emptyPoll = 500 * time.Millisecond
+)
+
+// waitNotEmpty waits, bounded by emptyWait, until Gitea no longer flags
+// the repository empty; one still flagged empty after that is left to
+// the branch lookup's own error. It returns only a cancelled context's
+// error.
+func (r *runner) waitNotEmpty(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, emptyWait)
+	defer cancel()
+	for {
+		repo, _, err := r.api.GetRepo(r.forge.Owner, r.forge.Repo)
+		if err == nil && !repo.Empty {
+			r.repo = repo
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return context.Cause(r.ctx)
+		case <-time.After(emptyPoll):
+		}
 	}
 }
 

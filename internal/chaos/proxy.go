@@ -8,8 +8,10 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -33,6 +35,16 @@ const (
 	Status Kind = "5xx"
 	// Truncate passes the request on and cuts the answer's body short.
 	Truncate Kind = "truncate"
+	// Cut passes the request on and runs the fault's Then Delay after its
+	// body has been sent, while the server is still working on it: Then
+	// kills the client (Runner.KillOn), its connection closes and the
+	// server's request is cancelled midway (a push cut short). Only by
+	// Rule; the seeded faults never draw it.
+	Cut Kind = "cut"
+	// Rewrite passes the request on and the answer's body through the
+	// fault's Rewrite: a server state that cannot be had on demand, played
+	// for a test that names it as its seam. Only by Rule.
+	Rewrite Kind = "rewrite"
 )
 
 // AllKinds are the faults a Faults without Kinds draws from.
@@ -61,6 +73,12 @@ type Fault struct {
 	Body string
 	// Delay of a Delay fault.
 	Delay time.Duration
+	// Rewrite edits the body of a Rewrite fault's answer.
+	Rewrite func([]byte) []byte
+	// Then, when set, runs once the fault is done: for Drop after the
+	// server answered, so a test can kill the client in the window where
+	// the server did the work and the client never heard (Runner.KillOn).
+	Then func()
 }
 
 // Event is a request the proxy saw and what it did to it.
@@ -204,11 +222,26 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.rp.ServeHTTP(w, r)
 		return
 	}
+	defer func() {
+		if f.Then != nil {
+			f.Then()
+		}
+	}()
 	switch f.Kind {
 	case Reset:
 		hangUp(w)
 	case Drop:
 		p.rp.ServeHTTP(discard{h: http.Header{}}, r)
+		if f.Then != nil {
+			// Then kills the client: hold the connection until it is
+			// gone, so it never sees an answer or a hang-up to act on.
+			f.Then()
+			f.Then = nil
+			select {
+			case <-r.Context().Done():
+			case <-time.After(30 * time.Second):
+			}
+		}
 		hangUp(w)
 	case Delay:
 		select {
@@ -234,6 +267,27 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case Truncate:
 		p.rp.ServeHTTP(&truncating{ResponseWriter: w}, r)
 		hangUp(w)
+	case Rewrite:
+		rec := httptest.NewRecorder()
+		p.rp.ServeHTTP(rec, r)
+		body := rec.Body.Bytes()
+		if f.Rewrite != nil {
+			body = f.Rewrite(body)
+		}
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(body)
+	case Cut:
+		if then := f.Then; then != nil {
+			f.Then = nil
+			var once sync.Once
+			d := f.Delay
+			r.Body = &onEOF{ReadCloser: r.Body, fn: func() { once.Do(func() { time.AfterFunc(d, then) }) }}
+		}
+		p.rp.ServeHTTP(w, r)
 	default:
 		p.rp.ServeHTTP(w, r)
 	}
@@ -248,6 +302,20 @@ func hangUp(w http.ResponseWriter) {
 		}
 	}
 	panic(http.ErrAbortHandler)
+}
+
+// onEOF calls fn when the body has been read to its end.
+type onEOF struct {
+	io.ReadCloser
+	fn func()
+}
+
+func (o *onEOF) Read(b []byte) (int, error) {
+	n, err := o.ReadCloser.Read(b)
+	if err == io.EOF {
+		o.fn()
+	}
+	return n, err
 }
 
 // discard is a ResponseWriter that throws the answer away.

@@ -51,11 +51,21 @@ func (o Outcome) String() string {
 // Kill runs the command and SIGKILLs its process group after d unless it
 // finished first.
 func (r Runner) Kill(ctx context.Context, d time.Duration) Outcome {
-	return r.run(ctx, d)
+	trigger := make(chan struct{})
+	t := time.AfterFunc(d, func() { close(trigger) })
+	defer t.Stop()
+	return r.run(ctx, d, trigger)
+}
+
+// KillOn runs the command and SIGKILLs its process group when trigger is
+// closed (or sent on) unless it finished first: a kill at a chosen point
+// of the journey (e.g. a Proxy fault's Then), not a chosen time.
+func (r Runner) KillOn(ctx context.Context, trigger <-chan struct{}) Outcome {
+	return r.run(ctx, 0, trigger)
 }
 
 // Run runs the command to completion.
-func (r Runner) Run(ctx context.Context) Outcome { return r.run(ctx, 0) }
+func (r Runner) Run(ctx context.Context) Outcome { return r.run(ctx, 0, nil) }
 
 // KillThenRun kills a run at each of kills in turn, then runs once to
 // completion; it returns every outcome, the completed run last.
@@ -67,7 +77,7 @@ func (r Runner) KillThenRun(ctx context.Context, kills []time.Duration) []Outcom
 	return append(out, r.Run(ctx))
 }
 
-func (r Runner) run(ctx context.Context, kill time.Duration) Outcome {
+func (r Runner) run(ctx context.Context, kill time.Duration, trigger <-chan struct{}) Outcome {
 	cmd := r.Command(ctx)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -84,15 +94,9 @@ func (r Runner) run(ctx context.Context, kill time.Duration) Outcome {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	var timer <-chan time.Time
-	if kill > 0 {
-		t := time.NewTimer(kill)
-		defer t.Stop()
-		timer = t.C
-	}
 	select {
 	case o.Err = <-done:
-	case <-timer:
+	case <-trigger:
 		o.Killed = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) == nil
 		o.Err = <-done
 		var ee *exec.ExitError
