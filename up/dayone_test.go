@@ -512,3 +512,38 @@ func TestImagesStep(t *testing.T) {
 		t.Errorf("the rotten initrd was kept: %q", b)
 	}
 }
+
+// For a forge outside the cluster the forge step is hl bootstrap gitea
+// against the real Gitea; a re-run's check is a dry run of it, which
+// finds nothing to do, so it is not run again.
+func TestForgeStep(t *testing.T) {
+	gitea := giteats.ForTest(t)
+	small, err := os.ReadFile("../testdata/bootstrap/small.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same homelab with its repository on a forge elsewhere.
+	data := bytes.Replace(small, []byte("url: https://git.home.example.com"), []byte("url: https://forge.example.org"), 1)
+	dir, h := render(t, "small.yaml", data)
+	if in, _ := h.InClusterForge(); in {
+		t.Fatal("the forge is still the cluster's own: the step would be skipped")
+	}
+	forge := bootstrap.Options{URL: gitea.URL, Owner: gitea.UniqueName("lab"), Repo: "cluster", Token: gitea.AdminToken,
+		BotUser: gitea.UniqueName("bot"), Identities: identities(t), Now: func() time.Time { return testNow }}
+	d, err := NewDayOne(Options{Dir: dir, Homelab: h, Kubeconfig: "unused", Forge: forge})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"forge:done", "forge:holds"} {
+		events := &eventLog{t: t}
+		if err := Run(t.Context(), dir, only(d.Steps(), "forge"), events.add); err != nil {
+			t.Fatal(err)
+		}
+		if got := events.final(); !slices.Equal(got, []string{want}) {
+			t.Errorf("events %v, want %s", got, want)
+		}
+	}
+	if err := gitea.WaitPushed(t.Context(), forge.Owner, "cluster"); err != nil {
+		t.Errorf("the repo was not pushed: %v", err)
+	}
+}
