@@ -328,8 +328,6 @@ func osMatches(image string, want OSRef) bool {
 	switch want.Name {
 	case "debian":
 		return strings.HasPrefix(image, "Debian GNU/Linux "+want.Version+" ")
-	case "fedora":
-		return strings.HasPrefix(image, "Fedora Linux "+want.Version+" ")
 	}
 	return strings.Contains(strings.ToLower(image), want.Name)
 }

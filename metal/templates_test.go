@@ -1,6 +1,7 @@
 package metal
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"hl.dev/hl/generator"
 	"hl.dev/hl/schemas"
 	"hl.dev/hl/secrets"
 )
@@ -147,46 +149,21 @@ func TestRenderedInstallConfigDebian(t *testing.T) {
 	}
 }
 
-func TestRenderedInstallConfigFedora(t *testing.T) {
+// TestRenderFedoraRefused: Fedora is not offered (no netboot image of a
+// supported release is pinned): a config asking for it renders nothing and
+// says what to use instead.
+func TestRenderFedoraRefused(t *testing.T) {
 	src := readFile(t, configPath("valid/ha"))
 	src = strings.Replace(src, "      dhcpMode: proxy\n", "      dhcpMode: proxy\n    os: {name: fedora, version: \"42\"}\n", 1)
 	cfg := filepath.Join(t.TempDir(), "fedora.yaml")
 	writeFile(t, cfg, src)
-	dir := renderConfigFile(t, "fedora/ha", cfg)
-	ks := readFile(t, filepath.Join(dir, "metal/nodes/cp2/kickstart.cfg"))
-	for _, want := range []string{
-		"selinux --enforcing", "rootpw --lock", "user --name=hl --groups=wheel --lock",
-		`sshkey --username=hl "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBrrNnO6ES1fjcsZpjIeu89t/Ks17zrxqWfKRjw/Wcxc admin@homelab"`,
-		"ignoredisk --only-use=sda", "clearpart --all --initlabel --drives=sda", "dnf5-plugin-automatic",
-		"url --url=https://dl.fedoraproject.org/pub/fedora/linux/releases/42/Everything/x86_64/os",
-		"%post --erroronfail", "Bearer @@HL_TOKEN:post-install.sh@@",
-	} {
-		if !strings.Contains(ks, want) {
-			t.Errorf("kickstart lacks %q", want)
-		}
+	out := filepath.Join(t.TempDir(), "out")
+	_, err := generator.Render(context.Background(), generator.Options{ConfigPath: cfg, OutDir: out, Identities: testIdentities(t)})
+	if err == nil || !strings.Contains(err.Error(), "Fedora is no longer offered") || !strings.Contains(err.Error(), "use name: debian") {
+		t.Fatalf("render error %v, want Fedora refused with the way out", err)
 	}
-	post := readFile(t, filepath.Join(dir, "metal/nodes/cp2/post-install.sh"))
-	for _, want := range []string{"SELINUX=enforcing", "dnf5-automatic.timer", "apply_updates = yes", "mac-address=$MAC", "IP='172.16.10.12'\n", "GATEWAY='172.16.10.1'\n", "address1=$IP/$PREFIX,$GATEWAY", "DNS='172.16.10.1;'"} {
-		if !strings.Contains(post, want) {
-			t.Errorf("fedora post-install lacks %q", want)
-		}
-	}
-	boot := readFile(t, filepath.Join(dir, "metal/nodes/cp2/boot.ipxe"))
-	if !strings.Contains(boot, "inst.ks=http://172.16.10.2:8080/t/@@HL_TOKEN:kickstart.cfg@@/nodes/cp2/kickstart.cfg") || !strings.Contains(boot, "/os/fedora/42/kernel") {
-		t.Errorf("fedora boot.ipxe:\n%s", boot)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "metal/nodes/cp2/preseed.cfg")); err == nil {
-		t.Error("a Fedora node has no preseed")
-	}
-	idx, err := LoadIndex(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n, _ := idx.ByName("cp2"); n.InstallConfig != "kickstart.cfg" {
-		t.Errorf("index install config %q", n.InstallConfig)
-	}
-	if out, err := exec.Command("sh", "-n", filepath.Join(dir, "metal/nodes/cp2/post-install.sh")).CombinedOutput(); err != nil {
-		t.Errorf("post-install.sh: %v\n%s", err, out)
+	if entries, _ := os.ReadDir(out); len(entries) != 0 {
+		t.Errorf("a refused config wrote %d entries", len(entries))
 	}
 }
 

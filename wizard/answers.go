@@ -158,8 +158,6 @@ func apply(root *yaml.Node, a *Answers) {
 
 func defaultOSVersion(name string) string {
 	switch name {
-	case config.OSFedora:
-		return config.DefaultFedoraVersion
 	case config.OSDebian:
 		return config.DefaultDebianVersion
 	}

@@ -14,7 +14,6 @@ const (
 	DefaultPXEPort           = 8080
 	DefaultOSName            = OSDebian
 	DefaultDebianVersion     = "13"
-	DefaultFedoraVersion     = "42"
 	DefaultClusterCIDR       = "10.42.0.0/16"
 	DefaultServiceCIDR       = "10.43.0.0/16"
 	DefaultBranch            = "main"
@@ -90,11 +89,8 @@ func ApplyDefaults(h *Homelab) {
 		m.OS.Name = DefaultOSName
 	}
 	if m.OS.Version == "" {
-		switch m.OS.Name {
-		case OSDebian:
+		if m.OS.Name == OSDebian {
 			m.OS.Version = DefaultDebianVersion
-		case OSFedora:
-			m.OS.Version = DefaultFedoraVersion
 		}
 	}
 	for i := range m.Nodes {

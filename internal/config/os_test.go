@@ -9,7 +9,8 @@ import (
 
 // TestOSChoices: Debian 13 is the default and accepted, Debian 12 is still
 // accepted, anything without a pinned netboot image is refused with the
-// field and what is offered instead.
+// field and what is offered instead; Fedora is no longer offered, and its
+// error says so and names Debian.
 func TestOSChoices(t *testing.T) {
 	base, err := os.ReadFile(filepath.Join("..", "..", "testdata", "config", "valid", "minimal.yaml"))
 	if err != nil {
@@ -36,6 +37,9 @@ func TestOSChoices(t *testing.T) {
 		{name: "debian without a version", os: `{name: debian}`, version: "13"},
 		{name: "debian 12", os: `{name: debian, version: "12"}`, version: "12"},
 		{name: "debian 11", os: `{name: debian, version: "11"}`, want: `spec.metal.os.version: no pinned netboot image for debian "11"; pinned: 13, 12`},
+		{name: "fedora", os: `{name: fedora, version: "42"}`, want: `spec.metal.os.name: Fedora is no longer offered: nodes install only netboot images pinned by checksum, and none is pinned for a supported Fedora release; use name: debian (version "13", the default, or "12")`},
+		{name: "fedora without a version", os: `{name: fedora}`, want: `spec.metal.os.name: Fedora is no longer offered`},
+		{name: "ubuntu", os: `{name: ubuntu, version: "24.04"}`, want: `spec.metal.os.name: must be debian, got "ubuntu"`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			data := c.data

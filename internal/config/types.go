@@ -79,7 +79,8 @@ const (
 	DHCPFull  = "full"
 )
 
-// Operating systems the metal installer supports.
+// Operating systems: the metal installer supports Debian. Fedora is named
+// only to refuse it with the way out (no Fedora netboot image is pinned).
 const (
 	OSDebian = "debian"
 	OSFedora = "fedora"
@@ -114,7 +115,7 @@ type PXE struct {
 
 // OS selects the operating system installed on nodes.
 type OS struct {
-	Name    string `json:"name,omitempty" yaml:"name,omitempty" jsonschema:"enum=debian,enum=fedora"`
+	Name    string `json:"name,omitempty" yaml:"name,omitempty" jsonschema:"enum=debian"`
 	Version string `json:"version,omitempty" yaml:"version,omitempty"`
 }
 

@@ -256,6 +256,17 @@ func parseRange(s string) (netip.Addr, netip.Addr, error) {
 	return first, last, nil
 }
 
+// otherVersions is versions without skip, each quoted.
+func otherVersions(versions []string, skip string) []string {
+	var out []string
+	for _, v := range versions {
+		if v != skip {
+			out = append(out, quoteValue(v))
+		}
+	}
+	return out
+}
+
 func (v *validator) metal(h *Homelab) {
 	m := &h.Spec.Metal
 	if m.PXE.DHCPMode != DHCPProxy && m.PXE.DHCPMode != DHCPFull {
@@ -266,12 +277,14 @@ func (v *validator) metal(h *Homelab) {
 	}
 	cat := templates.MustCatalog()
 	switch m.OS.Name {
-	case OSDebian, OSFedora:
+	case OSDebian:
 		if _, ok := cat.OSImage(m.OS.Name, m.OS.Version); !ok {
 			v.errorf("spec.metal.os.version", "no pinned netboot image for %s %s; pinned: %s", m.OS.Name, quoteValue(m.OS.Version), strings.Join(cat.OSVersions(m.OS.Name), ", "))
 		}
+	case OSFedora:
+		v.errorf("spec.metal.os.name", "Fedora is no longer offered: nodes install only netboot images pinned by checksum, and none is pinned for a supported Fedora release; use name: debian (version %s, the default, or %s)", quoteValue(DefaultDebianVersion), strings.Join(otherVersions(cat.OSVersions(OSDebian), DefaultDebianVersion), ", "))
 	default:
-		v.errorf("spec.metal.os.name", "must be debian or fedora, got %s", quoteValue(m.OS.Name))
+		v.errorf("spec.metal.os.name", "must be debian, got %s", quoteValue(m.OS.Name))
 	}
 	if len(m.SSHAuthorizedKeys) == 0 {
 		v.errorf("spec.metal.sshAuthorizedKeys", "at least one SSH public key is required: root login is locked, this is the way in")
