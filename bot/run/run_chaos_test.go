@@ -1,0 +1,124 @@
+//go:build chaos
+
+package run_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	sdk "code.gitea.io/sdk/gitea"
+
+	"hl.dev/hl/bot/engine"
+	giteaforge "hl.dev/hl/bot/forge/gitea"
+	"hl.dev/hl/bot/run"
+	"hl.dev/hl/internal/chaos"
+)
+
+// The upgrade pass under chaos: the real Gitea (API and git) and the Helm
+// repository each behind a fault proxy that resets, drops, delays,
+// truncates or answers a panic's 500 at a seeded rate, and each faulted run
+// interrupted at a seeded moment (its context cancelled: the in-process
+// stand-in for a kill). No run prints a server's stack trace. After the
+// chaos stops, one normal run converges: exactly one PR per bot branch, no
+// bot branch without its PR, the three updates' PRs, and a further run
+// creates nothing. `make chaos` runs CHAOS_RUNS seeds.
+//
+// Behind the build tag chaos (make chaos), not in `make test`: its
+// interruptions fall by the clock, and 1 run of 6 seen here failed (seed
+// 1): after the normal run converged, a further run failed on
+// hl-bot/app-web-1.x with Gitea's "pull request already exists for these
+// targets [id: 1 ...]" — Gitea held an open PR for the branch that the
+// bot's listing (and CreatePR's FindPR fallback) did not return. Likely a
+// PR whose creation an interruption cut short inside Gitea; not yet
+// diagnosed.
+func TestBotRunUnderChaos(t *testing.T) {
+	chaos.ForEach(t, []uint64{1}, func(t *testing.T, seed uint64) {
+		e := newEnv(t)
+		forgeProxy, err := chaos.NewProxy(e.srv.URL, chaos.Faults{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer forgeProxy.Close()
+		helmProxy, err := chaos.NewProxy(e.helm.URL, chaos.Faults{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer helmProxy.Close()
+		// The chart's repository is the proxy, as a mirror would be.
+		chart := e.file(t, "main", "apps/web/Chart.yaml")
+		e.push(t, e.owner, e.botToken, map[string]string{
+			"apps/web/Chart.yaml": strings.Replace(chart, e.helm.URL, helmProxy.URL, 1),
+		}, "chart through the proxy")
+
+		quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+		opts := func() run.Options {
+			f, err := giteaforge.New(giteaforge.Options{URL: forgeProxy.URL, Token: e.botToken, Owner: e.owner, Repo: e.name,
+				Backoff: 20 * time.Millisecond, Logger: quiet})
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := e.opts
+			o.Forge, o.Logger = f, quiet
+			return o
+		}
+		const runs = 4
+		for i := range uint64(runs) {
+			s := seed*100 + i
+			faults := chaos.Faults{Seed: s, Rate: 0.12, MaxDelay: 300 * time.Millisecond}
+			forgeProxy.SetFaults(faults)
+			faults.Seed = ^s
+			helmProxy.SetFaults(faults)
+			ctx, cancel := context.WithTimeout(t.Context(), chaos.Moment(s, 200*time.Millisecond, 6*time.Second))
+			res, err := run.Run(ctx, opts())
+			cancel()
+			msg := fmt.Sprint(err)
+			if res != nil {
+				msg += fmt.Sprintf(" %+v", res.Actions)
+			}
+			if strings.Contains(msg, "goroutine ") || strings.Contains(msg, "PANIC") {
+				t.Errorf("run %d printed a server's stack trace: %.500s", i+1, msg)
+			}
+			t.Logf("chaos run %d (%d forge and %d Helm requests faulted): %.300v", i+1,
+				len(forgeProxy.Faulted()), len(helmProxy.Faulted()), err)
+		}
+		forgeProxy.SetFaults(chaos.Faults{})
+		helmProxy.SetFaults(chaos.Faults{})
+		if _, err := run.Run(t.Context(), opts()); err != nil {
+			t.Fatalf("the normal run after the chaos: %v", err)
+		}
+		prs := e.prs(t)
+		for head, ps := range prs {
+			for _, p := range ps {
+				t.Logf("PR #%d %s head %s state %s", p.Index, p.Title, head, p.State)
+			}
+			if len(ps) != 1 {
+				t.Errorf("%s: %d PRs, want 1", head, len(ps))
+			}
+		}
+		if len(prs) != 3 {
+			t.Errorf("%d branches with PRs, want 3: %v", len(prs), keys(prs))
+		}
+		branches, _, err := e.admin.ListRepoBranches(e.owner, e.name, sdk.ListRepoBranchesOptions{ListOptions: sdk.ListOptions{PageSize: 50}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range branches {
+			t.Logf("branch %s", b.Name)
+			if strings.HasPrefix(b.Name, engine.BranchPrefix) && len(prs[b.Name]) == 0 {
+				t.Errorf("orphan branch %s: no PR", b.Name)
+			}
+		}
+		res, err := run.Run(t.Context(), opts())
+		if err != nil {
+			t.Fatalf("a further run: %v", err)
+		}
+		if res.Count("create") != 0 {
+			t.Errorf("a further run created again: %+v", res.Actions)
+		}
+	})
+}
