@@ -303,10 +303,19 @@ func (r *clusterRunner) sopsAge() ([]validate.Manifest, error) {
 
 // needed reports whether an object must be applied now: everything but
 // objects of kinds another app brings (Argo CD's or Gitea's
-// ServiceMonitors: the monitoring app installs their CRD, and Argo CD
-// applies them once it has).
+// ServiceMonitors: the monitoring app installs their CRD; Gitea's
+// IngressRouteTCP: the traefik app's), which Argo CD applies once that
+// app has synced.
 func (r *clusterRunner) needed(m validate.Manifest) bool {
-	return m.App == "bootstrap" || kindOf(m.Object) != "monitoring.coreos.com/ServiceMonitor" && kindOf(m.Object) != "monitoring.coreos.com/PrometheusRule"
+	return m.App == "bootstrap" || !laterKinds[kindOf(m.Object)]
+}
+
+// laterKinds are the kinds needed leaves to Argo CD, by group/Kind.
+var laterKinds = map[string]bool{
+	"monitoring.coreos.com/ServiceMonitor": true,
+	"monitoring.coreos.com/PrometheusRule": true,
+	"traefik.io/IngressRouteTCP":           true,
+	"traefik.io/Middleware":                true,
 }
 
 // decrypted are the Secrets of one secrets/ folder, decrypted.
