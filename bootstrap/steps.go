@@ -256,6 +256,12 @@ func (r *runner) renderStep() step {
 	return step{
 		name: "render",
 		check: func(ctx context.Context) (bool, string, error) {
+			// A run killed while its render moved files into place left
+			// a staging folder that a dry render refuses to run over; the
+			// real render (apply) rolls it back first and renders again.
+			if staged, _ := filepath.Glob(filepath.Join(r.opts.Dir, ".hl", ".staging-*")); len(staged) > 0 {
+				return false, fmt.Sprintf("roll back the interrupted render in %s (%s) and re-render", r.opts.Dir, filepath.Base(staged[0])), nil
+			}
 			res, err := render(ctx, true)
 			if err != nil {
 				return false, "", err
