@@ -14,7 +14,7 @@
 //     github.com/cert-manager/cert-manager@v1.19.1 deploy/charts/cert-manager
 //     (its Chart.template.yaml filled in as the release does), external-dns
 //     1.19.0 from sigs.k8s.io/external-dns@v0.20.0 charts/external-dns,
-//     metallb 0.15.2 from go.universe.tf/metallb@v0.15.2 charts/metallb
+//     metallb 0.16.2 from go.universe.tf/metallb@v0.16.2 charts/metallb
 //     (with its crds subchart and vendored frr-k8s archive) and volsync
 //     0.14.0 from github.com/backube/volsync@v0.14.0 helm/volsync.
 //   - ContentStandIn: a chart written here that renders real objects under

@@ -156,7 +156,7 @@ var builders = map[string]builder{
 	// Chart 1.19.0, the catalog's pin, ships in module v0.20.0.
 	"external-dns": moduleChart("sigs.k8s.io/external-dns", "v0.20.0", "charts/external-dns", "1.19.0"),
 	// With its crds subchart and the frr-k8s archive it vendors.
-	"metallb": moduleChart("go.universe.tf/metallb", "v0.15.2", "charts/metallb", "0.15.2"),
+	"metallb": moduleChart("go.universe.tf/metallb", "v0.16.2", "charts/metallb", "0.16.2"),
 	"volsync": moduleChart("github.com/backube/volsync", "v0.14.0", "helm/volsync", "0.14.0"),
 	"argo-cd": argoCD,
 	"gitea":   gitea,

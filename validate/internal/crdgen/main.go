@@ -38,7 +38,7 @@ type source struct {
 var sources = []source{
 	{"github.com/argoproj/argo-cd/v3", "v3.2.0", "manifests/crds/*-crd.yaml", "argocd: Application, ApplicationSet, AppProject"},
 	{"github.com/cert-manager/cert-manager", "v1.19.1", "deploy/crds/*.yaml", "cert-manager (chart v1.19.1)"},
-	{"go.universe.tf/metallb", "v0.15.2", "config/crd/bases/*.yaml", "metallb (chart 0.15.2)"},
+	{"go.universe.tf/metallb", "v0.16.2", "config/crd/bases/*.yaml", "metallb (chart 0.16.2)"},
 	{"github.com/prometheus-operator/prometheus-operator", "v0.85.0", "example/prometheus-operator-crd/*.yaml", "monitoring (kube-prometheus-stack; v0.86 is not on the module proxy)"},
 	{"github.com/backube/volsync", "v0.14.0", "config/crd/bases/*.yaml", "backups (volsync chart 0.14.0)"},
 	{"sigs.k8s.io/external-dns", "v0.19.0", "config/crd/standard/*.yaml", "external-dns: DNSEndpoint"},
