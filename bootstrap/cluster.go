@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -198,13 +199,13 @@ func (r *clusterRunner) steps() []step {
 	// bootstrap/ holds the namespace, the AppProjects and the root
 	// ApplicationSets; Argo CD itself is system/argocd, installed from
 	// there now and managed from there by Argo CD afterwards.
-	var ns, crds, argocd, root []validate.Manifest
+	var ns, argocd, root []validate.Manifest
 	for _, m := range append(slices.Clone(r.apps["bootstrap"]), r.apps[argocdApp]...) {
 		switch kindOf(m.Object) {
 		case "/Namespace":
 			ns = append(ns, m)
 		case "apiextensions.k8s.io/CustomResourceDefinition":
-			crds = append(crds, m)
+			// Every component's CRDs go in below.
 		case "argoproj.io/AppProject", "argoproj.io/ApplicationSet", "argoproj.io/Application":
 			root = append(root, m)
 		default:
@@ -216,13 +217,35 @@ func (r *clusterRunner) steps() []step {
 	return []step{
 		r.applyStep("namespaces", r.namespaces(ns), nil),
 		r.applyStep("sops-age", nil, r.sopsAge),
-		r.crdStep(crds),
+		r.crdStep(r.crds()),
 		r.applyStep("argocd", argocd, nil),
 		r.forgeStep(),
 		r.applyStep("argocd-secrets", nil, r.argocdSecrets),
 		r.applyStep("root", root, nil),
 		r.waitStep(),
 	}
+}
+
+// crds are the CustomResourceDefinitions of every component, not only
+// Argo CD's: all of them are in place and served before Argo CD starts.
+// A CRD Argo CD creates in the same sync as other objects can stay out of
+// its cluster cache (argoproj/argo-cd#21079: the Application then waits
+// forever "for healthy state of" the CRD and stays OutOfSync; the loop
+// test hit it with cert-manager's and MetalLB's chart-template CRDs), and
+// a custom resource of a later sync wave waits for its CRD anyway. Argo CD
+// takes the objects over on its first sync (server-side apply, forced).
+func (r *clusterRunner) crds() []validate.Manifest {
+	byName := map[string]validate.Manifest{}
+	for _, m := range r.all {
+		if !m.SOPS && kindOf(m.Object) == "apiextensions.k8s.io/CustomResourceDefinition" {
+			byName[nameOf(m.Object)] = m
+		}
+	}
+	out := make([]validate.Manifest, 0, len(byName))
+	for _, n := range slices.Sorted(maps.Keys(byName)) {
+		out = append(out, byName[n])
+	}
+	return out
 }
 
 // kindOf is group/kind of a manifest.

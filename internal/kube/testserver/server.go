@@ -40,10 +40,6 @@ type Options struct {
 	APIServerArgs []string
 	// StartTimeout bounds start-up, /readyz included; default 2m.
 	StartTimeout time.Duration
-	// Hosts maps names to addresses for kube-apiserver, as cluster DNS
-	// resolves Service names for a control plane that calls admission
-	// webhooks by their Service (testharness.WithHosts; needs root).
-	Hosts map[string]string
 }
 
 // Server is a running etcd and kube-apiserver that own a temporary folder.
@@ -67,7 +63,6 @@ type Server struct {
 	apiBin, etcdBin string
 	apiPort         int
 	apiArgs         []string
-	hosts           map[string]string
 	tokens          []Token
 	startTimeout    time.Duration
 	// started is set once Start returns; CAData is fixed from then on.
@@ -129,7 +124,6 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 		apiBin:       opts.APIServerBinary,
 		etcdBin:      opts.EtcdBinary,
 		apiArgs:      append([]string(nil), opts.APIServerArgs...),
-		hosts:        opts.Hosts,
 		tokens:       tokens,
 		startTimeout: opts.StartTimeout,
 	}
@@ -205,7 +199,7 @@ func (s *Server) startEtcd(ctx context.Context) error {
 	if err := os.RemoveAll(data); err != nil {
 		return fmt.Errorf("reset etcd data dir: %w", err)
 	}
-	p, err := startProc("etcd", s.etcdBin, s.Dir, s.path("etcd.log"), nil,
+	p, err := startProc("etcd", s.etcdBin, s.Dir, s.path("etcd.log"),
 		"--name=hl-test",
 		"--data-dir="+data,
 		"--listen-client-urls="+s.EtcdURL,
@@ -250,13 +244,13 @@ func (s *Server) startAPIServer(ctx context.Context) error {
 		"--endpoint-reconciler-type=none",
 		// As k3s: privileged workloads (CNI, storage) must be admissible.
 		"--allow-privileged=true",
+		// As k3s: admission and conversion webhooks and aggregated APIs
+		// are called at an endpoint of their Service (its EndpointSlices),
+		// not at its cluster IP, which nothing routes here.
+		"--enable-aggregator-routing=true",
 		"--profiling=false",
 	}, s.apiArgs...)
-	bin, args, err := testharness.WithHosts(s.Dir, s.hosts, s.apiBin, args)
-	if err != nil {
-		return err
-	}
-	p, err := startProc("kube-apiserver", bin, s.Dir, s.path("kube-apiserver.log"), s.hosts, args...)
+	p, err := startProc("kube-apiserver", s.apiBin, s.Dir, s.path("kube-apiserver.log"), args...)
 	if err != nil {
 		return err
 	}
@@ -509,7 +503,7 @@ type proc struct {
 	err       error         // Wait's result, set before exited closes
 }
 
-func startProc(name, bin, dir, log string, hosts map[string]string, args ...string) (*proc, error) {
+func startProc(name, bin, dir, log string, args ...string) (*proc, error) {
 	// Appended to, so a restarted kube-apiserver keeps the earlier log.
 	out, err := os.OpenFile(log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -523,7 +517,7 @@ func startProc(name, bin, dir, log string, hosts map[string]string, args ...stri
 	p := &proc{name: name, log: log, logStart: fi.Size(), exited: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Dir = dir
-	p.cmd.Env = testharness.NoProxy(childEnv(), hosts)
+	p.cmd.Env = childEnv()
 	p.cmd.Stdout = out
 	p.cmd.Stderr = out
 	p.cmd.SysProcAttr = testharness.SysProcAttr()
