@@ -112,7 +112,7 @@ func TestBootstrapFull(t *testing.T) {
 		// The URL must be the one the rendered Applications clone: the
 		// in-cluster Gitea's HTTP Service.
 		root, _ := os.ReadFile(filepath.Join(dir, "bootstrap", "root.yaml"))
-		if want := "http://gitea-http.gitea.svc:3000/homelab/cluster.git"; ex.Values["url"] != want || !bytes.Contains(root, []byte(want)) {
+		if want := "http://git.home.example.com:3000/homelab/cluster.git"; ex.Values["url"] != want || !bytes.Contains(root, []byte(want)) {
 			t.Errorf("secret url %q, want %q as in bootstrap/root.yaml", ex.Values["url"], want)
 		}
 		reader, tok := ex.Values["username"], ex.Values["password"]

@@ -152,6 +152,12 @@ func (d *Data) LayerNamespaces(layer string) []string {
 	return out
 }
 
+// ForgeServiceIP is the in-cluster forge's fixed HTTP Service IP.
+func (d *Data) ForgeServiceIP() string { return d.Homelab.ForgeServiceIP() }
+
+// ForgeHost is the in-cluster forge's hostname.
+func (d *Data) ForgeHost() string { return d.Homelab.ForgeHost() }
+
 // ForgeInCluster reports whether spec.forge is the homelab's own Gitea.
 func (d *Data) ForgeInCluster() bool {
 	in, _ := d.Homelab.InClusterForge()

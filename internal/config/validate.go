@@ -383,6 +383,11 @@ func (v *validator) kubernetes(h *Homelab) {
 		}
 		nets[c.path] = p
 	}
+	if p, err := netip.ParsePrefix(k.ServiceCIDR); err == nil && p.Masked() == p && h.ForgeServiceIP() == "" {
+		if in, _ := h.InClusterForge(); in {
+			v.errorf("spec.kubernetes.serviceCIDR", "%s is too small: the in-cluster forge's Service takes its address %d", p, forgeServiceOffset)
+		}
+	}
 }
 
 func (v *validator) forge(h *Homelab) {

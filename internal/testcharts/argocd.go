@@ -444,7 +444,8 @@ func (b *argoBuilder) service(name string, o map[string]any, comp argoComponent,
 
 // workload maps a Deployment or StatefulSet: argo-helm's container names,
 // the instance label in the selector, and <component>.resources, .env,
-// .volumeMounts, .volumes, .extraContainers and .initContainers.
+// .volumeMounts, .volumes, .hostAliases, .extraContainers and
+// .initContainers.
 func (b *argoBuilder) workload(name string, o map[string]any, comp argoComponent) error {
 	if comp.workload != name {
 		return fmt.Errorf("workload %s: no component", name)
@@ -512,6 +513,7 @@ func (b *argoBuilder) workload(name string, o map[string]any, comp argoComponent
 	}
 	pod["containers"] = append(list(pod, "containers"), b.mark(appended(v+".extraContainers")))
 	pod["volumes"] = appendOrSet(b, pod, "volumes", v+".volumes")
+	pod["hostAliases"] = appendOrSet(b, pod, "hostAliases", v+".hostAliases")
 	return nil
 }
 
@@ -672,7 +674,7 @@ func argoValues(cmData map[string]any) (string, error) {
 	component := func(extra map[string]any) map[string]any {
 		m := map[string]any{
 			"resources": map[string]any{}, "env": []any{}, "volumes": []any{}, "volumeMounts": []any{},
-			"extraContainers": []any{}, "initContainers": []any{},
+			"extraContainers": []any{}, "initContainers": []any{}, "hostAliases": []any{},
 			"metrics": map[string]any{"enabled": false, "serviceMonitor": map[string]any{"enabled": false, "interval": "30s", "additionalLabels": map[string]any{}}},
 		}
 		for k, v := range extra {

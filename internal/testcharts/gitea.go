@@ -13,7 +13,8 @@ import (
 // (gitea.com/gitea/helm-gitea) names them — fullname is the release name
 // when it contains "gitea", else <release>-gitea:
 //
-//   - Service <fullname>-http, port service.http.port (3000), port name
+//   - Service <fullname>-http, port service.http.port (3000) at
+//     service.http.clusterIP when set, port name
 //     http, selecting app.kubernetes.io/name=gitea and
 //     app.kubernetes.io/instance=<release> (what the wrapper's
 //     ServiceMonitor selects);
@@ -121,6 +122,9 @@ metadata:
     {{- include "gitea.labels" . | nindent 4 }}
 spec:
   type: {{ .Values.service.http.type }}
+  {{- with .Values.service.http.clusterIP }}
+  clusterIP: {{ . }}
+  {{- end }}
   ports:
     - name: http
       port: {{ .Values.service.http.port }}
