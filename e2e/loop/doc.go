@@ -20,14 +20,26 @@
 //     returns at once; hl reaches its API at the harness's URL instead of a
 //     port-forward.
 //   - Admission webhooks: served by pods; a stand-in that allows
-//     everything answers at their Services' names, its CA injected into
-//     the webhook configurations as cainjector would (webhooks_test.go).
-//   - Service DNS: Argo CD's processes resolve gitea-http.gitea.svc to a
-//     loopback address (a private /etc/hosts in their own mount namespace)
-//     where a TCP proxy listens on the Service's port (3000) and forwards to
-//     the Gitea harness. Gitea's webhooks to argocd-server's Service are
-//     pointed at the harness's argocd-server address (Gitea runs outside
-//     the namespace trick).
+//     everything listens on this machine's own address and is published
+//     as each webhook Service's EndpointSlice, as the EndpointSlice
+//     controller would publish the webhook pod (kube-apiserver runs with
+//     aggregator routing, as k3s does, so it calls an endpoint, not the
+//     cluster IP); its CA is injected into the webhook configurations as
+//     cainjector would (webhooks_test.go).
+//   - Service DNS: the in-cluster forge's HTTP Service is a TCP proxy on a
+//     loopback address at the rendered port (3000) that forwards to the
+//     Gitea harness. Argo CD's processes run in mount namespaces of their
+//     own whose /etc/hosts gives that address to gitea-http.gitea.svc and
+//     to the hostnames of the repo-server's rendered hostAliases (Gitea's
+//     own, git.<domain>, which the repo URL names; in a cluster they lead
+//     to the Service's fixed cluster IP). The loop checks that the
+//     gitea-http Service Argo CD applies has that cluster IP.
+//   - The forge's URL: the Gitea harness's ROOT_URL is its loopback URL,
+//     so its push webhooks name the repository by it; a relay rewrites
+//     that prefix to https://git.<domain>/ as a homelab's Gitea would send
+//     it, signs the payload again with the webhook secret, and forwards it
+//     to the harness's argocd-server (Gitea runs outside the namespace
+//     trick, so the hook is re-pointed at the relay).
 //   - Chart sources: hl.yaml's spec.mirrors.charts point every catalog
 //     chart repository at internal/testcharts' local Helm repositories and
 //     OCI registry (real charts where a Go module ships them, stand-ins
@@ -35,12 +47,11 @@
 //   - Workload status: no kube-controller-manager and no kubelet, so the
 //     test writes the status a ready Deployment, StatefulSet or DaemonSet,
 //     a succeeded Job and a Bound claim would have, and cert-manager's
-//     Ready condition on certificates and issuers (reportReady); Argo CD
+//     Ready condition on certificates and issuers, and a LoadBalancer
+//     Service the address MetalLB would assign (reportReady); Argo CD
 //     waits for each sync wave's resources to be healthy before the next.
 //
-// The test is behind the build tag loop (make loop) and not yet part of
-// make test: it does not pass yet. 28 of the 30 Applications sync; the
-// cert-manager and MetalLB Applications stay OutOfSync on their CRDs
-// (rendered as chart templates, not crds/) and their sync waits on them,
-// so the upgrade and rotation phases are not reached yet (issue 18).
+// The test is behind the build tag loop so that `go test ./...` does not
+// run it beside every other package; `make loop` runs it alone and
+// `make test` runs that target.
 package loop

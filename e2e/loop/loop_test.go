@@ -3,8 +3,16 @@
 package loop
 
 import (
+	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +26,7 @@ import (
 
 	"code.gitea.io/sdk/gitea"
 	"filippo.io/age"
+	"github.com/Masterminds/semver/v3"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -39,6 +48,7 @@ import (
 	"hl.dev/hl/internal/testcharts"
 	"hl.dev/hl/internal/testharness"
 	"hl.dev/hl/secrets"
+	"hl.dev/hl/templates"
 	"hl.dev/hl/validate"
 )
 
@@ -66,6 +76,9 @@ type loop struct {
 	hooks   *webhooks
 	// giteaSvc is the in-cluster forge's Service (the Service seam).
 	giteaSvc *e2e.Service
+	// forgeIP is the cluster IP the repo-server's hostAliases give the
+	// forge's hostname.
+	forgeIP string
 }
 
 // TestLoop runs the loop. Its phases are subtests so a failure names the
@@ -86,6 +99,7 @@ func TestLoop(t *testing.T) {
 		{"argo cd syncs everything", l.syncEverything},
 		{"bot upgrade PRs validated, merged and applied", l.botUpgrade},
 		{"bot rotation PR validated, merged and applied", l.botRotation},
+		{"a broken link is caught", l.brokenLinks},
 	}
 	for _, s := range steps {
 		if !t.Run(s.name, s.run) {
@@ -115,8 +129,14 @@ func buildHL(t *testing.T) string {
 // hlRun runs the hl binary in the repository with a private HOME.
 func (l *loop) hlRun(t *testing.T, args ...string) string {
 	t.Helper()
+	return l.hlRunIn(t, l.dir, args...)
+}
+
+// hlRunIn runs the hl binary in dir, as hlRun.
+func (l *loop) hlRunIn(t *testing.T, dir string, args ...string) string {
+	t.Helper()
 	cmd := exec.Command(l.hl, args...)
-	cmd.Dir = l.dir
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "HOME="+filepath.Dir(l.ageKey), "XDG_CONFIG_HOME="+filepath.Dir(l.ageKey), "SOPS_AGE_KEY_FILE="+l.ageKey)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -163,13 +183,14 @@ func (l *loop) initAndRender(t *testing.T) {
 	mirrors["registries"] = []any{map[string]any{"from": "ghcr.io/gethomepage", "to": l.charts.Host + "/ghcr/gethomepage"}}
 	pushImage(t, l.charts.Host+bumpImageMirr+":"+bumpImageFrom)
 	// The bot may open every PR of the loop in one run, and takes the
-	// test's fresh releases (their age is minutes).
+	// test's fresh releases (their age is minutes; the default holds a
+	// release for three days).
 	bot, _ := spec["bot"].(map[string]any)
 	if bot == nil {
 		bot = map[string]any{}
 		spec["bot"] = bot
 	}
-	delete(bot, "minimumReleaseAge")
+	bot["minimumReleaseAge"] = "0s"
 	bot["limits"] = map[string]any{"maxPRsPerHour": 20, "maxPRsPerRun": 20, "maxOpenPRs": 20}
 	out, err := sigyaml.Marshal(doc)
 	if err != nil {
@@ -209,7 +230,7 @@ func (l *loop) identities(t *testing.T) []age.Identity {
 func (l *loop) bootstrapCluster(t *testing.T) {
 	ctx := t.Context()
 	l.hooks = startWebhooks(l.t, l.dir, l.cache)
-	l.kube = kubets.New(l.t, kubets.Options{Hosts: l.hooks.hosts})
+	l.kube = kubets.New(l.t, kubets.Options{})
 	l.kc = kubernetes.NewForConfigOrDie(l.kube.RESTConfig())
 	l.dyn = dynamic.NewForConfigOrDie(l.kube.RESTConfig())
 	// The Gitea chart creates its administrator from gitea-admin.
@@ -296,6 +317,23 @@ func (l *loop) syncEverything(t *testing.T) {
 	if err := os.WriteFile(keyFile, age.Data["keys.txt"], 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The repo-server reaches the forge under Gitea's own hostname through
+	// its rendered hostAliases (the gitea-http Service's fixed cluster
+	// IP in a cluster; the Service seam's address here).
+	hosts := svc.Hosts()
+	repoServer, err := l.kc.AppsV1().Deployments("argocd").Get(ctx, "argocd-repo-server", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range repoServer.Spec.Template.Spec.HostAliases {
+		l.forgeIP = a.IP
+		for _, h := range a.Hostnames {
+			hosts[h] = svc.IP
+		}
+	}
+	if !strings.Contains(l.homelab.ClusterRepoURL(), "://"+l.homelab.ForgeHost()+":") || hosts[l.homelab.ForgeHost()] == "" {
+		t.Fatalf("the repo-server's hostAliases %v do not name the repo URL's host (%s)", repoServer.Spec.Template.Spec.HostAliases, l.homelab.ClusterRepoURL())
+	}
 	start := time.Now()
 	l.argo = argocd.New(l.t, argocd.Options{
 		Kubeconfig: l.kube.Kubeconfig,
@@ -303,7 +341,7 @@ func (l *loop) syncEverything(t *testing.T) {
 			Config: plugin, PATH: []string{filepath.Dir(l.hl)},
 			Env: []string{"SOPS_AGE_KEY_FILE=" + keyFile},
 		}},
-		Hosts: svc.Hosts(),
+		Hosts: hosts,
 	})
 	t.Logf("Argo CD started in %v", time.Since(start).Round(time.Millisecond))
 	ready, stopReady := context.WithCancel(context.Background())
@@ -331,11 +369,28 @@ func (l *loop) syncEverything(t *testing.T) {
 			last = summary
 		}
 		if time.Now().After(deadline) {
+			l.hold(t)
 			t.Fatalf("after %v, %d of %d Applications Synced:\n%s\n%s", time.Since(start).Round(time.Second), synced, len(want), l.describeApps(t), l.argo.LogTails())
 		}
 		time.Sleep(2 * time.Second)
 	}
 	t.Logf("bootstrap to every Application Synced (%d): %v", len(want), time.Since(start).Round(time.Millisecond))
+	gsvc, err := l.kc.CoreV1().Services("gitea").Get(ctx, "gitea-http", metav1.GetOptions{})
+	if err != nil || gsvc.Spec.ClusterIP != l.forgeIP {
+		t.Fatalf("the gitea-http Service Argo CD applied is not at the repo-server's hostAliases address %s: %v %v", l.forgeIP, err, gsvc)
+	}
+}
+
+// hold keeps a failed loop's servers up for $HL_LOOP_HOLD (a duration)
+// so that a person can look at them; the kubeconfig and Argo CD's logs
+// are under the test's temporary folders.
+func (l *loop) hold(t *testing.T) {
+	d, err := time.ParseDuration(os.Getenv("HL_LOOP_HOLD"))
+	if err != nil || d <= 0 {
+		return
+	}
+	t.Logf("holding for %v: kubeconfig %s, forge %s", d, l.kube.Kubeconfig, l.forge.URL)
+	time.Sleep(d)
 }
 
 // expectedApps lists the Applications the root ApplicationSets generate
@@ -432,11 +487,12 @@ func (l *loop) pointHooks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	relay := l.startRelay(t)
 	n := 0
 	for _, h := range hooks {
 		if strings.HasPrefix(h.Config["url"], "http://argocd-server.argocd.svc") {
 			if _, err := l.gc.EditRepoHook(owner, repo, h.ID, gitea.EditHookOption{
-				Config: map[string]string{"url": l.argo.WebhookURL, "content_type": "json"}, Events: h.Events,
+				Config: map[string]string{"url": relay, "content_type": "json"}, Events: h.Events,
 			}); err != nil {
 				t.Fatal(err)
 			}
@@ -448,18 +504,95 @@ func (l *loop) pointHooks(t *testing.T) {
 	}
 }
 
-// The versions the upgrade phase publishes upstream: a chart whose
-// objects carry its version (cert-manager labels every object
-// helm.sh/chart: cert-manager-<version>) and an app image.
+// startRelay is the forge URL seam. The Gitea harness's ROOT_URL is its
+// loopback URL, so its push payloads name the repository
+// http://127.0.0.1:PORT/owner/repo where a homelab's Gitea names it by its
+// hostname, https://git.<domain>/owner/repo. The relay rewrites that
+// prefix in each payload, signs it again with the webhook secret as Gitea
+// does (argocd-secret's webhook.gogs.secret, which the hook was created
+// with) and forwards it to argocd-server's /api/webhook. Argo CD then
+// matches the payload to the Applications by hostname, as in a cluster.
+func (l *loop) startRelay(t *testing.T) string {
+	t.Helper()
+	sec, err := l.kc.CoreV1().Secrets("argocd").Get(t.Context(), "argocd-secret", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := sec.Data["webhook.gogs.secret"]
+	if len(secret) == 0 {
+		t.Fatal("argocd-secret has no webhook.gogs.secret: Gitea's push webhooks would not be verified")
+	}
+	from, to := []byte(strings.TrimSuffix(l.forge.URL, "/")+"/"), []byte("https://"+l.homelab.ForgeHost()+"/")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		body = bytes.ReplaceAll(body, from, to)
+		mac := hmac.New(sha256.New, secret)
+		mac.Write(body)
+		sig := hex.EncodeToString(mac.Sum(nil))
+		req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, l.argo.WebhookURL, bytes.NewReader(body))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		for k, v := range r.Header {
+			if strings.HasPrefix(k, "X-") || k == "Content-Type" {
+				req.Header[k] = v
+			}
+		}
+		req.Header.Set("X-Gogs-Signature", sig)
+		req.Header.Set("X-Gitea-Signature", sig)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, resp.Body)
+	}))
+	l.t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// What the upgrade phase bumps: a chart whose objects carry its version
+// (cert-manager labels every object helm.sh/chart: cert-manager-<version>)
+// and an app image. The newer versions are the next minor of the
+// catalog's pins, so the test follows the catalog.
 const (
 	bumpChart      = "cert-manager"
-	bumpChartTo    = "v1.20.0"
-	bumpImageRepo  = "ghcr.io/gethomepage/homepage"
+	bumpImageComp  = "homepage"
 	bumpImageMirr  = "/ghcr/gethomepage/homepage"
-	bumpImageFrom  = "v1.7.0"
-	bumpImageTo    = "v1.8.0"
 	bumpDeployment = "homepage"
 )
+
+var (
+	bumpChartTo   = nextMinor(catalogComponent(bumpChart).Chart.Version)
+	bumpImageFrom = catalogComponent(bumpImageComp).Images["homepage"].Tag
+	bumpImageTo   = nextMinor(bumpImageFrom)
+)
+
+// catalogComponent is the catalog's entry of a component.
+func catalogComponent(name string) templates.Component {
+	c, ok := templates.MustCatalog().Component(name)
+	if !ok || name == bumpChart && c.Chart == nil {
+		panic("no component " + name + " (with its chart) in the catalog")
+	}
+	return c
+}
+
+// nextMinor is v's next minor release, with v's "v" prefix if it has one.
+func nextMinor(v string) string {
+	sv := semver.MustParse(v)
+	next := sv.IncMinor()
+	if strings.HasPrefix(v, "v") {
+		return "v" + next.String()
+	}
+	return next.String()
+}
 
 // runBot runs the rendered hl-bot Deployment's container as rendered
 // (hl's real image, its command, arguments, environment and mounts) with
@@ -558,25 +691,26 @@ func (l *loop) validatePR(t *testing.T, pr *gitea.PullRequest) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	steps, err := e2e.PipelineSteps(l.dir)
+	// The pipeline as the pull request's head has it, on its checkout.
+	ws := filepath.Join(t.TempDir(), "ws")
+	if out, err := e2e.Git(filepath.Dir(ws), nil, "clone", "-q", "--branch", pr.Head.Ref, l.cloneURL(t), ws); err != nil {
+		t.Fatalf("git clone: %v\n%s", err, out)
+	}
+	if err := e2e.OpenPath(ws); err != nil {
+		t.Fatal(err)
+	}
+	steps, err := e2e.PipelineSteps(ws)
 	if err != nil {
 		t.Fatal(err)
 	}
+	pipeline := filepath.Join(ws, ".woodpecker", "validate.yaml")
+	if !whenAccepts(t, pipeline, "pull_request", pr.Base.Ref) {
+		t.Fatalf("%s does not run for a pull request into %s", pipeline, pr.Base.Ref)
+	}
 	ran := 0
 	for _, s := range steps {
-		if s.File != ".woodpecker/validate.yaml" {
+		if s.File != "validate.yaml" {
 			continue
-		}
-		if !whenAccepts(t, filepath.Join(l.dir, s.File), "pull_request", pr.Base.Ref) {
-			t.Fatalf("%s does not run for a pull request into %s", s.File, pr.Base.Ref)
-		}
-		ws := filepath.Join(t.TempDir(), "ws")
-		cloneURL := l.forge.URL + "/" + l.homelab.Spec.Forge.Owner + "/" + l.homelab.Spec.Forge.Repo + ".git"
-		if _, err := e2e.Git(filepath.Dir(ws), nil, "clone", "-q", "--branch", pr.Head.Ref, cloneURL, ws); err != nil {
-			t.Fatal(err)
-		}
-		if err := e2e.OpenPath(ws); err != nil {
-			t.Fatal(err)
 		}
 		meta := e2e.PullRequest{ForgeURL: l.forge.URL, Owner: l.homelab.Spec.Forge.Owner, Repo: l.homelab.Spec.Forge.Repo,
 			Number: int(pr.Index), Source: pr.Head.Ref, Target: pr.Base.Ref, SHA: pr.Head.Sha}
@@ -587,6 +721,7 @@ func (l *loop) validatePR(t *testing.T, pr *gitea.PullRequest) {
 		if res.ExitCode != 0 {
 			t.Fatalf("step %s on %s: exit %d\n%s%s", s.ID(), pr.Head.Ref, res.ExitCode, res.Stdout, res.Stderr)
 		}
+		t.Logf("step %s on %s: exit 0", s.ID(), pr.Head.Ref)
 		ran++
 	}
 	if ran == 0 {
@@ -665,26 +800,53 @@ func (l *loop) merge(t *testing.T, pr *gitea.PullRequest) (time.Time, string) {
 // passes on what the API server holds.
 func (l *loop) waitApplied(t *testing.T, app, revision string, bound time.Duration, check func() error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), bound)
+	if err := l.applied(t.Context(), app, revision, bound, check); err != nil {
+		t.Fatalf("%v\n%s", err, l.argo.LogTails())
+	}
+}
+
+// applied is waitApplied's wait: nil once the Application is Synced at
+// revision and check (if any) passes, else what was last seen at bound.
+func (l *loop) applied(ctx context.Context, app, revision string, bound time.Duration, check func() error) error {
+	ctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
 	var last error
 	for {
 		st, err := l.argo.Application(ctx, "argocd", app)
-		if err == nil && st.Sync.Status == "Synced" && st.Sync.Revision == revision {
-			if last = check(); last == nil {
-				return
-			}
-		} else if err != nil {
+		switch {
+		case err != nil:
 			last = err
-		} else {
-			last = fmt.Errorf("application %s: %s", app, st)
+		case st != nil && st.Sync.Status == "Synced" && st.Sync.Revision == revision:
+			if check == nil {
+				return nil
+			}
+			if last = check(); last == nil {
+				return nil
+			}
+		default:
+			last = fmt.Errorf("application %s: %s", app, summary(st))
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("%s not applied at %.12s within %v: %v\n%s", app, revision, bound, last, l.argo.LogTails())
+			return fmt.Errorf("%s not applied at %.12s within %v: %w", app, revision, bound, last)
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// summary is an Application's sync state in one line.
+func summary(st *argocd.ApplicationStatus) string {
+	if st == nil {
+		return "no status yet"
+	}
+	out := fmt.Sprintf("%s at %.12s, health %s", st.Sync.Status, st.Sync.Revision, st.Health.Status)
+	for _, c := range st.Conditions {
+		out += "; " + c.Type + ": " + c.Message
+	}
+	if st.OperationState != nil {
+		out += "; operation " + st.OperationState.Phase + ": " + st.OperationState.Message
+	}
+	return out
 }
 
 // appOf is the Application generated for a component folder.
@@ -771,7 +933,8 @@ func pushImage(t *testing.T, ref string) {
 // ctx ends it writes, for every Deployment, StatefulSet and DaemonSet at a
 // generation not yet reported, the status its controller writes once
 // every replica runs the current template; every Job gets the status of
-// a Job that succeeded, every PersistentVolumeClaim is Bound. Only status
+// a Job that succeeded, every PersistentVolumeClaim is Bound, every
+// LoadBalancer Service gets the address MetalLB would assign. Only status
 // is written (the status subresource); what Argo CD applied stays as it
 // applied it.
 func (l *loop) reportReady(ctx context.Context) {
@@ -847,6 +1010,21 @@ func (l *loop) readyOnce(ctx context.Context) {
 				},
 			}
 			_, _ = l.kc.BatchV1().Jobs(j.Namespace).UpdateStatus(ctx, &j, metav1.UpdateOptions{})
+		}
+	}
+	// MetalLB's controller gives a LoadBalancer Service the address it
+	// asks for (metallb.io/loadBalancerIPs), else one from the pool.
+	if list, err := l.kc.CoreV1().Services("").List(ctx, metav1.ListOptions{}); err == nil {
+		for _, svc := range list.Items {
+			if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || len(svc.Status.LoadBalancer.Ingress) > 0 {
+				continue
+			}
+			ip, _, _ := strings.Cut(svc.Annotations["metallb.io/loadBalancerIPs"], ",")
+			if ip == "" {
+				ip = "192.0.2.240"
+			}
+			svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: ip}}
+			_, _ = l.kc.CoreV1().Services(svc.Namespace).UpdateStatus(ctx, &svc, metav1.UpdateOptions{})
 		}
 	}
 	if list, err := l.kc.CoreV1().PersistentVolumeClaims("").List(ctx, metav1.ListOptions{}); err == nil {
@@ -971,5 +1149,192 @@ func (l *loop) readyConditions(ctx context.Context) {
 				_, _ = l.dyn.Resource(gvr).Namespace(o.GetNamespace()).UpdateStatus(ctx, &o, metav1.UpdateOptions{})
 			}
 		}
+	}
+}
+
+// cloneURL is the private repository's URL with the forge
+// administrator's login (Woodpecker clones with its user's; the bot
+// pushes with its own).
+func (l *loop) cloneURL(t *testing.T) string {
+	t.Helper()
+	u, err := url.Parse(l.forge.URL + "/" + l.homelab.Spec.Forge.Owner + "/" + l.homelab.Spec.Forge.Repo + ".git")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword(l.forge.AdminUser, l.forge.AdminToken)
+	return u.String()
+}
+
+// landCommit lands a change on the default branch the only way its
+// protection allows: a branch, a pull request with the validate status, a
+// merge. It returns the merge commit.
+func (l *loop) landCommit(t *testing.T, branch, msg string, edit func(dir string)) string {
+	t.Helper()
+	owner, repo := l.homelab.Spec.Forge.Owner, l.homelab.Spec.Forge.Repo
+	dir := filepath.Join(t.TempDir(), "clone")
+	if out, err := e2e.Git(filepath.Dir(dir), nil, "clone", "-q", l.cloneURL(t), dir); err != nil {
+		t.Fatalf("git clone: %v\n%s", err, out)
+	}
+	if out, err := e2e.Git(dir, nil, "checkout", "-q", "-b", branch); err != nil {
+		t.Fatalf("git checkout: %v\n%s", err, out)
+	}
+	edit(dir)
+	sha, err := e2e.CommitAll(dir, msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := e2e.Git(dir, nil, "push", "-q", "origin", branch); err != nil {
+		t.Fatalf("git push: %v\n%s", err, out)
+	}
+	pr, _, err := l.gc.CreatePullRequest(owner, repo, gitea.CreatePullRequestOption{
+		Head: branch, Base: l.homelab.Spec.Forge.DefaultBranch, Title: msg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := l.gc.CreateStatus(owner, repo, sha, gitea.CreateStatusOption{
+		State: gitea.StatusSuccess, Context: bootstrap.StatusCheckContext, Description: "set by the loop test"}); err != nil {
+		t.Fatal(err)
+	}
+	_, rev := l.merge(t, pr)
+	return rev
+}
+
+// brokenLinks breaks one link of the chain at a time, shows that the
+// loop's own wait (applied) reports it — so the phases above would fail
+// on it — and mends it:
+//   - the credential Argo CD pulls with no longer valid at the forge (its
+//     reader's password changed in Gitea): the next commit never syncs;
+//   - the SOPS files encrypted to a recipient the cluster lacks (hl.yaml's
+//     ageRecipients switched to a new key and re-rendered, as a user who
+//     rotates the key but forgets the cluster would): the secrets
+//     Application cannot decrypt, and the Secret in the API server keeps
+//     its value (nothing is pruned);
+//   - the bot's pull requests into a branch the validate pipeline does not
+//     run for: the pipeline check validatePR starts with refuses it.
+func (l *loop) brokenLinks(t *testing.T) {
+	ctx := t.Context()
+	const bound = 90 * time.Second
+	homepage := l.appOf(t, "apps/"+bumpDeployment)
+
+	t.Run("credential", func(t *testing.T) {
+		creds, err := l.kc.CoreV1().Secrets("argocd").Get(ctx, "repo-creds", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		owner, repo, reader := l.homelab.Spec.Forge.Owner, l.homelab.Spec.Forge.Repo, string(creds.Data["username"])
+		if _, err := l.gc.DeleteCollaborator(owner, repo, reader); err != nil {
+			t.Fatalf("take %s's access: %v", reader, err)
+		}
+		rev := l.landCommit(t, "loop/credential", "Touch the README (credential broken)", func(dir string) {
+			appendFile(t, filepath.Join(dir, "README.md"), "\n<!-- loop: credential broken -->\n")
+		})
+		err = l.applied(ctx, homepage, rev, bound, nil)
+		if err == nil {
+			t.Fatal("Argo CD synced a commit its credential gives no access to")
+		}
+		t.Logf("as expected: %v", err)
+		read := gitea.AccessModeRead
+		if _, err := l.gc.AddCollaborator(owner, repo, reader, gitea.AddCollaboratorOption{Permission: &read}); err != nil {
+			t.Fatalf("give %s its access back: %v", reader, err)
+		}
+		mended := l.landCommit(t, "loop/credential-back", "Touch the README (credential mended)", func(dir string) {
+			appendFile(t, filepath.Join(dir, "README.md"), "\n<!-- loop: credential mended -->\n")
+		})
+		l.waitApplied(t, homepage, mended, 5*time.Minute, nil)
+	})
+
+	t.Run("recipient", func(t *testing.T) {
+		app := l.appOf(t, filepath.Dir(l.due.File))
+		before, err := l.kc.CoreV1().Secrets(l.due.Namespace).Get(ctx, l.due.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var prev string
+		rev := l.landCommit(t, "loop/recipient", "Encrypt the secrets to a key the cluster lacks", func(dir string) {
+			out, err := e2e.Git(dir, nil, "rev-parse", "HEAD")
+			if err != nil {
+				t.Fatal(err)
+			}
+			prev = strings.TrimSpace(out)
+			var id bytes.Buffer
+			recipient, err := secrets.GenerateIdentity(&id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := filepath.Join(dir, config.FileName)
+			data, err := os.ReadFile(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var doc map[string]any
+			if err := sigyaml.Unmarshal(data, &doc); err != nil {
+				t.Fatal(err)
+			}
+			doc["spec"].(map[string]any)["secrets"].(map[string]any)["ageRecipients"] = []any{recipient}
+			if data, err = sigyaml.Marshal(doc); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(cfg, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			l.hlRunIn(t, dir, "render")
+		})
+		err = l.applied(ctx, app, rev, bound, nil)
+		if err == nil {
+			t.Fatal("Argo CD synced secrets encrypted to a key the cluster does not hold")
+		}
+		t.Logf("as expected: %v", err)
+		after, err := l.kc.CoreV1().Secrets(l.due.Namespace).Get(ctx, l.due.Name, metav1.GetOptions{})
+		if err != nil || !reflect.DeepEqual(after.Data, before.Data) {
+			t.Fatalf("Secret %s/%s changed or went while its file could not be decrypted: %v", l.due.Namespace, l.due.Name, err)
+		}
+		fixed := l.landCommit(t, "loop/recipient-back", "Encrypt the secrets to the cluster's key again", func(dir string) {
+			if out, err := e2e.Git(dir, nil, "checkout", prev, "--", "."); err != nil {
+				t.Fatalf("git checkout %s: %v\n%s", prev, err, out)
+			}
+		})
+		l.waitApplied(t, app, fixed, 5*time.Minute, nil)
+	})
+
+	t.Run("pipeline branch", func(t *testing.T) {
+		pipeline := filepath.Join(l.dir, ".woodpecker", "validate.yaml")
+		base := l.homelab.Spec.Forge.DefaultBranch
+		if !whenAccepts(t, pipeline, "pull_request", base) {
+			t.Fatalf("the rendered validate pipeline does not run for pull requests into %s", base)
+		}
+		data, err := os.ReadFile(pipeline)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc map[string]any
+		if err := sigyaml.Unmarshal(data, &doc); err != nil {
+			t.Fatal(err)
+		}
+		doc["when"] = []any{map[string]any{"event": "pull_request", "branch": "release"}}
+		out, err := sigyaml.Marshal(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mutated := filepath.Join(t.TempDir(), "validate.yaml")
+		if err := os.WriteFile(mutated, out, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if whenAccepts(t, mutated, "pull_request", base) {
+			t.Fatalf("a pipeline that runs only for pull requests into release was taken to validate the bot's into %s", base)
+		}
+	})
+}
+
+func appendFile(t *testing.T, path, text string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(text); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
