@@ -519,6 +519,15 @@ func (l *loop) startRelay(t *testing.T) string {
 		t.Fatal(err)
 	}
 	secret := sec.Data["webhook.gogs.secret"]
+	if ref, ok := strings.CutPrefix(string(secret), "$"); ok {
+		// A reference to another Secret's key, as Argo CD resolves it.
+		name, key, _ := strings.Cut(ref, ":")
+		other, err := l.kc.CoreV1().Secrets("argocd").Get(t.Context(), name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("argocd-secret's webhook.gogs.secret refers to %s: %v", ref, err)
+		}
+		secret = other.Data[key]
+	}
 	if len(secret) == 0 {
 		t.Fatal("argocd-secret has no webhook.gogs.secret: Gitea's push webhooks would not be verified")
 	}
