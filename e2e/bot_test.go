@@ -27,6 +27,7 @@ import (
 	"hl.dev/hl/internal/config"
 	"hl.dev/hl/internal/gitea/testserver"
 	"hl.dev/hl/internal/testcharts"
+	"hl.dev/hl/internal/testharness"
 	"hl.dev/hl/internal/yamlnode"
 	"hl.dev/hl/secrets"
 )
@@ -138,7 +139,7 @@ func TestBotAsRendered(t *testing.T) {
 		t.Fatal(err)
 	}
 	webhookSecret := secretValue(t, pod.Secrets, "hl-bot-webhook", "secret")
-	var logs e2e.SyncBuffer
+	var logs testharness.SyncBuffer
 	pod.Stdout, pod.Stderr = &logs, &logs
 	proc, err := pod.Start(ctx)
 	if err != nil {

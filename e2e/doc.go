@@ -11,7 +11,7 @@
 // asrendered.PodRun, its secrets/ decrypted from the repo as the
 // hl-secrets plugin does), StartService (the Service seam), PipelineSteps
 // and PullRequest (the rendered pipelines' steps and the CI_* metadata a
-// Woodpecker server gives them), Git, CommitAll, OpenPath and SyncBuffer.
+// Woodpecker server gives them), Git, CommitAll and OpenPath.
 // e2e/hlimage builds and extracts hl's image once for every test binary.
 //
 // Seams — where a test stands in for the cluster or Woodpecker, each also

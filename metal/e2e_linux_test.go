@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+	"hl.dev/hl/internal/testharness"
 )
 
 // TestE2EPXE boots QEMU VMs (software emulation, no KVM) from their iPXE
@@ -174,7 +175,7 @@ func e2eProxy(ctx context.Context, t *testing.T, repo, cache, ipxeDir string) {
 
 	// The "home router": plain DHCP, knows nothing about PXE.
 	rdir := e2eDir(t)
-	routerLog := &syncBuffer{}
+	routerLog := &testharness.SyncBuffer{}
 	rcmd := exec.Command("dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--port=0", "--log-facility=-",
 		"--interface=r0", "--bind-interfaces", "--dhcp-authoritative", "--dhcp-range=10.99.0.100,10.99.0.150,255.255.255.0,10m",
 		// The reservation proxy mode needs: node1 gets its nodes.yaml address.
@@ -236,7 +237,7 @@ type logStep struct {
 
 // waitSteps waits until every step's line is in the log, each after the
 // previous one, and returns the first submatch of the last step.
-func waitSteps(ctx context.Context, t *testing.T, log *syncBuffer, steps []logStep, started time.Time) []string {
+func waitSteps(ctx context.Context, t *testing.T, log *testharness.SyncBuffer, steps []logStep, started time.Time) []string {
 	t.Helper()
 	res := make([]*regexp.Regexp, len(steps))
 	for i, s := range steps {
@@ -284,14 +285,14 @@ func tail(s string, n int) string {
 
 // e2eServe is a running hl metal serve of the end-to-end test.
 type e2eServe struct {
-	log  *syncBuffer
+	log  *testharness.SyncBuffer
 	work string // state, dnsmasq's lease file
 }
 
 func startE2EServer(ctx context.Context, t *testing.T, ns *netns, repo, cache, ipxeDir string) e2eServe {
 	t.Helper()
 	work := e2eDir(t)
-	log := &syncBuffer{}
+	log := &testharness.SyncBuffer{}
 	srv, err := NewServer(ServeOptions{
 		Dir: repo, Listen: e2eServer + ":8080", StateFile: filepath.Join(work, "state.json"), CacheDir: cache,
 		Identities: testIdentities(t), AccessLog: log,
@@ -369,7 +370,7 @@ func startVM(t *testing.T, ns *netns, tap, mac string) *vm {
 		"-netdev", "tap,id=n0,ifname="+tap+",script=no,downscript=no",
 		"-device", "e1000,netdev=n0,mac="+mac,
 		"-boot", "n", "-no-reboot")
-	out := &syncBuffer{}
+	out := &testharness.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := ns.do(cmd.Start); err != nil {
 		t.Fatal(err)

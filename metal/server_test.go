@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"hl.dev/hl/internal/testharness"
 )
 
 // The server tests run hl metal serve's real handler over real HTTP on
@@ -22,24 +24,6 @@ import (
 // (node1 at 127.0.0.11, node2 at 127.0.0.12): Linux routes all of
 // 127.0.0.0/8 to lo, so a client bound to 127.0.0.11 is, to the server,
 // node1's address, and one bound to 127.0.0.99 is a stranger on the LAN.
-
-// syncBuffer is a goroutine-safe access log for tests.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 const (
 	node1MAC  = "52:54:00:e2:e0:01"
@@ -76,7 +60,7 @@ type testServer struct {
 	srv   *Server
 	dir   string
 	state string
-	log   *syncBuffer
+	log   *testharness.SyncBuffer
 	sec   *Secrets
 	clock *clock
 }
@@ -98,7 +82,7 @@ func loopbackRepo(t *testing.T) string {
 
 func newTestServer(t *testing.T, dir, state string, mod ...func(*ServeOptions)) *testServer {
 	t.Helper()
-	log := &syncBuffer{}
+	log := &testharness.SyncBuffer{}
 	c := &clock{t: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)}
 	opts := ServeOptions{Dir: dir, StateFile: state, CacheDir: filepath.Join(filepath.Dir(state), "cache"), Identities: testIdentities(t), AccessLog: log, Now: c.Now}
 	for _, m := range mod {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+	"hl.dev/hl/internal/testharness"
 )
 
 // testSSHD is a real OpenSSH server on loopback whose ForceCommand records
@@ -104,7 +105,7 @@ LogLevel ERROR
 ForceCommand /bin/sh -c 'printf "%%s\n" "$SSH_ORIGINAL_COMMAND" >> %s; cat %s 2>/dev/null; true'
 `, hostKeyFile, auth, filepath.Join(dir, "sshd.pid"), record, reply))
 	cmd := exec.Command(bin, "-D", "-e", "-f", cfg, "-p", fmt.Sprint(port))
-	out := &syncBuffer{}
+	out := &testharness.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

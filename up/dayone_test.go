@@ -32,6 +32,7 @@ import (
 	giteats "hl.dev/hl/internal/gitea/testserver"
 	kubets "hl.dev/hl/internal/kube/testserver"
 	"hl.dev/hl/internal/testcharts"
+	"hl.dev/hl/internal/testharness"
 	"hl.dev/hl/metal"
 	"hl.dev/hl/secrets"
 	"hl.dev/hl/validate"
@@ -133,23 +134,6 @@ func (l *eventLog) final() []string {
 	return out
 }
 
-type syncWriter struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
-
 const (
 	node1Addr = "127.0.0.11"
 	node2Addr = "127.0.0.12"
@@ -243,7 +227,7 @@ func TestNodesStepWaitsForEveryNode(t *testing.T) {
 		t.Fatalf("index: %v %+v", err, nodes)
 	}
 	state := filepath.Join(t.TempDir(), "state.json")
-	log := &syncWriter{}
+	log := &testharness.SyncBuffer{}
 	newDayOne := func() *DayOne {
 		d, err := NewDayOne(Options{Dir: dir, Homelab: h, Kubeconfig: filepath.Join(t.TempDir(), "kubeconfig"), Poll: 20 * time.Millisecond, Log: log,
 			Serve: metal.ServeOptions{Listen: "127.0.0.1:0", StateFile: state, CacheDir: t.TempDir(), Identities: identities(t), AccessLog: log}})
@@ -349,7 +333,7 @@ func TestDayOneClusterResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	kubeconfig := filepath.Join(t.TempDir(), "kube", h.Metadata.Name+".yaml")
-	log := &syncWriter{}
+	log := &testharness.SyncBuffer{}
 	owner, bot := gitea.UniqueName("lab"), gitea.UniqueName("bot")
 	newDayOne := func() *DayOne {
 		d, err := NewDayOne(Options{

@@ -634,7 +634,7 @@ func (l *loop) runBot(t *testing.T) (logs func() string, stop func()) {
 	for _, c := range pod.Spec.Containers {
 		pod.Images[c.Image] = img
 	}
-	var buf e2e.SyncBuffer
+	var buf testharness.SyncBuffer
 	pod.Stdout, pod.Stderr = &buf, &buf
 	// The rendered bot listens on :8080 of the host here (the Pods seam).
 	release := e2e.HoldPort(t, 8080)
