@@ -943,7 +943,9 @@ func pushImage(t *testing.T, ref string) {
 // generation not yet reported, the status its controller writes once
 // every replica runs the current template; every Job gets the status of
 // a Job that succeeded, every PersistentVolumeClaim is Bound, every
-// LoadBalancer Service gets the address MetalLB would assign. Only status
+// LoadBalancer Service gets the address MetalLB would assign, and objects
+// deleted in the foreground lose the finalizer the garbage collector
+// would drop. Only status
 // is written (the status subresource); what Argo CD applied stays as it
 // applied it.
 func (l *loop) reportReady(ctx context.Context) {
@@ -1021,6 +1023,7 @@ func (l *loop) readyOnce(ctx context.Context) {
 			_, _ = l.kc.BatchV1().Jobs(j.Namespace).UpdateStatus(ctx, &j, metav1.UpdateOptions{})
 		}
 	}
+	l.collectGarbage(ctx)
 	// MetalLB's controller gives a LoadBalancer Service the address it
 	// asks for (metallb.io/loadBalancerIPs), else one from the pool.
 	if list, err := l.kc.CoreV1().Services("").List(ctx, metav1.ListOptions{}); err == nil {
@@ -1043,6 +1046,43 @@ func (l *loop) readyOnce(ctx context.Context) {
 			}
 			p.Status.Phase = corev1.ClaimBound
 			_, _ = l.kc.CoreV1().PersistentVolumeClaims(p.Namespace).UpdateStatus(ctx, &p, metav1.UpdateOptions{})
+		}
+	}
+}
+
+// foregroundKinds are what Argo CD deletes with foreground propagation
+// here: chart hooks it replaces on the next sync (cert-manager's
+// startupapicheck Job and its ServiceAccount, Role and RoleBinding) and
+// what a sync prunes.
+var foregroundKinds = []schema.GroupVersionResource{
+	{Group: "batch", Version: "v1", Resource: "jobs"},
+	{Version: "v1", Resource: "serviceaccounts"},
+	{Version: "v1", Resource: "configmaps"},
+	{Version: "v1", Resource: "secrets"},
+	{Version: "v1", Resource: "services"},
+	{Group: "apps", Version: "v1", Resource: "deployments"},
+	{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "roles"},
+	{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "rolebindings"},
+}
+
+// collectGarbage is the garbage collector's part of the status seam (it
+// runs in kube-controller-manager, which does not run here): an object
+// deleted in the foreground waits for the collector to delete its
+// dependents and drop the foregroundDeletion finalizer. None of these
+// objects has dependents here (no pods run), so the finalizer goes.
+func (l *loop) collectGarbage(ctx context.Context) {
+	for _, gvr := range foregroundKinds {
+		list, err := l.dyn.Resource(gvr).Namespace("").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			continue
+		}
+		for _, o := range list.Items {
+			fin := o.GetFinalizers()
+			if o.GetDeletionTimestamp() == nil || !slices.Contains(fin, metav1.FinalizerDeleteDependents) {
+				continue
+			}
+			o.SetFinalizers(slices.DeleteFunc(slices.Clone(fin), func(f string) bool { return f == metav1.FinalizerDeleteDependents }))
+			_, _ = l.dyn.Resource(gvr).Namespace(o.GetNamespace()).Update(ctx, &o, metav1.UpdateOptions{FieldManager: "loop-test-garbage-collector"})
 		}
 	}
 }
