@@ -20,8 +20,9 @@ build:
 	$(GO) build -o bin/hl ./cmd/hl
 
 ## test: everything CI checks — lint, the whole suite, the QEMU PXE boot
-## (alone, so the emulated installer is not starved), a bounded fuzz run.
-test: lint gitea kube argocd alertmanager image-base-host unit e2e-pxe fuzz
+## and the loop test (each alone, so neither is starved), a bounded fuzz
+## run.
+test: lint gitea kube argocd alertmanager image-base-host unit e2e-pxe loop fuzz
 
 unit:
 	$(GO) test -count=1 -timeout 40m -skip '^TestE2EPXE$$' ./...
@@ -37,10 +38,10 @@ e2e: gitea image-base-host
 ## bootstrap cluster against the real API server with the Gitea harness as
 ## the in-cluster forge, the real Argo CD syncing every Application, the
 ## bot run as rendered opening upgrade and rotation PRs, the validate
-## pipeline step run as rendered, merge, Argo CD applying it. Behind the
-## build tag `loop` and not yet part of `make test`: it does not pass yet
-## (28 of 30 Applications sync; cert-manager's and MetalLB's CRDs stay
-## OutOfSync — see issue 18's note).
+## pipeline step run as rendered, merge, Argo CD applying it through
+## Gitea's push webhook; then broken links (credential, age recipient,
+## pipeline branch) caught. Behind the build tag `loop` so that `unit`
+## does not run it beside every other package; `make test` runs it alone.
 loop: gitea kube argocd image-base-host
 	$(GO) test -tags loop -count=1 -timeout 40m -run '^TestLoop$$' -v ./e2e/loop
 
