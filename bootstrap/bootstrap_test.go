@@ -7,12 +7,14 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -37,7 +39,7 @@ import (
 )
 
 // bootstrapFiles are the repo files a bootstrap of the full fixture adds.
-var bootstrapFiles = []string{RepoCredsPath, ArgoCDWebhookPath, WoodpeckerWebhookPath, BotTokenPath, BotWebhookPath}
+var bootstrapFiles = []string{RepoCredsPath, ArgoCDWebhookPath, WoodpeckerWebhookPath, WoodpeckerForgePath, BotTokenPath, BotWebhookPath}
 
 func TestBootstrapFull(t *testing.T) {
 	srv := testserver.ForTest(t)
@@ -212,6 +214,13 @@ func TestBootstrapFull(t *testing.T) {
 		}
 		if _, resp, err := bc.CreateDeployKey(owner, repo, gitea.CreateKeyOption{Title: "x", Key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBrrNnO6ES1fjcsZpjIeu89t/Ks17zrxqWfKRjw/Wcxc"}); err == nil {
 			t.Errorf("bot (write collaborator) added a deploy key: HTTP %d", statusOf(resp))
+		}
+	})
+
+	t.Run("Woodpecker's OAuth application takes the stored client secret", func(t *testing.T) {
+		app := requireOAuthApp(t, srv, opts, dir)
+		if !slices.Equal(app.RedirectURIs, []string{"https://ci.home.example.com/authorize"}) || !app.ConfidentialClient {
+			t.Errorf("OAuth application redirects %v confidential=%v, want Woodpecker's /authorize on ci.home.example.com, confidential", app.RedirectURIs, app.ConfidentialClient)
 		}
 	})
 
@@ -481,7 +490,7 @@ func TestBootstrapWithoutBotAndWoodpecker(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := statuses(res)
-	for _, n := range []string{"bot-user", "bot-token", "bot-collaborator", "webhook-bot", "webhook-woodpecker"} {
+	for _, n := range []string{"bot-user", "bot-token", "bot-collaborator", "webhook-bot", "webhook-woodpecker", "oauth-woodpecker"} {
 		if st[n] != StatusSkipped {
 			t.Errorf("step %s: %s, want skipped", n, st[n])
 		}
@@ -543,6 +552,81 @@ func TestBootstrapRestoresDeletedObjects(t *testing.T) {
 	if p, _, err := admin.CollaboratorPermission(opts.Owner, opts.Repo, reader); err != nil || p.Permission != gitea.AccessModeRead {
 		t.Errorf("reader's read access not restored: %v %v", p, err)
 	}
+}
+
+// Woodpecker's OAuth application survives what a homelab does to it: its
+// Secret file lost (Gitea shows a client secret only once: the same
+// application gets a new one), the application deleted in Gitea (a new
+// one), a second application of the same name (removed). Each time the
+// stored secret is the one Gitea accepts, and there is one application.
+func TestBootstrapWoodpeckerOAuthRecovers(t *testing.T) {
+	srv := testserver.ForTest(t)
+	dir := renderFixture(t, smallConfig)
+	opts := options(t, srv, dir)
+	ctx := t.Context()
+	if _, err := Run(ctx, opts); err != nil {
+		t.Fatal(err)
+	}
+	first := requireOAuthApp(t, srv, opts, dir)
+	oldSecret, err := secrets.ReadSecret(decrypt(t, dir, WoodpeckerForgePath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := adminClient(t, srv)
+	step := func(t *testing.T, want Status) {
+		t.Helper()
+		res, err := Run(ctx, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := statuses(res)["oauth-woodpecker"]; st != want {
+			t.Errorf("oauth-woodpecker: %s, want %s", st, want)
+		}
+	}
+
+	t.Run("Secret file lost", func(t *testing.T) {
+		if err := os.Remove(filepath.Join(dir, WoodpeckerForgePath)); err != nil {
+			t.Fatal(err)
+		}
+		step(t, StatusUpdated)
+		app := requireOAuthApp(t, srv, opts, dir)
+		if app.ID != first.ID || app.ClientID != first.ClientID {
+			t.Errorf("application %d (%s), want the same %d (%s) with a new secret", app.ID, app.ClientID, first.ID, first.ClientID)
+		}
+		if got := oauthExchange(t, srv, app.ClientID, oldSecret.Values["client-secret"], app.RedirectURIs[0]); got != "invalid client secret" {
+			t.Errorf("the lost secret still works: %q", got)
+		}
+	})
+
+	t.Run("application deleted in Gitea", func(t *testing.T) {
+		if _, err := admin.DeleteOauth2(oauthApps(t, srv, opts)[0].ID); err != nil {
+			t.Fatal(err)
+		}
+		step(t, StatusCreated)
+		if app := requireOAuthApp(t, srv, opts, dir); app.ClientID == first.ClientID {
+			t.Error("the deleted application's client ID came back")
+		}
+	})
+
+	t.Run("a second application of the same name", func(t *testing.T) {
+		keep := oauthApps(t, srv, opts)[0]
+		if _, _, err := admin.CreateOauth2(gitea.CreateOauth2Option{Name: keep.Name, ConfidentialClient: true, RedirectURIs: []string{"https://elsewhere.example/authorize"}}); err != nil {
+			t.Fatal(err)
+		}
+		step(t, StatusUpdated) // removes the extra one, keeps the secret
+		if now, err := secrets.ReadSecret(decrypt(t, dir, WoodpeckerForgePath)); err != nil || now.Values["client-id"] != keep.ClientID {
+			t.Errorf("stored client %q (%v), want %q", now.Values["client-id"], err, keep.ClientID)
+		}
+		if app := requireOAuthApp(t, srv, opts, dir); app.ID != keep.ID {
+			t.Errorf("kept application %d, want the stored %d", app.ID, keep.ID)
+		}
+	})
+
+	res, err := Run(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	requireAllUnchanged(t, res)
 }
 
 // API calls of a full bootstrap fail, before reaching Gitea or after Gitea
@@ -647,6 +731,9 @@ func requireNoDuplicates(t *testing.T, srv *testserver.Server, opts Options) {
 	toks, _, err := bc.ListAccessTokens(gitea.ListAccessTokensOptions{})
 	if err != nil || len(toks) != 1 {
 		t.Errorf("bot tokens: %d (%v), want 1", len(toks), err)
+	}
+	if apps := oauthApps(t, srv, opts); len(apps) != 1 {
+		t.Errorf("OAuth applications for Woodpecker: %d, want 1", len(apps))
 	}
 	commits, _, err := admin.ListRepoCommits(o, r, gitea.ListCommitOptions{SHA: "main"})
 	if err != nil || len(commits) != 1 {
@@ -818,4 +905,76 @@ func testHook(t *testing.T, srv *testserver.Server, owner, repo string, id int64
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("test delivery: HTTP %d", resp.StatusCode)
 	}
+}
+
+// oauthApps lists the admin's OAuth applications bootstrap made for
+// opts' repo.
+func oauthApps(t testing.TB, srv *testserver.Server, opts Options) []*gitea.Oauth2 {
+	t.Helper()
+	all, _, err := adminClient(t, srv).ListOauth2(gitea.ListOauth2Option{ListOptions: gitea.ListOptions{PageSize: 50}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*gitea.Oauth2
+	for _, a := range all {
+		if a.Name == "Woodpecker CI for "+opts.Owner+"/"+opts.Repo {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// oauthExchange sends Gitea's token endpoint an authorization code
+// exchange with a code that was never issued, as Woodpecker's server
+// would after a login, and returns the OAuth error description. Gitea
+// checks the client secret, then the redirect URI, then the code, so a
+// stored secret that works fails only on the code.
+func oauthExchange(t testing.TB, srv *testserver.Server, clientID, secret, redirect string) string {
+	t.Helper()
+	form := url.Values{"grant_type": {"authorization_code"}, "client_id": {clientID}, "client_secret": {secret}, "code": {"never-issued"}, "redirect_uri": {redirect}}
+	resp, err := http.PostForm(srv.URL+"/login/oauth/access_token", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("token endpoint: HTTP %d: %v", resp.StatusCode, err)
+	}
+	return body.Description
+}
+
+// requireOAuthApp checks that exactly one OAuth application exists for
+// opts' repo, that the stored Secret names it, and that Gitea accepts the
+// stored client secret and no other.
+func requireOAuthApp(t *testing.T, srv *testserver.Server, opts Options, dir string) *gitea.Oauth2 {
+	t.Helper()
+	apps := oauthApps(t, srv, opts)
+	if len(apps) != 1 {
+		t.Fatalf("%d OAuth applications for the repo, want 1", len(apps))
+	}
+	app := apps[0]
+	ex, err := secrets.ReadSecret(decrypt(t, dir, WoodpeckerForgePath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, secret := ex.Values["client-id"], ex.Values["client-secret"]
+	if id != app.ClientID || ex.Annotations[AnnotationOAuthClientID] != app.ClientID || !bytes.Contains(decrypt(t, dir, WoodpeckerForgePath), []byte("name: woodpecker-forge\n  namespace: woodpecker\n")) {
+		t.Fatalf("stored woodpecker/woodpecker-forge client %q (annotation %q), Gitea's %q", id, ex.Annotations[AnnotationOAuthClientID], app.ClientID)
+	}
+	redirect := app.RedirectURIs[0]
+	const codeUnknown = "client is not authorized"
+	if got := oauthExchange(t, srv, id, secret, redirect); got != codeUnknown {
+		t.Errorf("token exchange with the stored secret: %q, want %q (secret and redirect accepted, code unknown)", got, codeUnknown)
+	}
+	if got := oauthExchange(t, srv, id, secret+"x", redirect); got != "invalid client secret" {
+		t.Errorf("token exchange with a wrong secret: %q, want invalid client secret", got)
+	}
+	if got := oauthExchange(t, srv, id, secret, "https://elsewhere.example/authorize"); got != "unexpected redirect URI" {
+		t.Errorf("token exchange for another redirect: %q, want unexpected redirect URI", got)
+	}
+	return app
 }

@@ -5,8 +5,9 @@
 // private repository, the bot user with a scoped token, Argo CD's reader
 // (a user with read access and a read:repository token: Argo CD clones
 // over HTTP, from inside the cluster when the forge is the homelab's own —
-// no deploy key, no SSH route), the Argo CD and Woodpecker webhooks, the
-// labels the bot uses, pushes the rendered tree as the first commit
+// no deploy key, no SSH route), the Argo CD, bot and Woodpecker webhooks,
+// Woodpecker's OAuth application (its client ID and secret minted by Gitea
+// and written into the repo), the labels the bot uses, pushes the rendered tree as the first commit
 // (go-git over HTTP with token auth) and protects the default branch.
 //
 // hl bootstrap cluster (Cluster): from a kubeconfig to Argo CD syncing:
@@ -38,6 +39,8 @@
 //	system/argocd/secrets/repo-creds.sops.yaml             Argo CD repository Secret (type, url, username, password)
 //	system/argocd/secrets/argocd-webhook.sops.yaml         webhook.gogs.secret (+ webhook.gitea.secret alias)
 //	platform/woodpecker/secrets/woodpecker-webhook.sops.yaml  secret
+//	platform/woodpecker/secrets/woodpecker-forge.sops.yaml    client-id, client-secret (OAuth application)
+//	platform/hl-bot/secrets/hl-bot-webhook.sops.yaml        secret
 //	platform/hl-bot/secrets/hl-bot-token.sops.yaml          token (+ username, url)
 //
 // hl render leaves them alone: it either never declared these paths (user
@@ -49,7 +52,8 @@
 //
 // Each Gitea object is created before its file is written. A run stopped
 // in between finds the object without a file and replaces it (new key, new
-// token, new webhook: Gitea's API sets a webhook secret only on creation),
+// token, new webhook: Gitea's API sets a webhook secret only on creation;
+// the OAuth application keeps its client ID and gets a new secret),
 // so no credential exists only on one side. With an age identity the
 // stored tokens are verified against Gitea (and replaced when they no
 // longer work or point elsewhere) and a lost webhook gets its stored

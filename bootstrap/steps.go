@@ -100,8 +100,10 @@ func (r *runner) steps() []step {
 			secret: secrets.Spec{Name: "woodpecker-webhook", Namespace: "woodpecker"},
 			key:    "secret",
 		}))
+		ss = append(ss, r.woodpeckerOAuthStep())
 	} else {
-		ss = append(ss, step{name: "webhook-woodpecker", skip: "woodpecker is disabled in hl.yaml"})
+		ss = append(ss, step{name: "webhook-woodpecker", skip: "woodpecker is disabled in hl.yaml"},
+			step{name: "oauth-woodpecker", skip: "woodpecker is disabled in hl.yaml"})
 	}
 	return append(ss, r.labelsStep(), r.renderStep(), r.pushStep(), r.protectionStep())
 }

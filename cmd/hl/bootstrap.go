@@ -45,13 +45,19 @@ func newBootstrapGiteaCmd(s *shared) *cobra.Command {
   owner              the organisation (or your user namespace)
   repo               a private repository, marked with the topic hl-managed
   bot-user           the bot account
+  bot-collaborator   the bot gets write access
   bot-token          its token (write:repository, write:issue, read:user),
                      stored SOPS-encrypted in platform/hl-bot/secrets/
-  bot-collaborator   the bot gets write access
-  deploy-key         an ed25519 key, read-only, stored for Argo CD in
-                     system/argocd/secrets/repo-deploy-key.sops.yaml
+  reader-user        Argo CD's read-only account (it clones over HTTP)
+  reader-collaborator  read access
+  reader-token       its token (read:repository), stored for Argo CD in
+                     system/argocd/secrets/repo-creds.sops.yaml
   webhook-argocd     refresh on push, random secret stored SOPS-encrypted
+  webhook-bot        the bot's run on merged PRs and dashboard edits
   webhook-woodpecker pipelines on push and pull request, likewise
+  oauth-woodpecker   the OAuth application Woodpecker signs in with, its
+                     client ID and secret stored in
+                     platform/woodpecker/secrets/woodpecker-forge.sops.yaml
   labels             the labels the bot puts on its pull requests
   render             re-render so the pushed tree passes hl render --check
   push               the tree as the first commit of the default branch

@@ -68,7 +68,7 @@ func TestBootstrapGitea(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &res); err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}
-		if !res.Changed || len(res.Steps) != 15 {
+		if !res.Changed || len(res.Steps) != 16 {
 			t.Errorf("changed=%v, %d steps", res.Changed, len(res.Steps))
 		}
 		for _, s := range res.Steps {
@@ -85,7 +85,7 @@ func TestBootstrapGitea(t *testing.T) {
 			t.Fatalf("exit %d\n%s%s", code, out, errOut)
 		}
 		lines := strings.Split(strings.TrimSpace(out), "\n")
-		if len(lines) != 15 {
+		if len(lines) != 16 {
 			t.Fatalf("%d lines, want one per step:\n%s", len(lines), out)
 		}
 		for _, l := range lines {
@@ -93,7 +93,7 @@ func TestBootstrapGitea(t *testing.T) {
 				t.Errorf("not unchanged: %s", l)
 			}
 		}
-		if !strings.Contains(errOut, "0 created, 0 updated, 15 unchanged") {
+		if !strings.Contains(errOut, "0 created, 0 updated, 16 unchanged") {
 			t.Errorf("summary: %s", errOut)
 		}
 		noSecrets(t, out, errOut)
