@@ -8,10 +8,12 @@ import (
 	"flag"
 	"io"
 	"io/fs"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -580,5 +582,59 @@ func TestComponentsPresentExactlyWhenEnabled(t *testing.T) {
 				t.Errorf("the full fixture disables %d components", off)
 			}
 		})
+	}
+}
+
+// Adding a person to spec.people gives them a password and keeps everyone
+// else's (Dex's hashes too); removing one drops their key only.
+func TestPeopleKeepTheirPasswords(t *testing.T) {
+	dir := t.TempDir()
+	src, err := os.ReadFile(fixture("full"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "hl.yaml") // re-renders read the repo's own
+	write := func(people string) {
+		t.Helper()
+		data := bytes.Replace(src, []byte("    - {name: bob-smith, email: bob@example.org}\n"), []byte(people), 1)
+		if err := os.WriteFile(cfg, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	values := func() map[string]string {
+		t.Helper()
+		data, err := os.ReadFile(filepath.Join(dir, "platform/sso/secrets/dex-people.sops.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain, err := secrets.Decrypt(data, testIdentities(t)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ex, err := secrets.ReadSecret(plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ex.Values
+	}
+	write("    - {name: bob-smith, email: bob@example.org}\n")
+	mustRender(t, cfg, dir, nil)
+	first := values()
+	write("    - {name: bob-smith, email: bob@example.org}\n    - {name: carol, email: carol@example.org}\n")
+	mustRender(t, cfg, dir, nil)
+	second := values()
+	for _, k := range []string{"alice", "alice-hash", "bob-smith", "bob-smith-hash"} {
+		if first[k] == "" || second[k] != first[k] {
+			t.Errorf("%s changed when carol was added", k)
+		}
+	}
+	if len(second["carol"]) != 24 || !strings.HasPrefix(second["carol-hash"], "$2") {
+		t.Errorf("carol got no password: %q %q", second["carol"], second["carol-hash"])
+	}
+	write("    - {name: carol, email: carol@example.org}\n") // bob-smith leaves
+	mustRender(t, cfg, dir, nil)
+	third := values()
+	if _, ok := third["bob-smith"]; ok || third["alice"] != first["alice"] || third["carol"] != second["carol"] {
+		t.Errorf("removing bob-smith: keys %v", slices.Sorted(maps.Keys(third)))
 	}
 }

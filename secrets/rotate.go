@@ -74,11 +74,17 @@ func RotateSecret(dir string, s Secret, all []Secret, opts Options) (*Rotation, 
 	if err != nil {
 		return nil, err
 	}
-	today := opts.now().UTC().Format(DateLayout)
 	values, _, err := Values(spec, nil, opts.rand())
 	if err != nil {
 		return nil, err
 	}
+	return writeValues(dir, s, spec, all, values, opts)
+}
+
+// writeValues writes values into s (a source) and its copies with a
+// fresh data key, dated today, and marks the consumers for restart.
+func writeValues(dir string, s Secret, spec Spec, all []Secret, values map[string]string, opts Options) (*Rotation, error) {
+	today := opts.now().UTC().Format(DateLayout)
 	plain, err := Manifest(spec, values, today)
 	if err != nil {
 		return nil, err
@@ -126,16 +132,82 @@ func RotateSecret(dir string, s Secret, all []Secret, opts Options) (*Rotation, 
 	return rot, nil
 }
 
-// RotateByName is `hl secrets rotate NAME`: rotate one secret of the
-// working tree at dir (a copy's name rotates its source).
-func RotateByName(dir, name string, opts Options) (*Rotation, error) {
-	all, err := Scan(dir, opts.now())
+// SetValues is `hl secrets set`: it writes values a person was given
+// elsewhere (a DNS provider's API token, a storage bucket's keys) into
+// keys of the generated secret name of the working tree at dir, keeps
+// its other keys (decrypted with identities), and updates its copies and
+// the consumers' restart annotations as a rotation does. A copy's name
+// sets its source. Keys the secret does not have are refused, so a typo
+// never adds a key nothing reads.
+func SetValues(dir, name string, set map[string]string, identities []age.Identity, opts Options) (*Rotation, error) {
+	s, all, err := findSource(dir, name, opts)
 	if err != nil {
 		return nil, err
 	}
-	s, err := Find(all, name)
+	spec, err := s.Spec()
 	if err != nil {
 		return nil, err
+	}
+	var known []string
+	for _, k := range spec.Keys {
+		if k.Generator.Kind == KindLiteral {
+			continue // not a credential: it comes from hl.yaml
+		}
+		known = append(known, k.Generator.Outputs(k.Name)...)
+	}
+	sort.Strings(known)
+	keys := make([]string, 0, len(set))
+	for k := range set {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !slices.Contains(known, k) {
+			return nil, fmt.Errorf("%s/%s has no key %q that can be set (it has: %v)", s.Namespace, s.Name, k, known)
+		}
+		if set[k] == "" {
+			return nil, fmt.Errorf("%s/%s: empty value for %s", s.Namespace, s.Name, k)
+		}
+	}
+	cipher, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(s.File)))
+	if err != nil {
+		return nil, err
+	}
+	plain, err := Decrypt(cipher, identities...)
+	if err != nil {
+		return nil, fmt.Errorf("decrypt %s (its other keys are kept): %w", s.File, err)
+	}
+	ex, err := ReadSecret(plain)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s.File, err)
+	}
+	values := ex.Values
+	for _, k := range keys {
+		values[k] = set[k]
+	}
+	return writeValues(dir, s, spec, all, values, opts)
+}
+
+// RotateByName is `hl secrets rotate NAME`: rotate one secret of the
+// working tree at dir (a copy's name rotates its source).
+func RotateByName(dir, name string, opts Options) (*Rotation, error) {
+	s, all, err := findSource(dir, name, opts)
+	if err != nil {
+		return nil, err
+	}
+	return RotateSecret(dir, s, all, opts)
+}
+
+// findSource scans the working tree at dir and finds the secret name
+// (NAME, NAMESPACE/NAME or its file); a copy's name gives its source.
+func findSource(dir, name string, opts Options) (Secret, []Secret, error) {
+	all, err := Scan(dir, opts.now())
+	if err != nil {
+		return Secret{}, nil, err
+	}
+	s, err := Find(all, name)
+	if err != nil {
+		return Secret{}, nil, err
 	}
 	if s.CopyOf != "" {
 		for _, src := range all {
@@ -144,7 +216,7 @@ func RotateByName(dir, name string, opts Options) (*Rotation, error) {
 			}
 		}
 	}
-	return RotateSecret(dir, s, all, opts)
+	return s, all, nil
 }
 
 func writeEncrypted(dir string, s Secret, plain []byte, recipients []string) ([]byte, error) {

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"hl.dev/hl/secrets"
 )
 
 // podSpecPath returns where a workload keeps its pod spec, or nil.
@@ -143,6 +145,11 @@ func (v *validator) checkPrivileged(o *object, c container) {
 // credentialKey reports whether a key names a credential (password,
 // token, client secret, API key, ...), not a reference to one.
 func credentialKey(key string) bool {
+	if strings.HasPrefix(key, secrets.ChecksumAnnotationPrefix) {
+		// The SHA-256 of a SOPS file's ciphertext, which restarts the
+		// consumers of a rotated or set secret; the ciphertext is public.
+		return false
+	}
 	k := strings.ToLower(strings.NewReplacer("_", "", "-", "", ".", "").Replace(key))
 	if strings.Contains(k, "existing") {
 		return false

@@ -98,3 +98,20 @@ func TestScanFindingsFollowThePolicySeverity(t *testing.T) {
 		t.Errorf("%d warnings, want the case's 7 plaintext-secret findings", r.Warnings())
 	}
 }
+
+// The restart annotation hl secrets rotate/set writes on a consumer is
+// named after the secret (…-api-token) but holds the SHA-256 of public
+// ciphertext: no credential. A key that names one still is.
+func TestChecksumAnnotationIsNoCredential(t *testing.T) {
+	for key, want := range map[string]bool{
+		"hl.dev/secret-checksum-cloudflare-api-token": false,
+		"hl.dev/secret-checksum-gitea-admin":          false,
+		"api-token":                                   true,
+		"cloudflare-api-token":                        true,
+		"example.org/secret-checksum-api-token":       true,
+	} {
+		if got := credentialKey(key); got != want {
+			t.Errorf("credentialKey(%q) = %v, want %v", key, got, want)
+		}
+	}
+}

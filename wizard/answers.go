@@ -52,6 +52,18 @@ type Answers struct {
 
 	BotSchedule string
 	Automerge   []string
+
+	// OffsiteRepo is the offsite backup target's restic repository.
+	OffsiteRepo string
+	// Alert is a receiver to add (when hl.yaml has none: hadReceivers).
+	Alert        Alert
+	hadReceivers int
+	// Creds are never written into hl.yaml (see Credentials).
+	Creds Credentials
+	// People is spec.people as typed: "alice <alice@example.org>, ...";
+	// origPeople is the source file's, for what this run added.
+	People     string
+	origPeople []config.Person
 }
 
 // Node is one machine as typed; orig is its index in the source file's
@@ -88,6 +100,11 @@ func answersFrom(h *config.Homelab, root *yaml.Node) *Answers {
 		Automerge:   slices.Clone(s.Bot.Automerge),
 	}
 	a.baseRecipients = slices.DeleteFunc(slices.Clone(a.Recipients), isTestRecipient)
+	a.hadReceivers = len(s.Alerting.Receivers)
+	a.People, a.origPeople = formatPeople(s.People), slices.Clone(s.People)
+	if r := lookup(root, path{"spec", "apps", "backups", "values", "targets", offsiteTarget, "repository"}); r != nil && r.Kind == yaml.ScalarNode {
+		a.OffsiteRepo = r.Value
+	}
 	// An absent dnsServers defaults to the gateway; keep it absent (and
 	// following the gateway) unless the file lists servers.
 	if lookup(root, path{"spec", "network", "dnsServers"}) != nil {
@@ -148,6 +165,9 @@ func apply(root *yaml.Node, a *Answers) {
 		strings.Contains(k.HeadComment, "TEST key") && !slices.ContainsFunc(a.Recipients, isTestRecipient) {
 		k.HeadComment = "# Secrets are encrypted for these age recipients; the identities that\n# decrypt them stay outside the repo (hl init keeps yours in its config dir)."
 	}
+
+	applyCredentials(root, a)
+	applyPeople(root, a)
 
 	setStr(root, path{"spec", "bot", "schedule"}, a.BotSchedule, config.DefaultBotSchedule)
 	setStrList(root, path{"spec", "bot", "automerge"}, a.Automerge, []string{config.UpdatePatch}, false)

@@ -144,10 +144,17 @@ func (w *wizard) commit(ctx context.Context, target string) (*InitResult, error)
 	if w.opts.NoRender {
 		return res, nil
 	}
-	if err := w.render(ctx, target, res); err != nil {
+	ids, err := w.render(ctx, target, res)
+	if err != nil {
 		return res, err
 	}
 	h := doc.Homelab
+	if err := w.writeCredentials(w.opts.Dir, h, ids); err != nil {
+		return res, err
+	}
+	if err := w.writePasswords(w.opts.Dir, h, ids); err != nil {
+		return res, err
+	}
 	if w.opts.Bootstrap && h.Spec.Forge.Type != config.ForgeGitea {
 		fmt.Fprintf(w.out, "bootstrap: hl bootstraps Gitea only; push %s to %s yourself\n", w.opts.Dir, h.Spec.Forge.URL)
 	}
@@ -166,7 +173,7 @@ func (w *wizard) commit(ctx context.Context, target string) (*InitResult, error)
 
 // render renders the repo with the identity, so later renders can
 // decrypt and reuse the secrets generated now.
-func (w *wizard) render(ctx context.Context, target string, res *InitResult) error {
+func (w *wizard) render(ctx context.Context, target string, res *InitResult) ([]age.Identity, error) {
 	var ids []age.Identity
 	var err error
 	switch id := w.a.Identity; {
@@ -183,7 +190,7 @@ func (w *wizard) render(ctx context.Context, target string, res *InitResult) err
 		}
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	dir := w.opts.Dir
 	fmt.Fprintf(w.out, "rendering the repo into %s ...\n", dir)
@@ -206,7 +213,7 @@ func (w *wizard) render(ctx context.Context, target string, res *InitResult) err
 				counts[generator.ActionUnchanged], counts[generator.ActionKeep], r.SecretsGenerated, r.SecretsKept)
 		}
 	}
-	return err
+	return ids, err
 }
 
 // nextSteps prints at most three steps (issue 19): the nodes' boot order,

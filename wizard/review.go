@@ -30,6 +30,8 @@ func sectionOf(p string) string {
 		return secNodes
 	case has("spec.metal.os", "spec.metal.pxe", "spec.metal.sshAuthorizedKeys"):
 		return secOS
+	case has("spec.apps.backups.values.targets", "spec.alerting", "spec.people"):
+		return secCreds
 	case has("spec.apps", "spec.slo"):
 		return secApps
 	case has("spec.forge"):
@@ -137,6 +139,35 @@ func (w *wizard) summary(h *config.Homelab) string {
 		id = fmt.Sprintf("%s identity %s (%s)", verb, w.a.Identity.Path, short(w.a.Identity.Recipient))
 	}
 	fmt.Fprintf(&b, "Secrets: %s\n", id)
+	var rs []string
+	for _, r := range s.Alerting.Receivers {
+		rs = append(rs, r.Name+" ("+r.Kind()+")")
+	}
+	if len(rs) == 0 {
+		rs = append(rs, "nowhere yet")
+	}
+	fmt.Fprintf(&b, "Alerts: %s\n", strings.Join(rs, ", "))
+	if len(s.People) > 0 {
+		var ps []string
+		for _, p := range s.People {
+			ps = append(ps, p.Name)
+		}
+		fmt.Fprintf(&b, "People: %s (and you)\n", strings.Join(ps, ", "))
+	}
+	var given []string
+	c := w.a.Creds
+	if c.DNSToken != "" {
+		given = append(given, "Cloudflare token")
+	}
+	if c.OffsiteKeyID != "" || c.OffsiteSecret != "" {
+		given = append(given, "offsite bucket keys")
+	}
+	if c.AlertSecret != "" {
+		given = append(given, "alert login")
+	}
+	if len(given) > 0 {
+		fmt.Fprintf(&b, "Credentials given (stored encrypted after rendering): %s\n", strings.Join(given, ", "))
+	}
 	fmt.Fprintf(&b, "Bot: %q, automerge %s", s.Bot.Schedule, strings.Join(s.Bot.Automerge, ", "))
 	return b.String()
 }

@@ -24,6 +24,7 @@ const (
 	secApps    = "apps"
 	secForge   = "forge"
 	secSecrets = "secrets"
+	secCreds   = "credentials"
 	secBot     = "bot"
 )
 
@@ -35,6 +36,7 @@ var sections = []struct{ id, title string }{
 	{secApps, "Apps"},
 	{secForge, "Forge"},
 	{secSecrets, "Secrets"},
+	{secCreds, "Credentials and alerts"},
 	{secBot, "Update bot"},
 }
 
@@ -59,6 +61,8 @@ func (w *wizard) runSection(id string) error {
 		return w.forge()
 	case secSecrets:
 		return w.secrets()
+	case secCreds:
+		return w.credentials()
 	case secBot:
 		return w.bot()
 	}

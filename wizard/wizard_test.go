@@ -113,6 +113,10 @@ func TestAccessibleFresh(t *testing.T) {
 		"", "", "", "", "",
 		// secrets: generate
 		"",
+		// credentials (accessible mode asks for no secret): the default
+		// offsite repository, alerts to ntfy, a person, then ntfy's default
+		// server and topic
+		"", "2", "Alice <alice@example.org>", "alice <alice@example.org>", "", "",
 		// bot: schedule, automerge
 		"", "0",
 		// review: the range overlaps node2; the default is to fix network
@@ -138,6 +142,7 @@ func TestAccessibleFresh(t *testing.T) {
 		validateMessage(t, bytes.Replace(data, []byte(`"52:54:00:aa:00:01"`), []byte(`"zz:zz"`), 1), "spec.metal.nodes[0].mac"),
 		"spec.network.loadBalancerRange: 10.10.0.220-10.10.0.239 overlaps node node2 at 10.10.0.225 (spec.metal.nodes[1].ip)",
 		"Next [Fix network (1 problem)]",
+		`spec.people[0].name: "Alice" is not a login (lower-case letters, digits and '-')`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("transcript lacks %q:\n%s", want, out)
@@ -181,7 +186,8 @@ func TestAccessibleEditKeepsEverythingElse(t *testing.T) {
 		"", "", "", // OS, DHCP, SSH key kept
 		appNumber(t, "paperless"), "0",
 		"", "", "", "", "", // forge kept, no bootstrap
-		"",      // secrets: keep the recipients
+		"",         // secrets: keep the recipients
+		"", "", "", // credentials: offsite repository kept, no alerts, no people
 		"", "0", // bot kept
 		"1", // write
 	)
@@ -216,8 +222,8 @@ func TestAccessibleChoicesRechecked(t *testing.T) {
 		"", "", "",
 		storage, "0", // storage off: refused
 		storage, "0",
-		"", "", "", "", "", "", "", "0",
-		"10", // quit
+		"", "", "", "", "", "", "", "", "", "", "0",
+		"11", // quit
 	)
 	_, out, err := runInit(t, InitOptions{Dir: dir}, in)
 	if !errors.Is(err, ErrAborted) {
@@ -248,7 +254,7 @@ func TestQuitWritesNothing(t *testing.T) {
 	dir := t.TempDir()
 	src, _ := os.ReadFile("../testdata/init/existing.yaml")
 	os.WriteFile(filepath.Join(dir, "hl.yaml"), src, 0o644)
-	in := answers("", "", "", "", "", "", "", "", "", "", "1", "", "", "", "0", "", "", "", "", "", "", "", "0", "10")
+	in := answers("", "", "", "", "", "", "", "", "", "", "1", "", "", "", "0", "", "", "", "", "", "", "", "", "", "", "0", "11")
 	_, out, err := runInit(t, InitOptions{Dir: dir}, in)
 	if !errors.Is(err, ErrAborted) {
 		t.Fatalf("err %v\n%s", err, out)

@@ -11,8 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"hl.dev/hl/internal/config"
 	"hl.dev/hl/internal/iostreams"
+	"hl.dev/hl/internal/testcharts"
 	"hl.dev/hl/templates"
 )
 
@@ -120,6 +123,7 @@ func TestInitPipedInput(t *testing.T) {
 		strconv.Itoa(optionalApp(t, "jellyfin")), "0",
 		"", "", "", "", "y",
 		"",
+		"", "", "", // credentials: offsite repository kept, no alert receiver, no people
 		"", "0",
 		"1",
 	}, "\n") + "\n"
@@ -380,6 +384,17 @@ func TestInitTUI(t *testing.T) {
 	m.focus("Bootstrap into Gitea after rendering?")
 	m.keys("y")
 	m.accept("Age identity")
+	// Credentials: typed once, hidden, stored encrypted after rendering.
+	m.fill("Cloudflare API token", tuiDNSToken)
+	m.fill("Offsite repository", "s3:https://s3.example.net/lab-offsite")
+	m.fill("Access key ID", tuiKeyID)
+	m.fill("Secret access key", tuiKeySecret)
+	m.focus("Alerts go to")
+	m.keys("Down", "Enter") // ntfy
+	m.fill("People", "alice <alice@lab.example.org>, bob <bob@lab.example.org>")
+	m.fill("ntfy server", "https://ntfy.lab.example.org")
+	m.fill("Topic", "lab-pager")
+	m.fill("Access token", tuiNtfyToken)
 	m.accept("Schedule")
 	m.accept("Automerge")
 
@@ -413,4 +428,81 @@ func TestInitTUI(t *testing.T) {
 		t.Errorf("unexpected hl.yaml:\n%s", data)
 	}
 	assertRendered(t, dir, h, h.Spec.Secrets.AgeRecipients[0])
+
+	// The credentials: never on the screen, encrypted where their
+	// consumers read them, the alert receiver in hl.yaml.
+	for _, v := range []string{tuiDNSToken, tuiKeyID, tuiKeySecret, tuiNtfyToken} {
+		if strings.Contains(s, v) || bytes.Contains(data, []byte(v)) {
+			t.Errorf("a typed credential is on the screen or in hl.yaml")
+		}
+	}
+	t.Setenv("SOPS_AGE_KEY_FILE", filepath.Join(xdg, "hl", "age.key"))
+	for file, want := range map[string]map[string]string{
+		"system/cert-manager/secrets/cloudflare-api-token.sops.yaml":            {"api-token": tuiDNSToken},
+		"system/external-dns/secrets/cloudflare-api-token.sops.yaml":            {"api-token": tuiDNSToken},
+		"system/backups/secrets/restic-offsite.sops.yaml":                       {"AWS_ACCESS_KEY_ID": tuiKeyID, "AWS_SECRET_ACCESS_KEY": tuiKeySecret, "repository.gitea.gitea-shared-storage": "s3:https://s3.example.net/lab-offsite/gitea/gitea-shared-storage"},
+		"system/monitoring/secrets/alertmanager-receivers.sops.yaml":            {"ntfy-token": tuiNtfyToken},
+		"system/backups/secrets/volsync-gitea-shared-storage-offsite.sops.yaml": {"AWS_ACCESS_KEY_ID": tuiKeyID},
+	} {
+		got := secretValues(t, dir, file).Values
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("%s: %s is not what was typed", file, k)
+			}
+		}
+	}
+	r := h.Spec.Alerting.Receivers
+	if len(r) != 1 || r[0].Ntfy == nil || r[0].Ntfy.URL != "https://ntfy.lab.example.org" || r[0].Ntfy.Topic != "lab-pager" || r[0].Ntfy.Auth != config.NtfyAuthToken || h.Spec.Alerting.Route.Receiver != "ntfy" {
+		t.Errorf("alerting in hl.yaml: %+v", h.Spec.Alerting)
+	}
+
+	// The people: in hl.yaml and Dex, their passwords in a file only the
+	// user can read (not on the screen), each matching Dex's hash.
+	if len(h.Spec.People) != 2 || h.Spec.People[0] != (config.Person{Name: "alice", Email: "alice@lab.example.org"}) {
+		t.Errorf("people in hl.yaml: %+v", h.Spec.People)
+	}
+	sso, _ := os.ReadFile(filepath.Join(dir, "platform/sso/values.yaml"))
+	if !bytes.Contains(sso, []byte(`email: "bob@lab.example.org"`)) || !bytes.Contains(sso, []byte("hashFromEnv: DEX_PERSON_BOB_HASH")) {
+		t.Errorf("Dex's values lack bob:\n%s", sso)
+	}
+	handout := filepath.Join(xdg, "hl", "lab-new-passwords.txt")
+	fi, err := os.Stat(handout)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("hand-out file: %v %v", fi, err)
+	}
+	lines, _ := os.ReadFile(handout)
+	people := secretValues(t, dir, "platform/sso/secrets/dex-people.sops.yaml").Values
+	found := 0
+	for _, l := range strings.Split(string(lines), "\n") {
+		f := strings.Split(l, "\t")
+		if len(f) != 3 {
+			continue
+		}
+		found++
+		if err := bcrypt.CompareHashAndPassword([]byte(people[f[0]+"-hash"]), []byte(f[2])); err != nil {
+			t.Errorf("%s's handed-out password does not match Dex's hash: %v", f[0], err)
+		}
+		if strings.Contains(s, f[2]) {
+			t.Errorf("%s's password is on the screen", f[0])
+		}
+	}
+	if found != 2 {
+		t.Errorf("hand-out file has %d people, want 2:\n%s", found, lines)
+	}
+
+	// The rendered repo validates as it is, offline, against the
+	// catalog's charts.
+	cache := t.TempDir()
+	testcharts.Catalog(t).Cache(t, cache, h.Spec.Mirrors.Charts...)
+	if out, errOut, code := hl(t, "validate", dir, "--chart-cache", cache, "--offline"); code != 0 {
+		t.Errorf("hl validate on the wizard's repo: exit %d\n%s%s", code, out, errOut)
+	}
 }
+
+// What TestInitTUI types into the hidden credential fields.
+const (
+	tuiDNSToken  = "cf-tui-token-3f9a7c1e5b"
+	tuiKeyID     = "K00TUIKEYID42"
+	tuiKeySecret = "tui-secret-access-key-8d2e4f6a"
+	tuiNtfyToken = "tk_tuintfytoken0123456789"
+)

@@ -41,7 +41,7 @@ func newSecretsCmd(s *shared) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(keygen, newSecretsStatusCmd(ios), newSecretsRotateCmd(ios), newSecretsManifestsCmd(s))
+	cmd.AddCommand(keygen, newSecretsStatusCmd(ios), newSecretsRotateCmd(ios), newSecretsSetCmd(s), newSecretsManifestsCmd(s))
 	return cmd
 }
 
@@ -139,6 +139,70 @@ commit and push them. No age identity is needed; values are never printed.`,
 		},
 	}
 	cmd.Flags().StringVarP(&dir, "dir", "C", ".", "repository root")
+	return cmd
+}
+
+func newSecretsSetCmd(s *shared) *cobra.Command {
+	var dir, ageKey string
+	cmd := &cobra.Command{
+		Use:   "set NAME KEY [KEY...]",
+		Short: "Write a credential you were given (a DNS token, bucket keys) into a secret, encrypted",
+		Long: `Write values someone else issued — a DNS provider's API token, a storage
+bucket's access keys — into keys of a generated secret (NAME, NAMESPACE/NAME
+or its file) of the working tree. On a terminal each value is asked for
+with the input hidden; otherwise one KEY's value is read from standard
+input. The secret's other keys are kept (decrypted with the age identity:
+--age-key, $SOPS_AGE_KEY_FILE, $SOPS_AGE_KEY), its copies get the same
+values, the file gets a fresh data key and the workloads that read it get
+a new hl.dev/secret-checksum-* annotation so they restart. Re-renders keep
+the value. Values are never printed: review and commit the changed files.`,
+		Example: `  hl secrets set external-dns/cloudflare-api-token api-token
+  hl secrets set restic-offsite AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
+  pass show dns/token | hl secrets set cert-manager/cloudflare-api-token api-token`,
+		Args: cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, keys := args[0], args[1:]
+			ids, err := s.identities(ageKey, true)
+			if err != nil {
+				return err
+			}
+			if !s.ios.IsStdinTTY() && len(keys) > 1 {
+				return &exitError{code: 2, msg: "standard input is not a terminal: set one key at a time (its value on stdin)"}
+			}
+			set := map[string]string{}
+			for _, k := range keys {
+				src := tokenSource{What: "the value of " + k, Prompt: "Value of " + k + " for " + name}
+				if !s.ios.IsStdinTTY() {
+					src.File = "-"
+				}
+				v, err := s.token(src)
+				if err != nil {
+					return err
+				}
+				set[k] = v
+			}
+			res, err := secrets.SetValues(dir, name, set, ids, secrets.Options{})
+			if err != nil {
+				return &exitError{code: 1, msg: err.Error()}
+			}
+			if s.ios.JSON() {
+				return s.ios.WriteJSON(res)
+			}
+			for _, f := range res.Files {
+				s.ios.Printf("wrote    %s\n", f)
+			}
+			for _, w := range res.Workloads {
+				s.ios.Printf("restarts %s %s (%s)\n", w.Kind, w.Name, w.File)
+			}
+			for _, m := range res.ManualRestarts {
+				s.ios.Printf("by hand  %s\n", m)
+			}
+			s.ios.Errorf("set %d key(s) of %s/%s: review and commit the changes\n", len(keys), res.Secret.Namespace, res.Secret.Name)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&dir, "dir", "C", ".", "repository root")
+	cmd.Flags().StringVar(&ageKey, "age-key", "", "age identity file (default: $SOPS_AGE_KEY_FILE, $SOPS_AGE_KEY)")
 	return cmd
 }
 

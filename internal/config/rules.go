@@ -182,6 +182,8 @@ var schemaRules = map[string]*rule{
 	"Validation.Policies":          ruleSeverity,
 	"Validation.PrivilegedAllowed": ruleWorkload,
 	"Receiver.Name":                ruleDNSLabel,
+	"Person.Name":                  ruleDNSLabel,
+	"Person.Email":                 ruleEmail,
 	"NtfyReceiver.URL":             ruleHTTPURL,
 	"NtfyReceiver.Topic":           ruleNtfyTopic,
 	"EmailReceiver.Smarthost":      ruleSmarthost,

@@ -54,6 +54,10 @@ type Spec struct {
 	// Alerting says who Alertmanager notifies. Without receivers every
 	// alert goes nowhere.
 	Alerting Alerting `json:"alerting,omitempty" yaml:"alerting,omitempty"`
+	// People get an account in single sign-on (Dex), and through it in
+	// every app that signs in there. Each gets a generated password, kept
+	// SOPS-encrypted in platform/sso/secrets/dex-people.sops.yaml.
+	People []Person `json:"people,omitempty" yaml:"people,omitempty"`
 	// Validation tunes `hl validate` for this repo (kept here so CI and
 	// humans run the same policy set).
 	Validation Validation `json:"validation,omitempty" yaml:"validation,omitempty"`
@@ -269,6 +273,14 @@ var BotVersionings = []string{"semver", "docker", "k3s", "kubernetes", "loose"}
 
 // RegexVersioningPrefix starts a versioning made from a pattern.
 const RegexVersioningPrefix = "regex:"
+
+// Person is someone who signs in to the homelab's apps.
+type Person struct {
+	// Name is the login: lower-case letters, digits and '-'.
+	Name string `json:"name" yaml:"name"`
+	// Email is where the apps reach them; Dex signs them in with it.
+	Email string `json:"email" yaml:"email"`
+}
 
 // SLO is an availability objective for one app.
 type SLO struct {

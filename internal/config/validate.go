@@ -96,6 +96,7 @@ func Validate(h *Homelab, doc *Document) Problems {
 	v.bot(h)
 	v.slo(h)
 	v.alerting(h)
+	v.people(h)
 	for id, sev := range s.Validation.Policies {
 		p := joinPath("spec.validation.policies", id)
 		if !rulePolicyID.ok(id) {
@@ -730,6 +731,37 @@ func (v *validator) slo(h *Homelab) {
 			v.errorf(p+".availability", "%v is not a percentage between 0 and 100 (exclusive), e.g. 99.9", s.Availability)
 		}
 		v.duration(p+".window", s.Window, time.Hour)
+	}
+}
+
+// people checks spec.people: unique logins and e-mail addresses (Dex
+// signs people in by address), none taken by the administrator Dex
+// already has, and single sign-on enabled.
+func (v *validator) people(h *Homelab) {
+	if len(h.Spec.People) > 0 && !h.Enabled("sso") {
+		v.errorf("spec.people", "people sign in through single sign-on: enable spec.apps.sso or remove spec.people")
+	}
+	admin := h.Metadata.Name + "-admin"
+	names, emails := map[string]int{}, map[string]int{}
+	for i, p := range h.Spec.People {
+		at := fmt.Sprintf("spec.people[%d]", i)
+		if v.required(at+".name", p.Name, "a login, e.g. alice") && v.check(at+".name", p.Name, ruleDNSLabel, "a login (lower-case letters, digits and '-')") {
+			if j, dup := names[p.Name]; dup {
+				v.errorf(at+".name", "%q is already the name of spec.people[%d]", p.Name, j)
+			} else if p.Name == admin {
+				v.errorf(at+".name", "%q is the administrator single sign-on already has (%s)", p.Name, "metadata.name + \"-admin\"")
+			}
+			names[p.Name] = i
+		}
+		if v.required(at+".email", p.Email, "their e-mail address, which they sign in with") && v.check(at+".email", p.Email, ruleEmail, "a plain email address") {
+			e := strings.ToLower(p.Email)
+			if j, dup := emails[e]; dup {
+				v.errorf(at+".email", "%s is already the address of spec.people[%d]", p.Email, j)
+			} else if strings.EqualFold(p.Email, h.Spec.Email) {
+				v.errorf(at+".email", "%s is spec.email, the administrator's sign-in; give this person their own address", p.Email)
+			}
+			emails[e] = i
+		}
 	}
 }
 
