@@ -29,13 +29,13 @@ import (
 // creates nothing. `make chaos` runs CHAOS_RUNS seeds.
 //
 // Behind the build tag chaos (make chaos), not in `make test`: its
-// interruptions fall by the clock, and 1 run of 6 seen here failed (seed
-// 1): after the normal run converged, a further run failed on
-// hl-bot/app-web-1.x with Gitea's "pull request already exists for these
-// targets [id: 1 ...]" — Gitea held an open PR for the branch that the
-// bot's listing (and CreatePR's FindPR fallback) did not return. Likely a
-// PR whose creation an interruption cut short inside Gitea; not yet
-// diagnosed.
+// interruptions fall by the clock. Seed 1 once failed here: after the
+// normal run converged, a further run hit Gitea's "pull request already
+// exists for these targets" on hl-bot/app-web-1.x. Gitea answers a PR
+// whose head branch its branch table does not list (an interrupted push)
+// with head ref refs/pull/N/head, and the bot matched PRs by that ref, so
+// it missed its own open PR. The bot now knows a PR by its head label
+// (TestPRWithoutItsBranch holds that against the real Gitea).
 func TestBotRunUnderChaos(t *testing.T) {
 	chaos.ForEach(t, []uint64{1}, func(t *testing.T, seed uint64) {
 		e := newEnv(t)

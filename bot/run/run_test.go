@@ -173,7 +173,9 @@ func (e *env) prs(t testing.TB) map[string][]*sdk.PullRequest {
 	}
 	out := map[string][]*sdk.PullRequest{}
 	for _, p := range ps {
-		out[p.Head.Ref] = append(out[p.Head.Ref], p)
+		// Head.Name (the JSON label) is the head branch; Head.Ref is
+		// refs/pull/N/head whenever Gitea's branch table lacks the branch.
+		out[p.Head.Name] = append(out[p.Head.Name], p)
 	}
 	return out
 }
@@ -380,6 +382,54 @@ func TestKilledMidRunLeavesNoDuplicates(t *testing.T) {
 	is, _, _ := e.admin.ListRepoIssues(e.owner, e.name, sdk.ListIssueOption{KeyWord: run.DashboardTitle, Type: sdk.IssueTypeIssue})
 	if len(is) != 1 {
 		t.Errorf("%d dashboard issues", len(is))
+	}
+}
+
+// A bot PR whose head branch Gitea no longer lists. Gitea then answers
+// the PR with head ref refs/pull/N/head (its label still names the
+// branch): the same answer the chaos run of seed 1 met for an open PR
+// whose branch record an interrupted push left unsynced, after which the
+// bot opened a second PR for the branch (or was refused with "pull request
+// already exists"). Here the branch is deleted, which also closes the PR:
+// the bot knows the PR by its branch, takes the close as a decline and
+// opens no second PR.
+func TestPRWithoutItsBranch(t *testing.T) {
+	e := newEnv(t)
+	e.run(t)
+	before := e.prs(t)
+	if len(before) != 3 {
+		t.Fatalf("%d branches with PRs, want 3", len(before))
+	}
+	var head string
+	for h := range before {
+		if head == "" || h < head {
+			head = h
+		}
+	}
+	if _, _, err := e.admin.DeleteRepoBranch(e.owner, e.name, head); err != nil {
+		t.Fatal(err)
+	}
+	if p := before[head][0]; true {
+		got, _, err := e.admin.GetPullRequest(e.owner, e.name, p.Index)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Head.Name != head || got.Head.Ref == head {
+			t.Fatalf("Gitea answers the PR of the deleted %s with label %q, ref %q: the case is not set up", head, got.Head.Name, got.Head.Ref)
+		}
+	}
+	res := e.run(t)
+	if res.Count("create") != 0 {
+		t.Errorf("a run created again: %+v", res.Actions)
+	}
+	after := e.prs(t)
+	for h, ps := range after {
+		if len(ps) != 1 {
+			t.Errorf("%s: %d PRs, want 1", h, len(ps))
+		}
+	}
+	if len(after) != 3 {
+		t.Errorf("%d branches with PRs, want 3", len(after))
 	}
 }
 

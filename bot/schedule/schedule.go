@@ -363,7 +363,10 @@ func (d *Daemon) webhook(w http.ResponseWriter, r *http.Request) {
 		PullRequest *struct {
 			Merged bool `json:"merged"`
 			Head   struct {
-				Ref string `json:"ref"`
+				// Label is the head branch; Ref is refs/pull/N/head
+				// once the branch is gone (deleted on merge).
+				Label string `json:"label"`
+				Ref   string `json:"ref"`
 			} `json:"head"`
 		} `json:"pull_request"`
 		Issue *struct {
@@ -378,7 +381,8 @@ func (d *Daemon) webhook(w http.ResponseWriter, r *http.Request) {
 	switch event {
 	case "pull_request":
 		// A bot PR merged or closed: upgrade and rotation branches alike.
-		trigger = p.Action == "closed" && p.PullRequest != nil && engine.IsBotBranch(p.PullRequest.Head.Ref)
+		trigger = p.Action == "closed" && p.PullRequest != nil &&
+			(engine.IsBotBranch(p.PullRequest.Head.Label) || engine.IsBotBranch(p.PullRequest.Head.Ref))
 	case "issues":
 		// A human ticked a checkbox of the dependency dashboard; the bot's
 		// own rewrite of it must not start the next run.

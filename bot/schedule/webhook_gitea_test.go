@@ -172,6 +172,27 @@ func TestGiteaWebhookTriggers(t *testing.T) {
 		t.Errorf("merging the rotation PR %s: %d, want 202 (a run)", rotation, code)
 	}
 
+	// A bot PR closed by deleting its branch: Gitea's delivery names the
+	// head as refs/pull/N/head (the branch is gone), its label the branch.
+	declined := pr.Plan([]bot.Update{{Dependency: bot.Dependency{File: "apps/web/Chart.yaml", Package: "podinfo", Current: "1.0.0"},
+		NewValue: "2.0.0", Type: bot.UpdateMajor}}, config.Bot{})[0].Name
+	h, err := repo.Commit(map[string][]byte{"apps/web/Chart.yaml": []byte(declined + "\n")}, "change "+declined)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := repo.Push(ctx, []engine.Head{{Branch: declined, Hash: h}})[0]; err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := repo.EnsurePR(ctx, nil, forge.NewPR{Title: declined, Body: "test", Head: declined}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := admin.DeleteRepoBranch(owner, name, declined); err != nil {
+		t.Fatal(err)
+	}
+	if code := await("bot PR closed by deleting its branch", "pull_request", "closed", srv.AdminUser); code != http.StatusAccepted {
+		t.Errorf("closing %s by deleting its branch: %d, want 202 (a run)", declined, code)
+	}
+
 	// The bot writes and rewrites its dashboard: ignored; a human ticking
 	// a box starts a run.
 	is, _, err := botc.CreateIssue(owner, name, sdk.CreateIssueOption{Title: "Dependency Dashboard", Body: "- [ ] a\n" + engine.DashboardMarker + "\n"})
@@ -192,10 +213,10 @@ func TestGiteaWebhookTriggers(t *testing.T) {
 	if code := await("a human's dashboard edit", "issues", "edited", srv.AdminUser); code != http.StatusAccepted {
 		t.Errorf("a human's dashboard edit: %d, want 202 (a run)", code)
 	}
-	for end := time.Now().Add(10 * time.Second); runs.Load() < 3 && time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+	for end := time.Now().Add(10 * time.Second); runs.Load() < 4 && time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
 	}
-	if n := runs.Load(); n != 3 {
-		t.Errorf("%d runs, want 3 (two merges, one human edit)", n)
+	if n := runs.Load(); n != 4 {
+		t.Errorf("%d runs, want 4 (two merges, one close, one human edit)", n)
 	}
 }
 

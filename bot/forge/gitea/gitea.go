@@ -141,7 +141,14 @@ func (f *Forge) DefaultBranch(ctx context.Context) (string, error) {
 func toPR(p *sdk.PullRequest) forge.PR {
 	out := forge.PR{Number: int(p.Index), Title: p.Title, Body: p.Body, URL: p.HTMLURL, Mergeable: p.Mergeable}
 	if p.Head != nil {
-		out.Head, out.HeadSHA = p.Head.Ref, p.Head.Sha
+		// The label is the head branch. Ref is the branch only while
+		// Gitea's branch table lists it (a deleted branch, or one whose
+		// record an interrupted push left unsynced, gives
+		// refs/pull/N/head), so a PR is known by its label.
+		out.Head, out.HeadSHA = p.Head.Name, p.Head.Sha
+		if out.Head == "" {
+			out.Head = p.Head.Ref
+		}
 	}
 	if p.Base != nil {
 		out.Base = p.Base.Ref
