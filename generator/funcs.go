@@ -24,14 +24,21 @@ func funcs() template.FuncMap {
 		// Each quoting function emits a value as data in one format; a
 		// template uses the one of the file (or the embedded language) the
 		// value lands in. See quote_test.go for the proofs.
-		"quote":       yamlQuote,
-		"shq":         shQuote,
-		"jmesq":       jmespathLiteral,
-		"csvq":        csvField,
-		"join":        func(sep string, xs []string) string { return strings.Join(xs, sep) },
-		"split":       func(sep, s string) []string { return strings.Split(s, sep) },
-		"sha256":      func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) },
-		"trimDot":     func(s string) string { return strings.TrimSuffix(s, ".") },
+		"quote":   yamlQuote,
+		"shq":     shQuote,
+		"jmesq":   jmespathLiteral,
+		"csvq":    csvField,
+		"join":    func(sep string, xs []string) string { return strings.Join(xs, sep) },
+		"split":   func(sep, s string) []string { return strings.Split(s, sep) },
+		"sha256":  func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) },
+		"trimDot": func(s string) string { return strings.TrimSuffix(s, ".") },
+		// bracketIPv6 writes an IPv6 address as host:port needs it.
+		"bracketIPv6": func(s string) string {
+			if strings.Contains(s, ":") {
+				return "[" + s + "]"
+			}
+			return s
+		},
 		"upper":       strings.ToUpper,
 		"lower":       strings.ToLower,
 		"replace":     func(old, new, s string) string { return strings.ReplaceAll(s, old, new) },

@@ -3,7 +3,9 @@ package generator
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"path"
 	"sort"
@@ -314,6 +316,9 @@ type secretCopy struct {
 	// declaring folder); a copy for another component goes to that
 	// component's folder so its secrets Application applies it.
 	Dir string `yaml:"dir,omitempty"`
+	// Consumers are the workloads that read the copy (restarted when its
+	// values change, as a secret's own consumers are).
+	Consumers []string `yaml:"consumers,omitempty"`
 }
 
 // declareSecrets reads a rendered _secrets.yaml (a YAML list of
@@ -322,7 +327,8 @@ func declareSecrets(plan *Plan, h *config.Homelab, dir, source string, content [
 	dec := yaml.NewDecoder(bytes.NewReader(content))
 	dec.KnownFields(true)
 	var decls []secretDecl
-	if err := dec.Decode(&decls); err != nil {
+	if err := dec.Decode(&decls); err != nil && !errors.Is(err, io.EOF) {
+		// EOF: the template declares nothing for this homelab.
 		return fmt.Errorf("secrets declared in %s: %w", source, err)
 	}
 	for _, d := range decls {
@@ -366,7 +372,7 @@ func declareSecrets(plan *Plan, h *config.Homelab, dir, source string, content [
 		}
 		plan.Files[p] = &File{Path: p, Mode: 0o644, Secret: &SecretFile{Spec: spec, Source: source}}
 		for _, c := range d.Copies {
-			cs := secrets.Spec{Name: c.Name, Namespace: c.Namespace, Type: d.Type, Labels: c.Labels, RotateAfter: spec.RotateAfter, Rotatable: spec.Rotatable}
+			cs := secrets.Spec{Name: c.Name, Namespace: c.Namespace, Type: d.Type, Labels: c.Labels, RotateAfter: spec.RotateAfter, Rotatable: spec.Rotatable, Consumers: c.Consumers}
 			for _, k := range sortedKeys(c.Keys) {
 				g, ok := d.Keys[c.Keys[k]]
 				if !ok {

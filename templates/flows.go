@@ -53,7 +53,10 @@ type Endpoint struct {
 }
 
 // Peers a flow endpoint may name besides pods.
-var Peers = []string{"internet", "lan", "nodes", "apiserver", "pxe"}
+var Peers = []string{"internet", "lan", "nodes", "apiserver", "pxe", "dns"}
+
+// Conditions are the when values that are not component names.
+var Conditions = []string{"forge-in-cluster", "dns-rfc2136"}
 
 // String renders the endpoint for messages: "woodpecker{hl.dev/role=pipeline}",
 // "peer:nodes".
@@ -149,7 +152,7 @@ func parseFlows(data []byte) (*Flows, error) {
 			return fmt.Errorf("%s: a needed flow names its ports", where)
 		}
 		for _, w := range fl.When {
-			if w != "forge-in-cluster" && !known[w] {
+			if !slices.Contains(Conditions, w) && !known[w] {
 				return fmt.Errorf("%s: unknown condition %q", where, w)
 			}
 		}

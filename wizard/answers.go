@@ -53,6 +53,11 @@ type Answers struct {
 	BotSchedule string
 	Automerge   []string
 
+	// DNSProvider and DNSServer are spec.dns's provider and (rfc2136)
+	// server; origDNS the source file's.
+	DNSProvider, DNSServer string
+	origDNS                struct{ provider, server string }
+
 	// OffsiteRepo is the offsite backup target's restic repository.
 	OffsiteRepo string
 	// Alert is a receiver to add (when hl.yaml has none: hadReceivers).
@@ -101,6 +106,11 @@ func answersFrom(h *config.Homelab, root *yaml.Node) *Answers {
 	}
 	a.baseRecipients = slices.DeleteFunc(slices.Clone(a.Recipients), isTestRecipient)
 	a.hadReceivers = len(s.Alerting.Receivers)
+	a.DNSProvider = s.DNS.Provider
+	if r := s.DNS.RFC2136; r != nil {
+		a.DNSServer = r.Server
+	}
+	a.origDNS.provider, a.origDNS.server = a.DNSProvider, a.DNSServer
 	a.People, a.origPeople = formatPeople(s.People), slices.Clone(s.People)
 	if r := lookup(root, path{"spec", "apps", "backups", "values", "targets", offsiteTarget, "repository"}); r != nil && r.Kind == yaml.ScalarNode {
 		a.OffsiteRepo = r.Value
@@ -166,6 +176,7 @@ func apply(root *yaml.Node, a *Answers) {
 		k.HeadComment = "# Secrets are encrypted for these age recipients; the identities that\n# decrypt them stay outside the repo (hl init keeps yours in its config dir)."
 	}
 
+	applyDNS(root, a)
 	applyCredentials(root, a)
 	applyPeople(root, a)
 

@@ -1,6 +1,7 @@
 package wizard
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"maps"
@@ -31,6 +32,9 @@ type Credentials struct {
 	// DNSToken is the Cloudflare API token (Zone → DNS → Edit) that
 	// cert-manager and external-dns use.
 	DNSToken string
+	// TSIGSecret is the secret of a TSIG key the own DNS server already
+	// has (empty: the generated one stays).
+	TSIGSecret string
 	// OffsiteKeyID and OffsiteSecret are the offsite target's S3 keys.
 	OffsiteKeyID, OffsiteSecret string
 	// AlertSecret is the chosen receiver's token (ntfy) or password
@@ -60,6 +64,7 @@ const (
 	certManagerTokenFile = "system/cert-manager/secrets/cloudflare-api-token.sops.yaml"
 	externalDNSTokenFile = "system/external-dns/secrets/cloudflare-api-token.sops.yaml"
 	offsiteFile          = "system/backups/secrets/restic-offsite.sops.yaml"
+	tsigFile             = "system/cert-manager/secrets/rfc2136-tsig.sops.yaml"
 	offsiteTarget        = "offsite"
 )
 
@@ -89,14 +94,10 @@ func (w *wizard) credentials() error {
 	secret := func(title, desc string, v *string) huh.Field {
 		return huh.NewInput().Title(title).Description(desc).EchoMode(huh.EchoModePassword).Value(v)
 	}
-	var groups []*huh.Group
-	dnsFields := []huh.Field{w.note("DNS and certificates",
-		"external-dns and cert-manager's Let's Encrypt issuer use a Cloudflare API token (Zone → DNS → Edit on "+a.Domain+"). Leave it empty to set it later with hl secrets set; the input is hidden and stored SOPS-encrypted only.")}
-	if !w.acc {
-		dnsFields = append(dnsFields, secret("Cloudflare API token", "empty: later", &c.DNSToken))
+	if err := w.dnsStep(secret); err != nil {
+		return err
 	}
-	dns := huh.NewGroup(dnsFields...)
-	groups = append(groups, dns)
+	var groups []*huh.Group
 	if w.enabled("backups") {
 		fields := []huh.Field{
 			w.note("Offsite backups", "restic sends every volume's backups to an S3 bucket off the premises (Backblaze B2, Wasabi, a friend's MinIO). The keys come from that storage."),
@@ -172,6 +173,66 @@ func (w *wizard) credentials() error {
 		return nil
 	}
 	return w.ask(func() []*huh.Group { return []*huh.Group{huh.NewGroup(fields...)} }, func() error { return w.check("spec.alerting") })
+}
+
+// dnsStep asks for the DNS provider and what it needs: Cloudflare's API
+// token, or the own server's address and (optionally) the secret of a TSIG
+// key it already has.
+func (w *wizard) dnsStep(secret func(title, desc string, v *string) huh.Field) error {
+	a := w.a
+	c := &a.Creds
+	opts := []huh.Option[string]{
+		huh.NewOption("Cloudflare (a zone there, an API token)", config.DNSCloudflare),
+		huh.NewOption("My own DNS server (RFC 2136 updates signed with a TSIG key; no cloud account)", config.DNSRFC2136),
+	}
+	err := w.ask(func() []*huh.Group {
+		return []*huh.Group{huh.NewGroup(
+			w.note("DNS and certificates", "external-dns writes the apps' records under "+a.Domain+" and cert-manager proves the domain to Let's Encrypt (DNS-01) through the DNS provider."),
+			w.choice("DNS provider", "", &a.DNSProvider, opts, nil),
+		)}
+	}, nil)
+	if err != nil {
+		return err
+	}
+	var fields []huh.Field
+	switch a.DNSProvider {
+	case config.DNSRFC2136:
+		fields = append(fields,
+			w.note("Your DNS server", "It must be the primary for a zone holding "+a.Domain+", delegated publicly so Let's Encrypt can resolve it. hl generates the TSIG key; system/cert-manager/README.md shows the server's key clause."),
+			w.input("DNS server address", "its IP address, e.g. 192.168.1.2", &a.DNSServer, "spec.dns"))
+		if !w.acc {
+			fields = append(fields, huh.NewInput().Title("TSIG secret").Description("base64, from a key the server already has; empty: hl generates one").
+				EchoMode(huh.EchoModePassword).Value(&c.TSIGSecret).Validate(func(s string) error {
+				if s = strings.TrimSpace(s); s != "" {
+					if b, err := base64.StdEncoding.DecodeString(s); err != nil || len(b) < 16 {
+						return errors.New("not a base64 TSIG secret of at least 16 bytes")
+					}
+				}
+				return nil
+			}))
+		}
+	default:
+		fields = append(fields, w.note("Cloudflare", "external-dns and cert-manager use a Cloudflare API token (Zone → DNS → Edit on "+a.Domain+"). Leave it empty to set it later with hl secrets set; the input is hidden and stored SOPS-encrypted only."))
+		if !w.acc {
+			fields = append(fields, secret("Cloudflare API token", "empty: later", &c.DNSToken))
+		}
+	}
+	return w.ask(func() []*huh.Group { return []*huh.Group{huh.NewGroup(fields...)} }, func() error { return w.check("spec.dns") })
+}
+
+// applyDNS writes spec.dns when the provider or the server changed: an
+// own server as provider rfc2136 with its address (other rfc2136 fields
+// kept), Cloudflare as no spec.dns at all (the default).
+func applyDNS(root *yaml.Node, a *Answers) {
+	if a.DNSProvider == a.origDNS.provider && a.DNSServer == a.origDNS.server {
+		return
+	}
+	if a.DNSProvider != config.DNSRFC2136 {
+		removeKey(root, path{"spec", "dns"})
+		return
+	}
+	setStr(root, path{"spec", "dns", "provider"}, config.DNSRFC2136, "")
+	setStr(root, path{"spec", "dns", "rfc2136", "server"}, a.DNSServer, "")
 }
 
 // enabled reports whether the candidate hl.yaml enables a component.
@@ -263,9 +324,19 @@ func (w *wizard) writeCredentials(dir string, h *config.Homelab, ids []age.Ident
 		fmt.Fprintf(w.out, "stored %s in %s (encrypted)\n", what, file)
 		return nil
 	}
-	for _, f := range []string{certManagerTokenFile, externalDNSTokenFile} {
-		if err := set(f, map[string]string{"api-token": c.DNSToken}, "the Cloudflare API token"); err != nil {
-			return err
+	if h.Spec.DNS.RFC2136 != nil {
+		if c.TSIGSecret != "" {
+			if err := set(tsigFile, map[string]string{"tsig-secret": strings.TrimSpace(c.TSIGSecret)}, "the TSIG key's secret"); err != nil {
+				return err
+			}
+		} else if _, err := os.Stat(filepath.Join(dir, tsigFile)); err == nil {
+			later = append(later, "give the DNS server "+h.Spec.DNS.RFC2136.Server+" the TSIG key "+h.Spec.DNS.RFC2136.TSIGKeyName+" (system/cert-manager/README.md)")
+		}
+	} else {
+		for _, f := range []string{certManagerTokenFile, externalDNSTokenFile} {
+			if err := set(f, map[string]string{"api-token": c.DNSToken}, "the Cloudflare API token"); err != nil {
+				return err
+			}
 		}
 	}
 	if err := set(offsiteFile, map[string]string{"AWS_ACCESS_KEY_ID": c.OffsiteKeyID, "AWS_SECRET_ACCESS_KEY": c.OffsiteSecret}, "the offsite bucket's keys"); err != nil {

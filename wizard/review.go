@@ -30,7 +30,7 @@ func sectionOf(p string) string {
 		return secNodes
 	case has("spec.metal.os", "spec.metal.pxe", "spec.metal.sshAuthorizedKeys"):
 		return secOS
-	case has("spec.apps.backups.values.targets", "spec.alerting", "spec.people"):
+	case has("spec.apps.backups.values.targets", "spec.alerting", "spec.people", "spec.dns"):
 		return secCreds
 	case has("spec.apps", "spec.slo"):
 		return secApps
@@ -139,6 +139,11 @@ func (w *wizard) summary(h *config.Homelab) string {
 		id = fmt.Sprintf("%s identity %s (%s)", verb, w.a.Identity.Path, short(w.a.Identity.Recipient))
 	}
 	fmt.Fprintf(&b, "Secrets: %s\n", id)
+	if r := s.DNS.RFC2136; r != nil {
+		fmt.Fprintf(&b, "DNS: own server %s (zone %s, TSIG key %s)\n", r.Server, r.Zone, r.TSIGKeyName)
+	} else {
+		fmt.Fprintf(&b, "DNS: %s\n", s.DNS.Provider)
+	}
 	var rs []string
 	for _, r := range s.Alerting.Receivers {
 		rs = append(rs, r.Name+" ("+r.Kind()+")")

@@ -113,10 +113,10 @@ func TestAccessibleFresh(t *testing.T) {
 		"", "", "", "", "",
 		// secrets: generate
 		"",
-		// credentials (accessible mode asks for no secret): the default
-		// offsite repository, alerts to ntfy, a person, then ntfy's default
-		// server and topic
-		"", "2", "Alice <alice@example.org>", "alice <alice@example.org>", "", "",
+		// credentials (accessible mode asks for no secret): Cloudflare, the
+		// default offsite repository, alerts to ntfy, a person, then ntfy's
+		// default server and topic
+		"", "", "2", "Alice <alice@example.org>", "alice <alice@example.org>", "", "",
 		// bot: schedule, automerge
 		"", "0",
 		// review: the range overlaps node2; the default is to fix network
@@ -161,10 +161,10 @@ func TestAccessibleFresh(t *testing.T) {
 	golden(t, "../testdata/init/fresh.golden.yaml", recipientRe.ReplaceAll(data, []byte("AGE_RECIPIENT")))
 }
 
-// TestAccessibleEditKeepsEverythingElse re-runs the wizard on a
-// hand-written hl.yaml: answers are prefilled (Enter keeps them), and
-// comments, key order and sections the wizard does not ask about survive.
-func TestAccessibleEditKeepsEverythingElse(t *testing.T) {
+// existingIn copies testdata's hand-written hl.yaml into a new folder and
+// returns the folder and the file's bytes.
+func existingIn(t *testing.T) (string, []byte) {
+	t.Helper()
 	dir := t.TempDir()
 	src, err := os.ReadFile("../testdata/init/existing.yaml")
 	if err != nil {
@@ -173,6 +173,14 @@ func TestAccessibleEditKeepsEverythingElse(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "hl.yaml"), src, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return dir, src
+}
+
+// TestAccessibleEditKeepsEverythingElse re-runs the wizard on a
+// hand-written hl.yaml: answers are prefilled (Enter keeps them), and
+// comments, key order and sections the wizard does not ask about survive.
+func TestAccessibleEditKeepsEverythingElse(t *testing.T) {
+	dir, _ := existingIn(t)
 	in := answers(
 		"", "", "", "admin@attic.example.net", // basics: new email
 		"", "", "", "", "", "", // network unchanged
@@ -186,8 +194,8 @@ func TestAccessibleEditKeepsEverythingElse(t *testing.T) {
 		"", "", "", // OS, DHCP, SSH key kept
 		appNumber(t, "paperless"), "0",
 		"", "", "", "", "", // forge kept, no bootstrap
-		"",         // secrets: keep the recipients
-		"", "", "", // credentials: offsite repository kept, no alerts, no people
+		"",             // secrets: keep the recipients
+		"", "", "", "", // credentials: DNS and offsite repository kept, no alerts, no people
 		"", "0", // bot kept
 		"1", // write
 	)
@@ -209,9 +217,7 @@ func TestAccessibleEditKeepsEverythingElse(t *testing.T) {
 // (no server node, an app without what it needs) is refused with
 // validate's message after the prompt and asked again.
 func TestAccessibleChoicesRechecked(t *testing.T) {
-	dir := t.TempDir()
-	src, _ := os.ReadFile("../testdata/init/existing.yaml")
-	os.WriteFile(filepath.Join(dir, "hl.yaml"), src, 0o644)
+	dir, _ := existingIn(t)
 	storage := appNumber(t, "storage")
 	in := answers(
 		"", "", "", "", "", "", "", "", "", "",
@@ -222,7 +228,7 @@ func TestAccessibleChoicesRechecked(t *testing.T) {
 		"", "", "",
 		storage, "0", // storage off: refused
 		storage, "0",
-		"", "", "", "", "", "", "", "", "", "", "0",
+		"", "", "", "", "", "", "", "", "", "", "", "0",
 		"11", // quit
 	)
 	_, out, err := runInit(t, InitOptions{Dir: dir}, in)
@@ -251,10 +257,8 @@ func TestInputEndsEarly(t *testing.T) {
 }
 
 func TestQuitWritesNothing(t *testing.T) {
-	dir := t.TempDir()
-	src, _ := os.ReadFile("../testdata/init/existing.yaml")
-	os.WriteFile(filepath.Join(dir, "hl.yaml"), src, 0o644)
-	in := answers("", "", "", "", "", "", "", "", "", "", "1", "", "", "", "0", "", "", "", "", "", "", "", "", "", "", "0", "11")
+	dir, src := existingIn(t)
+	in := answers("", "", "", "", "", "", "", "", "", "", "1", "", "", "", "0", "", "", "", "", "", "", "", "", "", "", "", "0", "11")
 	_, out, err := runInit(t, InitOptions{Dir: dir}, in)
 	if !errors.Is(err, ErrAborted) {
 		t.Fatalf("err %v\n%s", err, out)
@@ -421,5 +425,45 @@ func TestLineReaderOneLinePerRead(t *testing.T) {
 	}
 	if !slices.Equal(got, []string{"a\n", "bb\n", "ccc"}) || !lr.eof {
 		t.Errorf("got %q eof %v", got, lr.eof)
+	}
+}
+
+// TestAccessibleOwnDNSServer switches an existing hl.yaml to the
+// homelab's own DNS server: a name instead of an address is refused with
+// validate's message, the address is written as spec.dns, and everything
+// else stays.
+func TestAccessibleOwnDNSServer(t *testing.T) {
+	dir, src := existingIn(t)
+	in := answers(
+		"", "", "", "", // basics
+		"", "", "", "", "", "", // network
+		"1",        // nodes: done
+		"", "", "", // OS, DHCP, SSH key
+		"0",                // apps unchanged
+		"", "", "", "", "", // forge
+		"", // secrets: keep
+		// credentials: own DNS server, a name (refused), its address;
+		// offsite repository, alerts, people kept
+		"2", "ns1.attic.example.net", "192.168.50.2", "", "", "",
+		"", "0", // bot
+		"1", // write
+	)
+	res, out, err := runInit(t, InitOptions{Dir: dir, NoRender: true}, in)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !res.Written || len(res.Problems) != 0 {
+		t.Fatalf("written %v, problems %v\n%s", res.Written, res.Problems, out)
+	}
+	if want := `spec.dns.rfc2136.server: "ns1.attic.example.net" is not an IP address`; !strings.Contains(out, want) {
+		t.Errorf("transcript lacks %q:\n%s", want, out)
+	}
+	d := res.Homelab.Spec.DNS
+	if d.Provider != config.DNSRFC2136 || d.RFC2136 == nil || d.RFC2136.Server != "192.168.50.2" || d.RFC2136.Zone != res.Homelab.Spec.Domain {
+		t.Errorf("spec.dns: %+v %+v", d, d.RFC2136)
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, "hl.yaml"))
+	if got := strings.Replace(string(data), "  dns:\n    provider: rfc2136\n    rfc2136:\n      server: 192.168.50.2\n", "", 1); got != string(src) {
+		t.Errorf("more than spec.dns changed:\n%s", data)
 	}
 }

@@ -123,7 +123,7 @@ func TestInitPipedInput(t *testing.T) {
 		strconv.Itoa(optionalApp(t, "jellyfin")), "0",
 		"", "", "", "", "y",
 		"",
-		"", "", "", // credentials: offsite repository kept, no alert receiver, no people
+		"", "", "", "", // credentials: Cloudflare, offsite repository kept, no alert receiver, no people
 		"", "0",
 		"1",
 	}, "\n") + "\n"
@@ -385,6 +385,7 @@ func TestInitTUI(t *testing.T) {
 	m.keys("y")
 	m.accept("Age identity")
 	// Credentials: typed once, hidden, stored encrypted after rendering.
+	m.accept("DNS provider") // Cloudflare
 	m.fill("Cloudflare API token", tuiDNSToken)
 	m.fill("Offsite repository", "s3:https://s3.example.net/lab-offsite")
 	m.fill("Access key ID", tuiKeyID)

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"hl.dev/hl/internal/testcharts"
 	"hl.dev/hl/secrets"
+	"hl.dev/hl/validate"
 )
 
 // secretValues decrypts one rendered secret with the test identity.
@@ -111,4 +115,55 @@ func TestSecretsSet(t *testing.T) {
 			t.Error("a refused set changed the file")
 		}
 	})
+}
+
+// A homelab on its own DNS server (spec.dns.provider rfc2136, the
+// single-node fixture) renders a repo hl validate accepts offline with the
+// catalog's charts: external-dns's rfc2136 flags, cert-manager's rfc2136
+// solver, the TSIG secret and its copy, the policies to the server.
+func TestValidateRFC2136Repo(t *testing.T) {
+	key, _ := filepath.Abs("../../testdata/age/test-key.txt")
+	t.Setenv("SOPS_AGE_KEY_FILE", key)
+	dir := t.TempDir()
+	if _, errOut, code := hl(t, "render", "--config", "../../testdata/config/valid/single-node.yaml", "--out", dir); code != 0 {
+		t.Fatalf("render: %d\n%s", code, errOut)
+	}
+	for _, f := range []string{"system/cert-manager/secrets/rfc2136-tsig.sops.yaml", "system/external-dns/secrets/rfc2136-tsig.sops.yaml"} {
+		v := secretValues(t, dir, f).Values["tsig-secret"]
+		if b, err := base64.StdEncoding.DecodeString(v); err != nil || len(b) != 32 {
+			t.Errorf("%s: tsig-secret is not 32 bytes of base64 (%d, %v)", f, len(b), err)
+		}
+	}
+	if a, b := secretValues(t, dir, "system/cert-manager/secrets/rfc2136-tsig.sops.yaml").Values["tsig-secret"],
+		secretValues(t, dir, "system/external-dns/secrets/rfc2136-tsig.sops.yaml").Values["tsig-secret"]; a != b {
+		t.Error("external-dns's TSIG secret differs from cert-manager's")
+	}
+	cache := t.TempDir()
+	testcharts.Catalog(t).Cache(t, cache)
+	if out, errOut, code := hl(t, "validate", dir, "--chart-cache", cache, "--offline"); code != 0 {
+		t.Errorf("hl validate: exit %d\n%s%s", code, out, errOut)
+	}
+	// The Deployment the real external-dns chart renders runs the
+	// rfc2136 provider with the flags and the key from the Secret.
+	_, ms, err := validate.Render(t.Context(), validate.Options{Dir: dir, CacheDir: cache, Offline: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, m := range ms {
+		if m.Object["kind"] != "Deployment" || !strings.HasPrefix(m.App, "system/external-dns") {
+			continue
+		}
+		found = true
+		b, _ := json.Marshal(m.Object)
+		for _, want := range []string{`"--provider=rfc2136"`, `"--rfc2136-host=10.20.0.1"`, `"--rfc2136-zone=example.org"`, `"--rfc2136-tsig-keyname=hl-flat"`, `"--rfc2136-tsig-axfr"`,
+			`{"name":"EXTERNAL_DNS_RFC2136_TSIG_SECRET","valueFrom":{"secretKeyRef":{"key":"tsig-secret","name":"rfc2136-tsig"}}}`} {
+			if !strings.Contains(string(b), want) {
+				t.Errorf("external-dns Deployment lacks %s:\n%s", want, b)
+			}
+		}
+	}
+	if !found {
+		t.Error("no external-dns Deployment rendered")
+	}
 }

@@ -168,7 +168,28 @@ func ApplyDefaults(h *Homelab) {
 		}
 	}
 	applyAlertingDefaults(&s.Alerting)
+	if s.DNS.Provider == "" {
+		s.DNS.Provider = DNSCloudflare
+	}
+	if r := s.DNS.RFC2136; r != nil {
+		if r.Port == 0 {
+			r.Port = 53
+		}
+		if r.Zone == "" {
+			r.Zone = s.Domain
+		}
+		r.Zone = strings.TrimSuffix(r.Zone, ".")
+		if r.TSIGKeyName == "" {
+			r.TSIGKeyName = "hl-" + h.Metadata.Name
+		}
+		if r.TSIGAlgorithm == "" {
+			r.TSIGAlgorithm = DefaultTSIGAlgorithm
+		}
+	}
 }
+
+// DefaultTSIGAlgorithm is the TSIG HMAC of a spec.dns.rfc2136 key.
+const DefaultTSIGAlgorithm = "hmac-sha256"
 
 // Enabled reports whether a catalog component is on (after defaults).
 func (h *Homelab) Enabled(name string) bool {

@@ -119,6 +119,9 @@ var (
 	ruleK3sDisable = newRule(`^(coredns|local-storage|metrics-server|servicelb|traefik)$`, 0, "")
 	ruleSeverity   = newRule(`^(error|warning|off)$`, 0, "")
 	rulePolicyID   = newRule(`^[a-z0-9]+(-[a-z0-9]+)*$`, 63, "")
+	// ruleFQDNOrLabel is a DNS name of one or more labels (a TSIG key
+	// name: "hl-lab" or "hl-lab.example.org").
+	ruleFQDNOrLabel = newRule(`^`+label+`(\.`+label+`)*$`, 253, "")
 	// ruleNtfyTopic is what ntfy accepts as a topic name.
 	ruleNtfyTopic = newRule(`^[-_A-Za-z0-9]{1,64}$`, 64, "")
 	// ruleSmarthost is an SMTP server: a DNS name, an IPv4 or a bracketed
@@ -183,6 +186,9 @@ var schemaRules = map[string]*rule{
 	"Validation.PrivilegedAllowed": ruleWorkload,
 	"Receiver.Name":                ruleDNSLabel,
 	"Person.Name":                  ruleDNSLabel,
+	"RFC2136.Server":               ruleIP,
+	"RFC2136.Zone":                 ruleFQDN,
+	"RFC2136.TSIGKeyName":          ruleFQDNOrLabel,
 	"Person.Email":                 ruleEmail,
 	"NtfyReceiver.URL":             ruleHTTPURL,
 	"NtfyReceiver.Topic":           ruleNtfyTopic,

@@ -41,6 +41,9 @@ type Spec struct {
 	Metal      Metal      `json:"metal" yaml:"metal"`
 	Kubernetes Kubernetes `json:"kubernetes,omitempty" yaml:"kubernetes,omitempty"`
 	Forge      Forge      `json:"forge" yaml:"forge"`
+	// DNS says where external-dns writes the records of spec.domain and how
+	// cert-manager proves the domain to Let's Encrypt (DNS-01).
+	DNS DNS `json:"dns,omitempty" yaml:"dns,omitempty"`
 	// Apps switches catalog components on or off and overrides their values.
 	// Keys are catalog component names; components not listed keep their
 	// catalog default.
@@ -273,6 +276,43 @@ var BotVersionings = []string{"semver", "docker", "k3s", "kubernetes", "loose"}
 
 // RegexVersioningPrefix starts a versioning made from a pattern.
 const RegexVersioningPrefix = "regex:"
+
+// DNS providers.
+const (
+	// DNSCloudflare: a Cloudflare zone, through its API with a token.
+	DNSCloudflare = "cloudflare"
+	// DNSRFC2136: the homelab's own authoritative DNS server (BIND, Knot,
+	// PowerDNS, a router's), through dynamic updates signed with a TSIG
+	// key. No cloud account.
+	DNSRFC2136 = "rfc2136"
+)
+
+// DNS is the DNS provider.
+type DNS struct {
+	// Provider is cloudflare (the default) or rfc2136.
+	Provider string `json:"provider,omitempty" yaml:"provider,omitempty" jsonschema:"enum=cloudflare,enum=rfc2136"`
+	// RFC2136 configures the rfc2136 provider.
+	RFC2136 *RFC2136 `json:"rfc2136,omitempty" yaml:"rfc2136,omitempty"`
+}
+
+// RFC2136 is a DNS server that takes dynamic updates (RFC 2136) signed
+// with a TSIG key (RFC 8945). hl generates the key's secret; the server
+// is configured with it once (system/cert-manager/README.md).
+type RFC2136 struct {
+	// Server is the primary server's IP address (NetworkPolicies allow
+	// the updates to it by address).
+	Server string `json:"server" yaml:"server"`
+	// Port is its DNS port (default 53).
+	Port int `json:"port,omitempty" yaml:"port,omitempty" jsonschema:"minimum=1,maximum=65535"`
+	// Zone is the zone the records go into (default spec.domain); it must
+	// contain spec.domain.
+	Zone string `json:"zone,omitempty" yaml:"zone,omitempty"`
+	// TSIGKeyName is the name of the key the server accepts updates
+	// signed with (default hl-<metadata.name>).
+	TSIGKeyName string `json:"tsigKeyName,omitempty" yaml:"tsigKeyName,omitempty"`
+	// TSIGAlgorithm is the key's HMAC (default hmac-sha256).
+	TSIGAlgorithm string `json:"tsigAlgorithm,omitempty" yaml:"tsigAlgorithm,omitempty" jsonschema:"enum=hmac-sha256,enum=hmac-sha512"`
+}
 
 // Person is someone who signs in to the homelab's apps.
 type Person struct {

@@ -97,6 +97,7 @@ func Validate(h *Homelab, doc *Document) Problems {
 	v.slo(h)
 	v.alerting(h)
 	v.people(h)
+	v.dns(h)
 	for id, sev := range s.Validation.Policies {
 		p := joinPath("spec.validation.policies", id)
 		if !rulePolicyID.ok(id) {
@@ -762,6 +763,45 @@ func (v *validator) people(h *Homelab) {
 			}
 			emails[e] = i
 		}
+	}
+}
+
+// dns checks spec.dns: an rfc2136 provider needs its server, by IP
+// address, and a zone that holds spec.domain.
+func (v *validator) dns(h *Homelab) {
+	d := h.Spec.DNS
+	switch {
+	case d.Provider != DNSRFC2136 && d.Provider != DNSCloudflare:
+		v.errorf("spec.dns.provider", "must be cloudflare or rfc2136, got %s", quoteValue(d.Provider))
+		return
+	case d.Provider == DNSRFC2136 && d.RFC2136 == nil:
+		v.errorf("spec.dns.rfc2136", "is required with provider rfc2136: the DNS server's address, e.g. {server: 192.168.1.2}")
+		return
+	case d.Provider != DNSRFC2136 && d.RFC2136 != nil:
+		v.errorf("spec.dns.rfc2136", "is set but provider is %s: set provider: rfc2136 or remove it", d.Provider)
+		return
+	case d.RFC2136 == nil:
+		return
+	}
+	r := d.RFC2136
+	if v.required("spec.dns.rfc2136.server", r.Server, "the DNS server's IP address, e.g. 192.168.1.2") {
+		if _, err := parseAddr(r.Server); err != nil {
+			v.errorf("spec.dns.rfc2136.server", "%s is not an IP address (NetworkPolicies allow the updates to the server by address)", quoteValue(r.Server))
+		}
+	}
+	if r.Port < 1 || r.Port > 65535 {
+		v.errorf("spec.dns.rfc2136.port", "%d is not a port", r.Port)
+	}
+	if err := checkFQDN(r.Zone); err != nil {
+		if r.Zone != h.Spec.Domain { // a defaulted zone's fault is spec.domain's
+			v.errorf("spec.dns.rfc2136.zone", "%v", err)
+		}
+	} else if dom := strings.ToLower(h.Spec.Domain); checkFQDN(dom) == nil && dom != strings.ToLower(r.Zone) && !strings.HasSuffix(dom, "."+strings.ToLower(r.Zone)) {
+		v.errorf("spec.dns.rfc2136.zone", "%s does not contain spec.domain %s: the records of the apps go under spec.domain", r.Zone, h.Spec.Domain)
+	}
+	v.check("spec.dns.rfc2136.tsigKeyName", r.TSIGKeyName, ruleFQDNOrLabel, "a TSIG key name (DNS labels, e.g. hl-lab)")
+	if r.TSIGAlgorithm != "hmac-sha256" && r.TSIGAlgorithm != "hmac-sha512" {
+		v.errorf("spec.dns.rfc2136.tsigAlgorithm", "must be hmac-sha256 or hmac-sha512, got %s", quoteValue(r.TSIGAlgorithm))
 	}
 }
 

@@ -57,12 +57,19 @@ func NewEnv(h *config.Homelab) (*Env, error) {
 // conditions hold and the components its ends name are on.
 func (e *Env) Applies(f templates.Flow) bool {
 	for _, w := range f.When {
-		if w == "forge-in-cluster" {
+		switch w {
+		case "forge-in-cluster":
 			if in, _ := e.H.InClusterForge(); !in {
 				return false
 			}
-		} else if !e.H.Enabled(w) {
-			return false
+		case "dns-rfc2136":
+			if e.H.Spec.DNS.RFC2136 == nil {
+				return false
+			}
+		default:
+			if !e.H.Enabled(w) {
+				return false
+			}
 		}
 	}
 	for _, end := range []templates.Endpoint{f.From, f.To} {
@@ -96,8 +103,8 @@ func (e *Env) Namespaces(end templates.Endpoint) []string {
 }
 
 // Addresses are the addresses of a peer: internet (Internet), lan
-// (spec.network.gateway, the router), pxe (spec.metal.pxe.address), nodes
-// (every node) or apiserver (the control-plane VIP and every server
+// (spec.network.gateway, the router), pxe (spec.metal.pxe.address), dns
+// (spec.dns.rfc2136.server), nodes (every node) or apiserver (the control-plane VIP and every server
 // node), sorted, each once.
 func (e *Env) Addresses(peer string) ([]netip.Addr, error) {
 	n := e.H.Spec.Network
@@ -109,6 +116,10 @@ func (e *Env) Addresses(peer string) ([]netip.Addr, error) {
 		list = []string{n.Gateway}
 	case "pxe":
 		list = []string{e.H.Spec.Metal.PXE.Address}
+	case "dns":
+		if r := e.H.Spec.DNS.RFC2136; r != nil {
+			list = []string{r.Server}
+		}
 	case "nodes":
 		for _, node := range e.H.Spec.Metal.Nodes {
 			list = append(list, node.IP)
@@ -136,7 +147,8 @@ func (e *Env) Addresses(peer string) ([]netip.Addr, error) {
 }
 
 // Ports makes a flow's ports concrete: pxe is spec.metal.pxe.port
-// (default 8080), alerting every port of spec.alerting's receivers.
+// (default 8080), alerting every port of spec.alerting's receivers, dns
+// spec.dns.rfc2136.port.
 func (e *Env) Ports(specs []string) ([]Port, error) {
 	var out []Port
 	for _, s := range specs {
@@ -155,6 +167,11 @@ func (e *Env) Ports(specs []string) ([]Port, error) {
 				p = 8080
 			}
 			out = append(out, Port{Number: p, Protocol: proto})
+			continue
+		case "dns":
+			if r := e.H.Spec.DNS.RFC2136; r != nil {
+				out = append(out, Port{Number: r.Port, Protocol: proto})
+			}
 			continue
 		case "alerting":
 			for _, p := range e.H.Spec.Alerting.Ports() {
