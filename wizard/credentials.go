@@ -8,6 +8,7 @@ import (
 	"net/mail"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -102,6 +103,9 @@ func (w *wizard) credentials() error {
 		fields := []huh.Field{
 			w.note("Offsite backups", "restic sends every volume's backups to an S3 bucket off the premises (Backblaze B2, Wasabi, a friend's MinIO). The keys come from that storage."),
 			w.inputFn("Offsite repository", "restic repository, s3:https://host/bucket[/prefix]", &a.OffsiteRepo, func() error {
+				if !resticRepoRe.MatchString(a.OffsiteRepo) {
+					return fmt.Errorf("%q is not a restic repository (s3:, b2:, rest:, sftp:, azure:, gs:, swift: or rclone:, e.g. s3:https://s3.example.com/bucket)", a.OffsiteRepo)
+				}
 				return w.check("spec.apps.backups")
 			}),
 		}
@@ -234,6 +238,9 @@ func applyDNS(root *yaml.Node, a *Answers) {
 	setStr(root, path{"spec", "dns", "provider"}, config.DNSRFC2136, "")
 	setStr(root, path{"spec", "dns", "rfc2136", "server"}, a.DNSServer, "")
 }
+
+// resticRepoRe is a restic repository of a remote backend, one line.
+var resticRepoRe = regexp.MustCompile(`^(s3|b2|rest|sftp|azure|gs|swift|rclone):[^\s]+$`)
 
 // enabled reports whether the candidate hl.yaml enables a component.
 func (w *wizard) enabled(name string) bool {
@@ -473,10 +480,14 @@ func (w *wizard) writePasswords(dir string, h *config.Homelab, ids []age.Identit
 			added = append(added, p)
 		}
 	}
-	if len(added) == 0 || len(ids) == 0 {
+	file := "platform/sso/secrets/dex-people.sops.yaml"
+	if len(added) == 0 {
 		return nil
 	}
-	file := "platform/sso/secrets/dex-people.sops.yaml"
+	if len(ids) == 0 {
+		fmt.Fprintf(w.out, "the new people's passwords are in %s (no age identity here to read them: sops -d it where the identity is)\n", file)
+		return nil
+	}
 	cipher, err := os.ReadFile(filepath.Join(dir, file))
 	if err != nil {
 		return err

@@ -442,9 +442,10 @@ func TestAccessibleOwnDNSServer(t *testing.T) {
 		"0",                // apps unchanged
 		"", "", "", "", "", // forge
 		"", // secrets: keep
-		// credentials: own DNS server, a name (refused), its address;
-		// offsite repository, alerts, people kept
-		"2", "ns1.attic.example.net", "192.168.50.2", "", "", "",
+		// credentials: own DNS server, a name (refused), its address; an
+		// offsite repository that is no restic URL (refused), then kept;
+		// alerts, people kept
+		"2", "ns1.attic.example.net", "192.168.50.2", "nas/backups", "", "", "",
 		"", "0", // bot
 		"1", // write
 	)
@@ -455,8 +456,10 @@ func TestAccessibleOwnDNSServer(t *testing.T) {
 	if !res.Written || len(res.Problems) != 0 {
 		t.Fatalf("written %v, problems %v\n%s", res.Written, res.Problems, out)
 	}
-	if want := `spec.dns.rfc2136.server: "ns1.attic.example.net" is not an IP address`; !strings.Contains(out, want) {
-		t.Errorf("transcript lacks %q:\n%s", want, out)
+	for _, want := range []string{`spec.dns.rfc2136.server: "ns1.attic.example.net" is not an IP address`, `"nas/backups" is not a restic repository`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("transcript lacks %q:\n%s", want, out)
+		}
 	}
 	d := res.Homelab.Spec.DNS
 	if d.Provider != config.DNSRFC2136 || d.RFC2136 == nil || d.RFC2136.Server != "192.168.50.2" || d.RFC2136.Zone != res.Homelab.Spec.Domain {
