@@ -25,6 +25,7 @@ import (
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/go-git/go-git/v5/storage/memory"
 
+	"hl.dev/hl/internal/gitretry"
 	"hl.dev/hl/internal/version"
 )
 
@@ -331,11 +332,19 @@ func (r *runner) push(ctx context.Context) (plumbing.Hash, error) {
 		return plumbing.ZeroHash, err
 	}
 	remote := git.NewRemote(t.st, &gitconfig.RemoteConfig{Name: "origin", URLs: []string{r.cloneURL()}})
-	err = remote.PushContext(ctx, &git.PushOptions{
-		RemoteName: "origin",
-		RefSpecs:   []gitconfig.RefSpec{gitconfig.RefSpec(ref + ":" + ref)},
-		// Gitea takes an access token as the password of basic auth.
-		Auth: &githttp.BasicAuth{Username: r.me.UserName, Password: r.opts.Token},
+	// Retried through a forge's passing failures: pushing the same commit
+	// again either lands it or finds it there already.
+	err = gitretry.Do(ctx, func() error {
+		err := remote.PushContext(ctx, &git.PushOptions{
+			RemoteName: "origin",
+			RefSpecs:   []gitconfig.RefSpec{gitconfig.RefSpec(ref + ":" + ref)},
+			// Gitea takes an access token as the password of basic auth.
+			Auth: &githttp.BasicAuth{Username: r.me.UserName, Password: r.opts.Token},
+		})
+		if errors.Is(err, git.NoErrAlreadyUpToDate) {
+			return nil
+		}
+		return err
 	})
 	if err != nil {
 		// go-git's errors name the URL (no credentials in it) but not

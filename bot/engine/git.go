@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
+	"hl.dev/hl/internal/gitretry"
 )
 
 // botRefs are the remote-tracking refs of the bot's branches.
@@ -35,8 +38,17 @@ func openRepo(ctx context.Context, dir, url, base string, auth transport.AuthMet
 	var r *git.Repository
 	var err error
 	if clone {
-		r, err = git.PlainCloneContext(ctx, dir, false, &git.CloneOptions{
-			URL: url, Auth: auth, ReferenceName: plumbing.NewBranchReferenceName(base), SingleBranch: true})
+		err = gitretry.Do(ctx, func() error {
+			r, err = git.PlainCloneContext(ctx, dir, false, &git.CloneOptions{
+				URL: url, Auth: auth, ReferenceName: plumbing.NewBranchReferenceName(base), SingleBranch: true})
+			if err != nil {
+				// A clone cut short leaves a partial repository behind.
+				if rerr := emptyDir(dir); rerr != nil {
+					return rerr
+				}
+			}
+			return err
+		})
 		if err != nil {
 			return nil, fmt.Errorf("clone %s: %w", url, err)
 		}
@@ -52,11 +64,27 @@ func openRepo(ctx context.Context, dir, url, base string, auth transport.AuthMet
 		}
 		return nil
 	})
-	err = r.FetchContext(ctx, &git.FetchOptions{RemoteName: "origin", Auth: auth, RefSpecs: fetchSpecs(base), Force: true, Prune: true})
+	err = gitretry.Do(ctx, func() error {
+		return r.FetchContext(ctx, &git.FetchOptions{RemoteName: "origin", Auth: auth, RefSpecs: fetchSpecs(base), Force: true, Prune: true})
+	})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
 		return nil, fmt.Errorf("fetch: %w", err)
 	}
 	return r, nil
+}
+
+// emptyDir removes everything inside dir, keeping dir.
+func emptyDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func readFile(c *object.Commit, p string) ([]byte, error) {
@@ -209,7 +237,10 @@ func push(ctx context.Context, r *git.Repository, auth transport.AuthMethod, hea
 		specs = append(specs, gitconfig.RefSpec("+"+local.String()+":refs/heads/"+h.Branch))
 		names = append(names, h.Branch)
 	}
-	err := r.PushContext(ctx, &git.PushOptions{RemoteName: "origin", Auth: auth, Force: true, RefSpecs: specs})
+	// A force push of fixed commits: sending it again is harmless.
+	err := gitretry.Do(ctx, func() error {
+		return r.PushContext(ctx, &git.PushOptions{RemoteName: "origin", Auth: auth, Force: true, RefSpecs: specs})
+	})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
 		return fmt.Errorf("push %s: %w", strings.Join(names, ", "), err)
 	}
