@@ -375,7 +375,13 @@ func (w *wizard) writeCredentials(dir string, h *config.Homelab, ids []age.Ident
 	}
 	if len(later) > 0 {
 		sort.Strings(later)
-		fmt.Fprintf(w.out, "Credentials to add later, in %s (what needs them waits until then):\n", dir)
+		head := "Credentials to add later, in %s (what needs them waits until then):\n"
+		if w.src.existing {
+			// An edit run cannot tell a placeholder from a value set
+			// before without decrypting every file: say both.
+			head = "Credentials not given in this run (if never set, what needs them waits), to set or replace in %s:\n"
+		}
+		fmt.Fprintf(w.out, head, dir)
 		for _, l := range slices.Compact(later) {
 			fmt.Fprintln(w.out, "  "+l)
 		}

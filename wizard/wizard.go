@@ -92,6 +92,9 @@ type source struct {
 	doc   *config.Document
 	name  string
 	fresh bool // the built-in skeleton, prefilled from Env
+	// existing: the target hl.yaml was there before this run (its repo
+	// may hold credentials set since it was first rendered).
+	existing bool
 }
 
 func loadSource(opts *InitOptions, target string) (*source, error) {
@@ -100,13 +103,13 @@ func loadSource(opts *InitOptions, target string) (*source, error) {
 		data []byte
 		err  error
 	)
-	fresh := false
+	fresh, existing := false, false
 	switch {
 	case opts.ConfigFile != "":
 		name = opts.ConfigFile
 		data, err = os.ReadFile(name)
 	case fileExists(target):
-		name = target
+		name, existing = target, true
 		data, err = os.ReadFile(name)
 	case opts.Defaults:
 		name, data = "example.yaml", config.Example()
@@ -120,7 +123,7 @@ func loadSource(opts *InitOptions, target string) (*source, error) {
 	if doc.Root == nil || len(doc.Root.Content) == 0 || doc.Homelab == nil {
 		return nil, fmt.Errorf("%s cannot be edited by hl init; fix it by hand first:\n%s", name, probs.Error())
 	}
-	return &source{doc: doc, name: name, fresh: fresh}, nil
+	return &source{doc: doc, name: name, fresh: fresh, existing: existing}, nil
 }
 
 // wizard is one run's state.

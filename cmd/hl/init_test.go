@@ -195,10 +195,22 @@ func TestInitDefaults(t *testing.T) {
 	if len(h.Spec.Metal.Nodes) != 3 {
 		t.Errorf("the example's nodes are missing:\n%s", data)
 	}
+	// Nothing was asked: every credential another service issues is
+	// listed with the command that sets it.
+	for _, want := range []string{"Credentials to add later, in " + dir, "hl secrets set system/cert-manager/secrets/cloudflare-api-token.sops.yaml api-token",
+		"hl secrets set system/backups/secrets/restic-offsite.sops.yaml AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("first run's output lacks %q:\n%s", want, out)
+		}
+	}
 
 	out, _, code = hl(t, "init", "--defaults", "--out", dir)
 	if code != 0 || !strings.Contains(out, "reusing the existing age identity "+keyFile) {
 		t.Fatalf("second run: exit %d\n%s", code, out)
+	}
+	// A second run cannot tell a placeholder from a value set since.
+	if !strings.Contains(out, "Credentials not given in this run") || strings.Contains(out, "Credentials to add later") {
+		t.Errorf("second run's credentials list reads as if nothing were set:\n%s", out)
 	}
 	if again, _ := os.ReadFile(keyFile); !bytes.Equal(again, key) {
 		t.Fatal("the identity file was rewritten")
