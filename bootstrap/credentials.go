@@ -29,21 +29,12 @@ type webhook struct {
 	aliases []string // more keys holding the same value
 }
 
-// hostname mirrors the generator: hl.yaml's apps.<c>.hostname, else the
-// catalog's host label under spec.domain.
+// hostname is where a component is served, as the generator renders it.
 func (r *runner) hostname(component string) (string, error) {
-	if h := r.h.Spec.Apps[component].Hostname; h != "" {
+	if h := r.h.Hostname(component); h != "" {
 		return h, nil
 	}
-	cat, err := templates.LoadCatalog()
-	if err != nil {
-		return "", err
-	}
-	c, ok := cat.Component(component)
-	if !ok || c.Host == "" {
-		return "", fmt.Errorf("catalog component %s has no hostname", component)
-	}
-	return c.Host + "." + r.h.Spec.Domain, nil
+	return "", fmt.Errorf("catalog component %s has no hostname", component)
 }
 
 // webhookBase is where a webhook goes: Options.ServiceURLs (tests), the

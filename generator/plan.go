@@ -103,14 +103,8 @@ func newData(h *config.Homelab) (*Data, error) {
 	d := &Data{Homelab: h, Spec: &h.Spec, Catalog: cat, Components: map[string]*Component{}}
 	for _, c := range cat.Components {
 		comp := &Component{Component: c, Enabled: h.Enabled(c.Name)}
-		app := h.Spec.Apps[c.Name]
-		comp.Values = app.Values
-		switch {
-		case app.Hostname != "":
-			comp.Hostname = app.Hostname
-		case c.Host != "":
-			comp.Hostname = c.Host + "." + h.Spec.Domain
-		}
+		comp.Values = h.Spec.Apps[c.Name].Values
+		comp.Hostname = h.Hostname(c.Name)
 		if comp.Hostname != "" {
 			comp.URL = "https://" + comp.Hostname
 		}

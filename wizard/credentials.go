@@ -507,11 +507,8 @@ func (w *wizard) writePasswords(dir string, h *config.Homelab, ids []age.Identit
 		return err
 	}
 	host := "the single sign-on page"
-	if c, ok := templates.MustCatalog().Component("sso"); ok && c.Host != "" {
-		host = "https://" + c.Host + "." + h.Spec.Domain
-		if hn := h.Spec.Apps["sso"].Hostname; hn != "" {
-			host = "https://" + hn
-		}
+	if hn := h.Hostname("sso"); hn != "" {
+		host = "https://" + hn
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Passwords of the people hl init added to %s. Hand each one over in\n# person or through a password manager, then delete this file; they stay\n# in %s (sops -d) in the repo.\n# Sign in at %s, or with \"Sign in with SSO\" in the apps.\n", h.Metadata.Name, file, host)

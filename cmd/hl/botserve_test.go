@@ -11,29 +11,12 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"hl.dev/hl/internal/testharness"
 )
-
-// syncBuffer is a bytes.Buffer safe to read while a subprocess writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func freePort(t *testing.T) string {
 	t.Helper()
@@ -87,7 +70,7 @@ func TestBotServeProcess(t *testing.T) {
 		"--dry-run")
 	cmd.Dir = repo
 	cmd.Env = append(os.Environ(), "HL_FORGE_TOKEN=dummy", "HL_WEBHOOK_SECRET=s3cret", "HOME="+tmp)
-	var logs syncBuffer
+	var logs testharness.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -197,6 +197,19 @@ func (h *Homelab) Enabled(name string) bool {
 	return ok && a.Enabled != nil && *a.Enabled
 }
 
+// Hostname is where a catalog component is served: hl.yaml's
+// apps.<name>.hostname, else the catalog's host label under spec.domain;
+// "" for a component the catalog serves on no host.
+func (h *Homelab) Hostname(component string) string {
+	if hn := h.Spec.Apps[component].Hostname; hn != "" {
+		return hn
+	}
+	if c, ok := templates.MustCatalog().Component(component); ok && c.Host != "" {
+		return c.Host + "." + h.Spec.Domain
+	}
+	return ""
+}
+
 // Servers returns the server nodes in file order.
 func (h *Homelab) Servers() []Node {
 	var out []Node
