@@ -31,7 +31,7 @@ unit:
 ## every Woodpecker step whose image is hl, run as rendered from hl's image
 ## against the real Gitea, Helm repositories and OCI registry. `unit` runs
 ## them too.
-e2e: gitea image-base-host
+e2e: gitea kube image-base-host
 	$(GO) test -count=1 -timeout 30m ./e2e/...
 
 ## loop: the loop test alone (root): hl init --defaults, render, hl

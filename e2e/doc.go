@@ -3,7 +3,7 @@
 // every Woodpecker step whose image is hl) runs here from hl's real image
 // (e2e/hlimage), with exactly its rendered command, arguments,
 // environment and mounted Secrets (internal/asrendered), against the real
-// servers (Gitea, Helm repositories, an OCI registry).
+// servers (Gitea, Helm repositories, an OCI registry, kube-apiserver).
 //
 // The package's non-test files are the support the tests share and the
 // loop test (e2e/loop) imports: Render (an hl.yaml rendered with a fresh
@@ -30,14 +30,19 @@
 //     cluster-made sops-age Secret (hl bootstrap cluster) is built by the
 //     test from the homelab's age key.
 //   - Woodpecker: no server, agent or clone step. The clone is a local
-//     git clone in the workspace; the CI_* metadata and the repository's
-//     secrets are what the test gives (PullRequest.CI, from_secret values
-//     as an administrator would enter them); pipeline `when:` filters are
-//     not evaluated.
-//   - Metal: no nodes, no `hl metal serve` on the home network and no API
-//     server for the rollout step: it runs to the first step that needs
-//     the cluster (metal's own tests drive the rollout against a real
-//     sshd, the PXE test installs a VM).
+//     git clone in the workspace; the CI_* metadata is what the test gives
+//     (PullRequest.CI); what the Kubernetes backend would add to the pod
+//     (backend_options' native secrets and service account) is done by
+//     asrendered.StepKube from the rendered agent settings, the rendered
+//     Secrets of the pipeline namespace and a token the real API server
+//     issues for the rendered ServiceAccount; pipeline `when:` filters
+//     are not evaluated.
+//   - Metal: no nodes and no `hl metal serve` on the home network: the
+//     rollout step runs against a real API server (kube-apiserver from
+//     the control-plane harness, Node objects made Ready by the test)
+//     through cordon, drain and the node's k3s password, and stops at
+//     marking the reinstall (metal's own tests drive the rollout against
+//     a real sshd, the PXE test installs a VM).
 //   - Webhooks: the test delivers Gitea's webhook payload to the bot
 //     itself, signed with the rendered secret, instead of Gitea calling
 //     the in-cluster Service.

@@ -1,22 +1,29 @@
 package e2e_test
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"maps"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
-	"golang.org/x/crypto/ssh"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/kubernetes"
+	sigsyaml "sigs.k8s.io/yaml"
 
 	"hl.dev/hl/e2e"
 	"hl.dev/hl/internal/asrendered"
+	kubets "hl.dev/hl/internal/kube/testserver"
+	"hl.dev/hl/internal/kubeclient"
 	"hl.dev/hl/internal/testcharts"
 	"hl.dev/hl/secrets"
+	"hl.dev/hl/validate"
 )
 
 // pipeline is what every step test gets: the rendered repo, committed as
@@ -239,28 +246,121 @@ func writeFile(t *testing.T, p, data string) {
 	}
 }
 
-// testMetalStep runs metal.yaml's step on a push to main, with the three
-// Woodpecker secrets it names injected as the repository's secrets would
-// be: hl_metal_api_token decrypted from metal/secrets/metal-api-token, an
-// SSH key, a kubeconfig.
+// testMetalStep runs metal.yaml's step on a push to main as Woodpecker's
+// Kubernetes backend runs it in the rendered cluster, against a real API
+// server: the agent settings come from the rendered
+// platform/woodpecker/values.yaml (native secrets and service accounts
+// from steps allowed, the pipeline namespace); the step's native secrets
+// are the rendered Secrets of that namespace, decrypted as the cluster
+// gets them (metal-api-token, metal-rollout-ssh); its service account is
+// the rendered ServiceAccount with the rendered ClusterRole and binding
+// (rendered by validate.Render as Argo CD would, kustomize and Helm
+// in-process) applied to the API server, and the token the kubelet would
+// mount (a TokenRequest for that account).
 //
 // A push whose metal/ change needs no reinstall ends after the plan. A
-// push changing one node's install file plans that node's reinstall and
-// then stops at the first step that needs the cluster.
+// push changing one node's install file goes, as the rollout
+// ServiceAccount, through preflight, cordon, drain and the removal of
+// the node's k3s password, then stops at marking the reinstall: the
+// account could do each (the node is left cordoned, its password gone,
+// another Secret untouched), and it cannot read or delete any Secret.
 //
-// Seam (what cannot run here): no nodes, no `hl metal serve` at the
-// rendered address (metal/nodes.yaml's server on the home network) and
-// no API server behind the kubeconfig (it names a closed loopback port):
-// the reinstall itself — cordon, drain, reboot over SSH, wait Ready — is
-// proved by metal's rollout tests against a real sshd and by the PXE
-// end-to-end test, not here; this test proves the step starts as
-// rendered, reads the pushed change and its injected credentials, and
-// fails clearly without the cluster.
+// Seams (what cannot run here): no Woodpecker agent (StepKube does what
+// its Kubernetes backend does with backend_options); no kubelet (the
+// token a TokenRequest returns is mounted as the projected volume would
+// be; the Nodes are objects the test creates Ready); no `hl metal serve`
+// at the rendered address (metal/nodes.yaml's server on the home network)
+// and no nodes to reboot: that part is proved by metal's rollout tests
+// against a real sshd and by the PXE end-to-end test.
 func testMetalStep(t *testing.T, p *pipeline, step e2e.PipelineStep) {
-	token := decryptValue(t, p.lab, "metal/secrets/metal-api-token.sops.yaml")
-	sshKey := sshPrivateKey(t)
-	kubeconfig := "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: \"https://127.0.0.1:1\", insecure-skip-tls-verify: true}\nusers:\n- name: u\n  user: {token: not-a-token}\ncontexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\n"
-	wpSecrets := map[string]string{"hl_metal_api_token": token, "hl_metal_ssh_key": sshKey, "hl_kubeconfig": kubeconfig}
+	ctx := t.Context()
+	agent := woodpeckerAgentEnv(t, p.lab)
+	ns := agent["WOODPECKER_BACKEND_K8S_NAMESPACE"]
+	if ns == "" {
+		t.Fatal("the rendered Woodpecker agent names no pipeline namespace")
+	}
+	wpSecrets, err := asrendered.DecryptSecrets(ctx, p.img, filepath.Join(p.lab.Dir, "platform", "woodpecker", "secrets"), p.lab.AgeKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	kube := kubets.New(t, kubets.Options{})
+	admin, err := kubernetes.NewForConfig(kube.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, manifests, err := validate.Render(ctx, validate.Options{Dir: p.lab.Dir, CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range []string{ns, "kube-system"} {
+		if _, err := admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+	}
+	account := step.BackendOptions.Kubernetes.ServiceAccountName
+	applied := applyRendered(t, kube, manifests, func(kind, namespace, name string) bool {
+		switch kind {
+		case "ServiceAccount":
+			return namespace == ns && name == account
+		case "ClusterRole", "ClusterRoleBinding":
+			return strings.Contains(name, "metal-rollout")
+		}
+		return false
+	})
+	if len(applied) != 3 {
+		t.Fatalf("rendered rollout identity: applied %v, want the ServiceAccount %s/%s, its ClusterRole and ClusterRoleBinding", applied, ns, account)
+	}
+	tr, err := admin.CoreV1().ServiceAccounts(ns).CreateToken(ctx, account, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	saToken := tr.Status.Token
+	u, err := url.Parse(kube.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The cluster the rollout finds: every node of the index Ready, and
+	// k3s' node passwords in kube-system (plus one Secret it must leave).
+	for _, n := range indexNodes(t, p.lab.Dir) {
+		node, err := admin.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}
+		if _, err := admin.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"worker1.node-password.k3s", "k3s-serving"} {
+		sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "kube-system"}, StringData: map[string]string{"v": "x"}}
+		if _, err := admin.CoreV1().Secrets("kube-system").Create(ctx, sec, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	stepKube := &asrendered.StepKube{
+		Namespace:              ns,
+		NativeSecrets:          agent["WOODPECKER_BACKEND_K8S_ALLOW_NATIVE_SECRETS"] == "true",
+		ServiceAccountFromStep: agent["WOODPECKER_BACKEND_K8S_SERVICE_ACCOUNT_NAME_ALLOW_FROM_STEP"] == "true",
+		Secrets:                wpSecrets,
+		Tokens:                 map[string]*asrendered.ServiceAccount{account: {Token: saToken, CACert: kube.CAData}},
+		ServiceEnv:             map[string]string{"KUBERNETES_SERVICE_HOST": u.Hostname(), "KUBERNETES_SERVICE_PORT": u.Port()},
+	}
+	apiToken := decryptValue(t, p.lab, "metal/secrets/metal-api-token.sops.yaml")
+	sshKey := ""
+	for _, s := range wpSecrets {
+		if s.Name == "metal-rollout-ssh" {
+			sshKey = s.StringData["ssh-key"]
+			if v, ok := s.Data["ssh-key"]; ok {
+				sshKey = string(v)
+			}
+		}
+	}
+	if sshKey == "" {
+		t.Fatal("the rendered platform/woodpecker/secrets has no metal-rollout-ssh key")
+	}
 	for _, tc := range []struct {
 		name   string
 		change func(t *testing.T, dir string)
@@ -280,7 +380,9 @@ func testMetalStep(t *testing.T, p *pipeline, step e2e.PipelineStep) {
 				appendFile(t, filepath.Join(dir, "metal", "nodes", "worker1", "preseed.cfg"), "\n# a change\n")
 			},
 			exit: 1,
-			want: []string{"+ hl metal rollout --base HEAD~1", "1. worker1", "install files changed: preseed.cfg", "rollout stopped: worker1: preflight", "127.0.0.1:1"},
+			want: []string{"+ hl metal rollout --base HEAD~1", "1. worker1", "install files changed: preseed.cfg",
+				"worker1: preflight", "worker1: cordon", "worker1: drain", "worker1: forget", "worker1: mark-reinstall",
+				"rollout stopped: worker1: mark-reinstall"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -294,7 +396,7 @@ func testMetalStep(t *testing.T, p *pipeline, step e2e.PipelineStep) {
 				ForgeURL: "https://git.home.example.com", Owner: "homelab", Repo: "cluster",
 				Target: "main", SHA: sha, NetrcUser: "woodpecker", NetrcPassword: "netrc-secret",
 			}
-			res, err := (&asrendered.StepRun{Image: p.img, Step: step.WoodpeckerStep, Workspace: ws, CI: push.CI(), Secrets: wpSecrets}).Run(t.Context())
+			res, err := (&asrendered.StepRun{Image: p.img, Step: step.WoodpeckerStep, Workspace: ws, CI: push.CI(), Kube: stepKube}).Run(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -304,13 +406,104 @@ func testMetalStep(t *testing.T, p *pipeline, step e2e.PipelineStep) {
 			}
 			inOrder(t, out, tc.want)
 			t.Logf("step output:\n%s", out)
-			for _, v := range []string{token, "not-a-token"} {
+			for _, v := range []string{apiToken, saToken, strings.TrimSpace(sshKey)} {
 				if strings.Contains(out, v) {
 					t.Errorf("output shows a credential:\n%s", out)
 				}
 			}
 		})
 	}
+
+	// What the rollout did as the account, seen by the administrator.
+	w1, err := admin.CoreV1().Nodes().Get(ctx, "worker1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !w1.Spec.Unschedulable {
+		t.Error("worker1 is not cordoned")
+	}
+	if _, err := admin.CoreV1().Secrets("kube-system").Get(ctx, "worker1.node-password.k3s", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("worker1's k3s password: %v, want it deleted", err)
+	}
+	// And what it may not do.
+	as, err := kubernetes.NewForConfig(kube.ConfigFor(saToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := as.CoreV1().Secrets("kube-system").Get(ctx, "k3s-serving", metav1.GetOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("the rollout account reading a Secret: %v, want forbidden", err)
+	}
+	if _, err := as.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("the rollout account listing Secrets: %v, want forbidden", err)
+	}
+	if err := as.CoreV1().Secrets("kube-system").Delete(ctx, "k3s-serving", metav1.DeleteOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("the rollout account deleting another Secret: %v, want forbidden", err)
+	}
+	if _, err := as.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "x"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "x", Image: "x"}}}}, metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("the rollout account creating a pod: %v, want forbidden", err)
+	}
+}
+
+// woodpeckerAgentEnv is the agent's environment in the rendered
+// platform/woodpecker/values.yaml (the umbrella chart's woodpecker.agent.env).
+func woodpeckerAgentEnv(t *testing.T, lab *e2e.Homelab) map[string]string {
+	t.Helper()
+	var values map[string]struct {
+		Agent struct {
+			Env map[string]string `json:"env"`
+		} `json:"agent"`
+	}
+	if err := sigsyaml.Unmarshal([]byte(readFile(t, filepath.Join(lab.Dir, "platform", "woodpecker", "values.yaml"))), &values); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range values {
+		if v.Agent.Env != nil {
+			return v.Agent.Env
+		}
+	}
+	t.Fatal("platform/woodpecker/values.yaml has no agent env")
+	return nil
+}
+
+// indexNodes are the node names of the rendered metal/nodes.yaml.
+func indexNodes(t *testing.T, repo string) []string {
+	t.Helper()
+	var idx struct {
+		Nodes map[string]struct {
+			Name string `json:"name"`
+		} `json:"nodes"`
+	}
+	if err := sigsyaml.Unmarshal([]byte(readFile(t, filepath.Join(repo, "metal", "nodes.yaml"))), &idx); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, n := range idx.Nodes {
+		names = append(names, n.Name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// applyRendered applies the rendered objects pick selects, as the
+// administrator (Argo CD), and returns "Kind namespace/name" of each.
+func applyRendered(t *testing.T, kube *kubets.Server, ms []validate.Manifest, pick func(kind, namespace, name string) bool) []string {
+	t.Helper()
+	ap, err := kubeclient.NewApplier(kube.RESTConfig(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var applied []string
+	for _, m := range ms {
+		obj := &unstructured.Unstructured{Object: m.Object}
+		if m.SOPS || !pick(obj.GetKind(), obj.GetNamespace(), obj.GetName()) {
+			continue
+		}
+		if _, err := ap.Apply(t.Context(), m.Object, false); err != nil {
+			t.Fatalf("%s:%d: %v", m.File, m.Line, err)
+		}
+		applied = append(applied, obj.GetKind()+" "+obj.GetNamespace()+"/"+obj.GetName())
+	}
+	return applied
 }
 
 // decryptValue is the only value of a repo's SOPS Secret file.
@@ -331,19 +524,6 @@ func decryptValue(t *testing.T, lab *e2e.Homelab, rel string) string {
 		return v
 	}
 	return ""
-}
-
-func sshPrivateKey(t *testing.T) string {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(block))
 }
 
 func appendFile(t *testing.T, p, data string) {

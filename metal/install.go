@@ -248,6 +248,9 @@ func (s *Server) nodeFile(w http.ResponseWriter, r *http.Request, token string) 
 				return nil, fmt.Errorf("%s/%s/%s: %w", NodesDir, n.Name, file, err)
 			}
 		}
+		if b, err = s.secrets.fillPublic(b); err != nil {
+			return nil, fmt.Errorf("%s/%s/%s: %w", NodesDir, n.Name, file, err)
+		}
 		if file == k3sConfigFile && ns.Rejoin && n.Rejoin != "" {
 			b = rejoinConfig(b, n.Rejoin)
 			Note(r, "rejoin", "true")

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"filippo.io/age"
+	"golang.org/x/crypto/ssh"
 
 	"hl.dev/hl/secrets"
 )
@@ -32,7 +33,17 @@ const (
 	// etcd and never get them.
 	PlaceholderEtcdS3AccessKey = "@@HL_ETCD_S3_ACCESS_KEY@@"
 	PlaceholderEtcdS3SecretKey = "@@HL_ETCD_S3_SECRET_KEY@@"
+	// PlaceholderRolloutKey is the public half of the metal pipeline's SSH
+	// key (an authorized_keys key: "ssh-ed25519 AAAA..."), which
+	// post-install.sh puts on the node behind a forced reboot command. It
+	// is no secret, but only the key the repo holds may be put there.
+	PlaceholderRolloutKey = "@@HL_METAL_ROLLOUT_KEY@@"
 )
+
+// RolloutKeyFile holds the metal pipeline's SSH key (ssh-key, and its
+// public half ssh-key.pub): Woodpecker hands the private key to
+// .woodpecker/metal.yaml's step; a repo without Woodpecker has no file.
+const RolloutKeyFile = "platform/woodpecker/secrets/metal-rollout-ssh.sops.yaml"
 
 // EtcdS3SecretFile is where the etcd-s3 keys come from: the offsite
 // backup target's Secret, so one key pair (the one the user puts in once
@@ -48,6 +59,9 @@ type Secrets struct {
 	// no backups component (then no k3s config asks for them).
 	EtcdS3AccessKey string
 	EtcdS3SecretKey string
+	// RolloutKey is the metal pipeline's public key (authorized_keys
+	// form, no comment); empty when the repo has no RolloutKeyFile.
+	RolloutKey string
 }
 
 // secretRef names a value in metal/secrets.
@@ -95,7 +109,34 @@ func LoadSecrets(dir string, ids []age.Identity) (*Secrets, error) {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
+	p = filepath.Join(dir, filepath.FromSlash(RolloutKeyFile))
+	if _, err := os.Lstat(p); err == nil {
+		line, err := readSecretKey(p, "ssh-key"+secrets.PublicSuffix, ids)
+		if err != nil {
+			return nil, err
+		}
+		key, _, _, rest, err := ssh.ParseAuthorizedKey([]byte(line))
+		if err != nil || len(bytes.TrimSpace(rest)) > 0 {
+			return nil, fmt.Errorf("%s: ssh-key.pub is not one SSH public key", RolloutKeyFile)
+		}
+		s.RolloutKey = strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key)))
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
 	return s, nil
+}
+
+// fillPublic puts the metal pipeline's public key where a node file asks
+// for it (PlaceholderRolloutKey); a file asking for it in a repo that has
+// none is refused rather than served with the placeholder.
+func (s *Secrets) fillPublic(b []byte) ([]byte, error) {
+	if !bytes.Contains(b, []byte(PlaceholderRolloutKey)) {
+		return b, nil
+	}
+	if s == nil || s.RolloutKey == "" {
+		return nil, fmt.Errorf("the file asks for the metal pipeline's SSH key (%s) but the repo has no %s: render it with this version of hl (Woodpecker on)", PlaceholderRolloutKey, RolloutKeyFile)
+	}
+	return bytes.ReplaceAll(b, []byte(PlaceholderRolloutKey), []byte(s.RolloutKey)), nil
 }
 
 // readSecretKey decrypts one key of a SOPS Secret file.

@@ -10,12 +10,14 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
 	"hl.dev/hl/internal/testharness"
 )
 
@@ -324,6 +326,25 @@ func TestInstallWindowChain(t *testing.T) {
 		if strings.Contains(b, "@@HL_") {
 			t.Errorf("%s has a placeholder left:\n%s", what, b)
 		}
+	}
+	// The metal pipeline's key reaches the node: the public half of the
+	// private key Woodpecker hands the rollout step, able only to run the
+	// reboot command the rollout sends.
+	priv, err := readSecretKey(filepath.Join(ts.dir, filepath.FromSlash(RolloutKeyFile)), "ssh-key", testIdentities(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rollout, err := ssh.ParsePrivateKey([]byte(priv + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantLine := `restrict,command="` + DefaultRebootCommand + `" ` + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(rollout.PublicKey())))
+	if !strings.Contains(c.post, "'"+wantLine+"' >> /home/hl/.ssh/authorized_keys") {
+		t.Errorf("post-install.sh does not authorize the rollout key as %s:\n%s", wantLine, c.post)
+	}
+	if key, _, opts, _, err := ssh.ParseAuthorizedKey([]byte(wantLine)); err != nil || string(key.Marshal()) != string(rollout.PublicKey().Marshal()) ||
+		!slices.Equal(opts, []string{"restrict", `command="` + DefaultRebootCommand + `"`}) {
+		t.Errorf("authorized_keys line %q: options %q, %v", wantLine, opts, err)
 	}
 	if !strings.Contains(c.k3s, `token: "`+ts.sec.K3sToken+`"`) || !strings.Contains(c.k3s, `agent-token: "`+ts.sec.K3sAgentToken+`"`) || !strings.Contains(c.k3s, "cluster-init: true") {
 		t.Fatalf("server k3s config:\n%s", c.k3s)

@@ -201,9 +201,34 @@ func TestRenderedDnsmasq(t *testing.T) {
 	}
 }
 
+// TestRenderedWoodpeckerMetalPipeline: the metal pipeline runs on pushes
+// to main that change metal/; with Woodpecker deployed by the repo its
+// credentials come from the cluster (native secrets, the rollout
+// ServiceAccount: e2e's TestPipelineSteps runs it so), without it they
+// are the three Woodpecker secrets the user adds to their own Woodpecker,
+// and the nodes get no pipeline key.
 func TestRenderedWoodpeckerMetalPipeline(t *testing.T) {
-	for _, cfg := range []string{"valid/ha", "valid/single-node"} {
-		dir := renderedRepo(t, cfg)
+	ha, err := os.ReadFile(configPath("valid/ha"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := filepath.Join(t.TempDir(), "hl.yaml")
+	writeFile(t, off, strings.Replace(string(ha), "\nspec:\n", "\nspec:\n  apps:\n    woodpecker: {enabled: false}\n", 1))
+	for _, tc := range []struct {
+		cfg, dir      string
+		want, notWant []string
+	}{
+		{cfg: "valid/ha", dir: renderedRepo(t, "valid/ha"),
+			want:    []string{"serviceAccountName: metal-rollout", "name: metal-api-token", "name: metal-rollout-ssh", "target: {env: HL_METAL_SSH_KEY}"},
+			notWant: []string{"from_secret"}},
+		{cfg: "valid/single-node", dir: renderedRepo(t, "valid/single-node"),
+			want:    []string{"serviceAccountName: metal-rollout"},
+			notWant: []string{"from_secret"}},
+		{cfg: "ha without woodpecker", dir: renderConfigFile(t, "metal/ha-without-woodpecker", off),
+			want:    []string{"from_secret: hl_metal_api_token", "from_secret: hl_metal_ssh_key", "from_secret: hl_kubeconfig"},
+			notWant: []string{"backend_options", "serviceAccountName"}},
+	} {
+		cfg, dir := tc.cfg, tc.dir
 		data, err := os.ReadFile(filepath.Join(dir, ".woodpecker/metal.yaml"))
 		if err != nil {
 			t.Fatal(err)
@@ -211,10 +236,27 @@ func TestRenderedWoodpeckerMetalPipeline(t *testing.T) {
 		if err := schemas.ValidateYAML(schemas.Woodpecker, data); err != nil {
 			t.Errorf("%s: .woodpecker/metal.yaml: %v", cfg, err)
 		}
-		for _, want := range []string{"event: push", `path: "metal/**"`, "hl metal rollout", "from_secret: hl_metal_api_token"} {
+		for _, want := range append([]string{"event: push", `path: "metal/**"`, "hl metal rollout"}, tc.want...) {
 			if !strings.Contains(string(data), want) {
 				t.Errorf("%s: metal.yaml lacks %q", cfg, want)
 			}
+		}
+		for _, bad := range tc.notWant {
+			if strings.Contains(string(data), bad) {
+				t.Errorf("%s: metal.yaml has %q:\n%s", cfg, bad, data)
+			}
+		}
+		_, keyErr := os.Stat(filepath.Join(dir, filepath.FromSlash(RolloutKeyFile)))
+		nodes, err := os.ReadDir(filepath.Join(dir, "metal", "nodes"))
+		if err != nil || len(nodes) == 0 {
+			t.Fatalf("%s: metal/nodes: %v", cfg, err)
+		}
+		post, err := os.ReadFile(filepath.Join(dir, "metal", "nodes", nodes[0].Name(), "post-install.sh"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if withWP := len(tc.notWant) > 0 && tc.notWant[0] == "from_secret"; withWP != (keyErr == nil) || withWP != strings.Contains(string(post), PlaceholderRolloutKey) {
+			t.Errorf("%s: Woodpecker on: %v; %s: %v; post-install.sh asks for the rollout key: %v", cfg, withWP, RolloutKeyFile, keyErr, strings.Contains(string(post), PlaceholderRolloutKey))
 		}
 		if !regexp.MustCompile(`branch: "?main"?\n`).Match(data) {
 			t.Errorf("%s: metal.yaml runs on another branch than main:\n%s", cfg, data)

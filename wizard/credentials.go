@@ -38,16 +38,17 @@ type Credentials struct {
 	TSIGSecret string
 	// OffsiteKeyID and OffsiteSecret are the offsite target's S3 keys.
 	OffsiteKeyID, OffsiteSecret string
-	// AlertSecret is the chosen receiver's token (ntfy) or password
-	// (e-mail); empty for a receiver that does not log in.
+	// AlertSecret is the chosen receiver's token (ntfy, webhook bearer) or
+	// password (e-mail); empty for a receiver that does not log in.
 	AlertSecret string
 }
 
 // Alert receiver kinds the wizard offers; "" adds none.
 const (
-	alertNone = ""
-	alertNtfy = config.ReceiverNtfy
-	alertMail = config.ReceiverEmail
+	alertNone    = ""
+	alertNtfy    = config.ReceiverNtfy
+	alertMail    = config.ReceiverEmail
+	alertWebhook = config.ReceiverWebhook
 )
 
 // Alert is the receiver typed in the credentials step; it becomes
@@ -58,6 +59,8 @@ type Alert struct {
 	URL, Topic string
 	// e-mail
 	Smarthost, To, Username string
+	// webhook
+	WebhookURL string
 }
 
 // Files the credentials go into, relative to the rendered repo.
@@ -119,6 +122,7 @@ func (w *wizard) credentials() error {
 			huh.NewOption("Nowhere yet (hl validate warns until a receiver is set)", alertNone),
 			huh.NewOption("ntfy: push notifications to a phone", alertNtfy),
 			huh.NewOption("E-mail over SMTP", alertMail),
+			huh.NewOption("A webhook (a chat bridge, home automation, your own script)", alertWebhook),
 		}
 		groups = append(groups, huh.NewGroup(
 			w.note("Alerts", "Alertmanager sends firing alerts (a failed backup, a full disk, a node down) to one receiver; more can be added in hl.yaml (spec.alerting)."),
@@ -172,6 +176,11 @@ func (w *wizard) credentials() error {
 			w.input("SMTP user name", "empty: no login", &a.Alert.Username, "spec.alerting"))
 		if !w.acc {
 			fields = append(fields, secret("SMTP password", "needed with a user name", &c.AlertSecret))
+		}
+	case alertWebhook:
+		fields = append(fields, w.input("Webhook URL", "Alertmanager POSTs its JSON here, e.g. https://hooks.example.org/alertmanager", &a.Alert.WebhookURL, "spec.alerting"))
+		if !w.acc {
+			fields = append(fields, secret("Bearer token", "empty: no Authorization header", &c.AlertSecret))
 		}
 	default:
 		return nil
@@ -276,6 +285,12 @@ func applyCredentials(root *yaml.Node, a *Answers) {
 		r.Ntfy = &config.NtfyReceiver{URL: a.Alert.URL, Topic: a.Alert.Topic, Priority: "high", Auth: auth}
 	case alertMail:
 		r.Email = &config.EmailReceiver{Smarthost: a.Alert.Smarthost, From: "alertmanager@" + a.Domain, To: splitList(a.Alert.To), Username: a.Alert.Username}
+	case alertWebhook:
+		auth := config.WebhookAuthBearer
+		if a.Creds.AlertSecret == "" {
+			auth = config.WebhookAuthNone
+		}
+		r.Webhook = &config.WebhookReceiver{URL: strings.TrimSpace(a.Alert.WebhookURL), Auth: auth}
 	}
 	al := config.Alerting{Receivers: []config.Receiver{r}, Route: config.AlertRoute{Receiver: r.Name}}
 	var n yaml.Node

@@ -161,6 +161,48 @@ func TestAccessibleFresh(t *testing.T) {
 	golden(t, "../testdata/init/fresh.golden.yaml", recipientRe.ReplaceAll(data, []byte("AGE_RECIPIENT")))
 }
 
+// TestAccessibleWebhookReceiver: alerts can go to a webhook (a chat
+// bridge, home automation); hl.yaml gets the receiver and the route, and
+// a URL that is not one is refused with validate's message.
+func TestAccessibleWebhookReceiver(t *testing.T) {
+	dir := t.TempDir()
+	in := answers(
+		"lab", "lab.example.org", "lab.example.org", "Europe/Berlin", "admin@example.org",
+		"10.10.0.0/24", "", "", "", "", "",
+		"", "", "52:54:00:aa:00:01", "", "", "",
+		"1", // done with nodes
+		"", "", testSSHKey,
+		"0",                // apps as they are
+		"", "", "", "", "", // forge
+		"", // secrets: generate
+		// credentials: Cloudflare, the default offsite repository, alerts to
+		// a webhook, nobody else; then the URL (a wrong one first)
+		"", "", "4", "", "not a url", "https://hooks.lab.example.org/alertmanager",
+		"", "0", // bot
+		"1", // review: write
+	)
+	res, out, err := runInit(t, InitOptions{Dir: dir, NoRender: true, Env: Env{ConfigDir: t.TempDir()}}, in)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !res.Written || len(res.Problems) != 0 {
+		t.Fatalf("written %v, problems %v\n%s", res.Written, res.Problems, out)
+	}
+	if !strings.Contains(out, "spec.alerting.receivers[0].webhook.url") {
+		t.Errorf("the wrong URL was not refused with its field path:\n%s", out)
+	}
+	doc, _, err := config.Load(filepath.Join(dir, "hl.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := doc.Homelab
+	r := h.Spec.Alerting.Receivers
+	if len(r) != 1 || r[0].Webhook == nil || r[0].Webhook.URL != "https://hooks.lab.example.org/alertmanager" ||
+		r[0].Webhook.Auth != config.WebhookAuthNone || h.Spec.Alerting.Route.Receiver != r[0].Name {
+		t.Errorf("alerting %+v", h.Spec.Alerting)
+	}
+}
+
 // existingIn copies testdata's hand-written hl.yaml into a new folder and
 // returns the folder and the file's bytes.
 func existingIn(t *testing.T) (string, []byte) {

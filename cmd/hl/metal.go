@@ -19,7 +19,7 @@ import (
 )
 
 // envMetalAPIToken holds the token of hl metal serve's API (the rollout
-// pipeline sets it from a Woodpecker secret).
+// pipeline gets it from the Secret metal-api-token of its namespace).
 const envMetalAPIToken = "HL_METAL_API_TOKEN"
 
 func newMetalCmd(s *shared) *cobra.Command {

@@ -181,8 +181,8 @@ func (s *shared) kube(kubeconfig string) (*rest.Config, error) {
 	return cfg, nil
 }
 
-// envSSHKey holds an SSH private key's content (the metal pipeline's
-// secret).
+// envSSHKey holds an SSH private key's content (the metal pipeline gets
+// the Secret metal-rollout-ssh's key, which can only reboot a node).
 const envSSHKey = "HL_METAL_SSH_KEY"
 
 // sshSigner is the SSH key hl logs in to the nodes with: --ssh-key FILE,

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -26,6 +27,57 @@ type WoodpeckerStep struct {
 	Entrypoint  []string       `json:"entrypoint"`
 	Environment map[string]any `json:"environment"`
 	Directory   string         `json:"directory"`
+	// BackendOptions are what the step asks of the agent's backend.
+	BackendOptions BackendOptions `json:"backend_options"`
+}
+
+// BackendOptions are a step's backend_options (the Kubernetes part;
+// pipeline/backend/kubernetes/backend_options.go).
+type BackendOptions struct {
+	Kubernetes KubeOptions `json:"kubernetes"`
+}
+
+// KubeOptions are the Kubernetes backend's options a run uses.
+type KubeOptions struct {
+	ServiceAccountName string          `json:"serviceAccountName"`
+	Secrets            []KubeSecretRef `json:"secrets"`
+}
+
+// KubeSecretRef is a native Kubernetes secret reference: a whole Secret
+// as environment variables (name only), or one key as one variable
+// (target.env) or one file (target.file).
+type KubeSecretRef struct {
+	Name   string `json:"name"`
+	Key    string `json:"key"`
+	Target struct {
+		Env  string `json:"env"`
+		File string `json:"file"`
+	} `json:"target"`
+}
+
+// StepKube is the cluster side of a step the Kubernetes backend runs:
+// what the agent's settings and the API server give its pod besides the
+// step itself (pipeline/backend/kubernetes: mkPod, the native secrets
+// processor; the kubelet's service environment and token volume).
+type StepKube struct {
+	// Namespace the agent creates pipeline pods in.
+	Namespace string
+	// NativeSecrets is the agent's WOODPECKER_BACKEND_K8S_ALLOW_NATIVE_SECRETS:
+	// without it the agent ignores backend_options secrets.
+	NativeSecrets bool
+	// ServiceAccountFromStep is the agent's
+	// WOODPECKER_BACKEND_K8S_SERVICE_ACCOUNT_NAME_ALLOW_FROM_STEP: without
+	// it the pod runs as the namespace's default account.
+	ServiceAccountFromStep bool
+	// Secrets are Namespace's Secrets as the API server holds them.
+	Secrets []corev1.Secret
+	// Tokens are the service account tokens the kubelet would mount, by
+	// account name ("default" for a step naming none); an account without
+	// one mounts nothing.
+	Tokens map[string]*ServiceAccount
+	// ServiceEnv is what the kubelet derives from Services
+	// (KUBERNETES_SERVICE_HOST, ...).
+	ServiceEnv map[string]string
 }
 
 // Steps reads the steps of a Woodpecker pipeline file, in order (the list
@@ -84,7 +136,13 @@ func Steps(pipeline []byte) ([]WoodpeckerStep, error) {
 //     CI_SCRIPT and SHELL; HOME from the user's passwd entry when unset;
 //   - the process runs as the image's user, working directory the
 //     workspace base, with Workspace mounted at
-//     /woodpecker/<WorkspacePath> (read-write).
+//     /woodpecker/<WorkspacePath> (read-write);
+//   - with Kube, what the pod gets from the cluster: the kubelet's
+//     service variables first, backend_options' native secrets (a key as
+//     a variable or a file, or a whole Secret as variables) when the
+//     agent allows them, and the token of the step's serviceAccountName
+//     (when the agent allows naming one; else the default account's) at
+//     /var/run/secrets/kubernetes.io/serviceaccount.
 //
 // Seams (what differs from Woodpecker): no clone step (Workspace is what
 // the clone would have left, owned as the test made it; Woodpecker's
@@ -109,6 +167,9 @@ type StepRun struct {
 	Secrets map[string]string
 	// Hosts are extra /etc/hosts entries (name -> address).
 	Hosts map[string]string
+	// Kube, when set, adds what the Kubernetes backend gives the pod:
+	// backend_options' native secrets and service account.
+	Kube *StepKube
 	// Stdout and Stderr also receive the output as it comes, if set.
 	Stdout, Stderr io.Writer
 }
@@ -206,6 +267,11 @@ func (r *StepRun) Run(ctx context.Context) (Result, error) {
 		return Result{}, err
 	}
 	env := newEnv(r.Image.Config.Env)
+	if r.Kube != nil {
+		for _, k := range sortedKeys(r.Kube.ServiceEnv) {
+			env.Set(k, r.Kube.ServiceEnv[k])
+		}
+	}
 	for _, k := range sortedKeys(r.CI) {
 		env.Set(k, r.CI[k])
 	}
@@ -217,6 +283,14 @@ func (r *StepRun) Run(ctx context.Context) (Result, error) {
 		}
 		env.Set(k, v)
 	}
+	files := runtimeFiles(r.Step.Name, r.Hosts, nil)
+	if r.Kube != nil {
+		more, err := r.Kube.apply(r.Step.BackendOptions.Kubernetes, env)
+		if err != nil {
+			return Result{}, fmt.Errorf("step %s: %w", r.Step.Name, err)
+		}
+		files = append(files, more...)
+	}
 	env.Set("CI_SCRIPT", base64.StdEncoding.EncodeToString([]byte(Script(r.Step.Commands, workDir))))
 	env.Set("SHELL", "/bin/sh")
 	env.setHome(home)
@@ -227,13 +301,74 @@ func (r *StepRun) Run(ctx context.Context) (Result, error) {
 	s := spec{
 		Lower:  r.Image.Root,
 		Mounts: []mount{{Source: r.Workspace, Target: workspace}},
-		Files:  runtimeFiles(r.Step.Name, r.Hosts, nil),
+		Files:  files,
 		UID:    uid, GID: gid, Groups: groups,
 		Env:  env.List(),
 		Dir:  WorkspaceBase,
 		Argv: argv,
 	}
 	return collect(ctx, s, r.Stdout, r.Stderr)
+}
+
+// apply adds the native secrets and the service account token the
+// Kubernetes backend and the kubelet would give the step's pod. A Secret
+// or key that is missing fails the run, as the kubelet fails such a
+// container (CreateContainerConfigError).
+func (k *StepKube) apply(o KubeOptions, env *envList) ([]file, error) {
+	var files []file
+	if k.NativeSecrets {
+		byName := map[string]map[string]string{}
+		for _, s := range k.Secrets {
+			if s.Namespace != "" && s.Namespace != k.Namespace {
+				continue
+			}
+			data := map[string]string{}
+			for key, v := range s.StringData {
+				data[key] = v
+			}
+			for key, v := range s.Data {
+				data[key] = string(v)
+			}
+			byName[s.Name] = data
+		}
+		for _, ref := range o.Secrets {
+			data, ok := byName[ref.Name]
+			if !ok {
+				return nil, fmt.Errorf("native secret %q: no such Secret in namespace %s", ref.Name, k.Namespace)
+			}
+			switch {
+			case ref.Key == "" && ref.Target.Env == "" && ref.Target.File == "":
+				for _, key := range sortedKeys(data) {
+					env.Set(key, data[key])
+				}
+			case ref.Key != "" && ref.Target.Env != "" && ref.Target.File == "":
+				v, ok := data[ref.Key]
+				if !ok {
+					return nil, fmt.Errorf("native secret %s: no key %q", ref.Name, ref.Key)
+				}
+				env.Set(ref.Target.Env, v)
+			case ref.Key != "" && ref.Target.File != "" && ref.Target.Env == "":
+				v, ok := data[ref.Key]
+				if !ok {
+					return nil, fmt.Errorf("native secret %s: no key %q", ref.Name, ref.Key)
+				}
+				files = append(files, file{Path: ref.Target.File, Content: v, Mode: 0o644})
+			default:
+				return nil, fmt.Errorf("native secret %s: give a key with target env or file, or neither (all keys as variables)", ref.Name)
+			}
+		}
+	}
+	account := "default"
+	if k.ServiceAccountFromStep && o.ServiceAccountName != "" {
+		account = o.ServiceAccountName
+	}
+	if tok := k.Tokens[account]; tok != nil {
+		files = append(files,
+			file{Path: ServiceAccountPath + "/token", Content: tok.Token, Mode: 0o644},
+			file{Path: ServiceAccountPath + "/ca.crt", Content: string(tok.CACert), Mode: 0o644},
+			file{Path: ServiceAccountPath + "/namespace", Content: k.Namespace, Mode: 0o644})
+	}
+	return files, nil
 }
 
 // envValue converts one environment: value as Woodpecker's

@@ -23,6 +23,10 @@ install -d -m 700 -o hl -g hl /home/hl/.ssh
 : > /home/hl/.ssh/authorized_keys
 printf '%s\n' 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBrrNnO6ES1fjcsZpjIeu89t/Ks17zrxqWfKRjw/Wcxc admin@homelab' >> /home/hl/.ssh/authorized_keys
 printf '%s\n' 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC6jbetxbp3eof0Aj31M3uJxtuN+4ZA34QwawtArMBUq laptop' >> /home/hl/.ssh/authorized_keys
+# The metal pipeline's key (platform/woodpecker/secrets/metal-rollout-ssh;
+# hl metal serve fills in its public half): it can reboot this node and
+# nothing else — no shell, no forwarding, whatever command it asks for.
+printf '%s\n' 'restrict,command="sudo systemctl reboot" @@HL_METAL_ROLLOUT_KEY@@' >> /home/hl/.ssh/authorized_keys
 chown hl:hl /home/hl/.ssh/authorized_keys
 chmod 600 /home/hl/.ssh/authorized_keys
 echo 'hl ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/hl
