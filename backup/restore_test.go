@@ -217,7 +217,7 @@ func TestRestoreDrill(t *testing.T) {
 	// The cluster side: CRDs, the app's rendered objects, the repository
 	// Secret as the hl-secrets plugin hands it to Argo CD.
 	kube := kubets.ForTest(t)
-	ap, err := kubeclient.NewApplier(kube.RESTConfig())
+	ap, err := kubeclient.NewApplier(kube.RESTConfig(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -125,7 +125,7 @@ func Cluster(ctx context.Context, o ClusterOptions) (*ClusterResult, error) {
 		return nil, fmt.Errorf("%w in %s: %v", ErrNotRendered, o.Dir, err)
 	}
 	r.h = doc.Homelab
-	if r.kube, err = kubeclient.NewApplier(o.Kube); err != nil {
+	if r.kube, err = kubeclient.NewApplier(o.Kube, o.Seed.Logger); err != nil {
 		return nil, err
 	}
 	if err := r.render(ctx); err != nil {

@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/transport/spdy"
 
 	"hl.dev/hl/internal/config"
+	"hl.dev/hl/internal/kubeclient"
 	"hl.dev/hl/validate"
 )
 
@@ -111,7 +112,7 @@ func (r *clusterRunner) forgeStep() step {
 func (r *clusterRunner) seed(ctx context.Context, ns string, dryRun bool) (*Result, error) {
 	ready := r.o.Ready
 	if ready == nil {
-		ready = WaitWorkloads(r.o.Kube, 10*time.Minute)
+		ready = WaitWorkloads(kubeclient.Retrying(r.o.Kube, r.o.Seed.Logger), 10*time.Minute)
 	}
 	if err := ready(ctx, ns); err != nil {
 		return nil, fmt.Errorf("gitea is not running: %w", err)

@@ -130,68 +130,7 @@ func TestBootstrapCluster(t *testing.T) {
 			for _, s := range res.Steps {
 				t.Logf("%-15s %-9s %s", s.Name, s.Status, s.Detail)
 			}
-			cs := kubernetes.NewForConfigOrDie(f.kube.RESTConfig())
-			dyn := dynamic.NewForConfigOrDie(f.kube.RESTConfig())
-			ctx := t.Context()
-			for _, ns := range []string{"argocd", "hl-bot", "gitea"} {
-				if _, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err != nil {
-					t.Errorf("namespace %s: %v", ns, err)
-				}
-			}
-			want := identities(t)[0].(interface{ String() string }).String()
-			for _, ns := range []string{"argocd", "hl-bot"} {
-				s, err := cs.CoreV1().Secrets(ns).Get(ctx, "sops-age", metav1.GetOptions{})
-				if err != nil || !strings.Contains(string(s.Data["keys.txt"]), want) {
-					t.Errorf("sops-age in %s: %v (has the identity: %v)", ns, err, err == nil && strings.Contains(string(s.Data["keys.txt"]), want))
-				}
-			}
-			if _, err := cs.CoreV1().Secrets("gitea").Get(ctx, "sops-age", metav1.GetOptions{}); err == nil {
-				t.Error("the age key went into gitea, which decrypts nothing")
-			}
-			// Every component's CRDs, not only Argo CD's, are served
-			// before Argo CD starts (argoproj/argo-cd#21079).
-			crds := renderedCRDs(t, f)
-			for _, must := range []string{"applications.argoproj.io", "certificates.cert-manager.io", "ipaddresspools.metallb.io"} {
-				if !slices.Contains(crds, must) {
-					t.Errorf("the render has no CRD %s: the check below is stale (%v)", must, crds)
-				}
-			}
-			for _, crd := range crds {
-				u, err := dyn.Resource(gvkCRD).Get(ctx, crd, metav1.GetOptions{})
-				if err != nil || !established(u) {
-					t.Errorf("CRD %s not established: %v", crd, err)
-				}
-			}
-			for _, d := range []string{"argocd-server", "argocd-repo-server", "argocd-applicationset-controller", "argocd-redis"} {
-				if _, err := cs.AppsV1().Deployments("argocd").Get(ctx, d, metav1.GetOptions{}); err != nil {
-					t.Errorf("deployment %s: %v", d, err)
-				}
-				if _, err := cs.CoreV1().Services("argocd").Get(ctx, d, metav1.GetOptions{}); err != nil {
-					t.Errorf("service %s: %v", d, err)
-				}
-			}
-			if _, err := cs.AppsV1().StatefulSets("argocd").Get(ctx, "argocd-application-controller", metav1.GetOptions{}); err != nil {
-				t.Errorf("application controller: %v", err)
-			}
-			for _, p := range []string{"system", "platform", "apps"} {
-				if _, err := dyn.Resource(gvrProjects).Namespace("argocd").Get(ctx, p, metav1.GetOptions{}); err != nil {
-					t.Errorf("AppProject %s: %v", p, err)
-				}
-			}
-			for _, a := range []string{"components", "secrets"} {
-				if _, err := dyn.Resource(gvrAppSets).Namespace("argocd").Get(ctx, a, metav1.GetOptions{}); err != nil {
-					t.Errorf("ApplicationSet %s: %v", a, err)
-				}
-			}
-			rc, err := cs.CoreV1().Secrets("argocd").Get(ctx, "repo-creds", metav1.GetOptions{})
-			if err != nil || rc.Labels["argocd.argoproj.io/secret-type"] != "repository" || string(rc.Data["url"]) != "http://git.home.example.com:3000/homelab/cluster.git" {
-				t.Errorf("Argo CD's repository credentials: %v %v", err, rc)
-			}
-			// The forge was seeded: the repo holds the render.
-			admin, _ := gitea.NewClient(f.gitea.URL, gitea.SetToken(f.gitea.AdminToken), gitea.SetGiteaVersion(""))
-			if _, _, err := admin.GetFile(f.owner, "cluster", "main", "bootstrap/root.yaml"); err != nil {
-				t.Errorf("the repo was not pushed: %v", err)
-			}
+			requireBootstrapped(t, f)
 			if res.Forge == nil || res.Forge.Owner != f.owner {
 				t.Errorf("forge result %+v", res.Forge)
 			}
@@ -216,16 +155,93 @@ func TestBootstrapCluster(t *testing.T) {
 			if res.Changed {
 				t.Error("second run reports a change")
 			}
-			after := snapshot(t, f)
-			for k, v := range before {
-				if after[k] != v {
-					t.Errorf("%s: resourceVersion %s → %s", k, v, after[k])
-				}
-			}
-			if len(after) != len(before) {
-				t.Errorf("%d objects before, %d after", len(before), len(after))
-			}
+			requireSameVersions(t, before, snapshot(t, f))
 		})
+	}
+}
+
+// requireBootstrapped checks what a completed `hl bootstrap cluster` of
+// f leaves: the namespaces, sops-age only where something decrypts, every
+// rendered CRD Established, Argo CD's workloads and Services, the
+// AppProjects, the root ApplicationSets, Argo CD's repository
+// credentials, and the render pushed to the forge.
+func requireBootstrapped(t *testing.T, f *clusterFixture) {
+	t.Helper()
+	cs := kubernetes.NewForConfigOrDie(f.kube.RESTConfig())
+	dyn := dynamic.NewForConfigOrDie(f.kube.RESTConfig())
+	ctx := t.Context()
+	for _, ns := range []string{"argocd", "hl-bot", "gitea"} {
+		if _, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err != nil {
+			t.Errorf("namespace %s: %v", ns, err)
+		}
+	}
+	want := identities(t)[0].(interface{ String() string }).String()
+	for _, ns := range []string{"argocd", "hl-bot"} {
+		s, err := cs.CoreV1().Secrets(ns).Get(ctx, "sops-age", metav1.GetOptions{})
+		if err != nil || !strings.Contains(string(s.Data["keys.txt"]), want) {
+			t.Errorf("sops-age in %s: %v (has the identity: %v)", ns, err, err == nil && strings.Contains(string(s.Data["keys.txt"]), want))
+		}
+	}
+	if _, err := cs.CoreV1().Secrets("gitea").Get(ctx, "sops-age", metav1.GetOptions{}); err == nil {
+		t.Error("the age key went into gitea, which decrypts nothing")
+	}
+	// Every component's CRDs, not only Argo CD's, are served
+	// before Argo CD starts (argoproj/argo-cd#21079).
+	crds := renderedCRDs(t, f)
+	for _, must := range []string{"applications.argoproj.io", "certificates.cert-manager.io", "ipaddresspools.metallb.io"} {
+		if !slices.Contains(crds, must) {
+			t.Errorf("the render has no CRD %s: the check below is stale (%v)", must, crds)
+		}
+	}
+	for _, crd := range crds {
+		u, err := dyn.Resource(gvkCRD).Get(ctx, crd, metav1.GetOptions{})
+		if err != nil || !established(u) {
+			t.Errorf("CRD %s not established: %v", crd, err)
+		}
+	}
+	for _, d := range []string{"argocd-server", "argocd-repo-server", "argocd-applicationset-controller", "argocd-redis"} {
+		if _, err := cs.AppsV1().Deployments("argocd").Get(ctx, d, metav1.GetOptions{}); err != nil {
+			t.Errorf("deployment %s: %v", d, err)
+		}
+		if _, err := cs.CoreV1().Services("argocd").Get(ctx, d, metav1.GetOptions{}); err != nil {
+			t.Errorf("service %s: %v", d, err)
+		}
+	}
+	if _, err := cs.AppsV1().StatefulSets("argocd").Get(ctx, "argocd-application-controller", metav1.GetOptions{}); err != nil {
+		t.Errorf("application controller: %v", err)
+	}
+	for _, p := range []string{"system", "platform", "apps"} {
+		if _, err := dyn.Resource(gvrProjects).Namespace("argocd").Get(ctx, p, metav1.GetOptions{}); err != nil {
+			t.Errorf("AppProject %s: %v", p, err)
+		}
+	}
+	for _, a := range []string{"components", "secrets"} {
+		if _, err := dyn.Resource(gvrAppSets).Namespace("argocd").Get(ctx, a, metav1.GetOptions{}); err != nil {
+			t.Errorf("ApplicationSet %s: %v", a, err)
+		}
+	}
+	rc, err := cs.CoreV1().Secrets("argocd").Get(ctx, "repo-creds", metav1.GetOptions{})
+	if err != nil || rc.Labels["argocd.argoproj.io/secret-type"] != "repository" || string(rc.Data["url"]) != "http://git.home.example.com:3000/homelab/cluster.git" {
+		t.Errorf("Argo CD's repository credentials: %v %v", err, rc)
+	}
+	// The forge was seeded: the repo holds the render.
+	admin, _ := gitea.NewClient(f.gitea.URL, gitea.SetToken(f.gitea.AdminToken), gitea.SetGiteaVersion(""))
+	if _, _, err := admin.GetFile(f.owner, "cluster", "main", "bootstrap/root.yaml"); err != nil {
+		t.Errorf("the repo was not pushed: %v", err)
+	}
+}
+
+// requireSameVersions fails for an object whose resourceVersion changed,
+// or one made or deleted, between two snapshots.
+func requireSameVersions(t *testing.T, before, after map[string]string) {
+	t.Helper()
+	for k, v := range before {
+		if after[k] != v {
+			t.Errorf("%s: resourceVersion %s → %s", k, v, after[k])
+		}
+	}
+	if len(after) != len(before) {
+		t.Errorf("%d objects before, %d after", len(before), len(after))
 	}
 }
 

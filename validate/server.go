@@ -26,7 +26,7 @@ func (v *validator) checkServer(ctx context.Context, objs []*object) error {
 	warned := &warnings{}
 	cfg := rest.CopyConfig(v.s.Server)
 	cfg.WarningHandler = warned
-	kube, err := kubeclient.NewApplier(cfg)
+	kube, err := kubeclient.NewApplier(cfg, nil)
 	if err != nil {
 		return fmt.Errorf("--server: %w", err)
 	}

@@ -74,8 +74,12 @@ func runBootstrapCluster(ctx context.Context, s *shared, opts *bootstrapClusterO
 	if err != nil {
 		return err
 	}
+	log, err := s.logger()
+	if err != nil {
+		return err
+	}
 	co := bootstrap.ClusterOptions{
-		Dir: opts.Dir, Kube: kube, Identities: ids,
+		Dir: opts.Dir, Kube: kube, Identities: ids, Seed: bootstrap.Options{Logger: log},
 		Render: validate.Options{CacheDir: opts.ChartCache, Offline: opts.Offline, Log: ios.ErrOut},
 		Wait:   opts.Wait, Healthy: opts.Healthy, Timeout: opts.Timeout, DryRun: opts.DryRun,
 	}

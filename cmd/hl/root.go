@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 
 	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
 
 	"hl.dev/hl/internal/iostreams"
 	"hl.dev/hl/internal/version"
@@ -22,6 +25,14 @@ func newRootCmd(ios *iostreams.IOStreams) *cobra.Command {
 			if ios.Format != iostreams.FormatText && ios.Format != iostreams.FormatJSON {
 				return &exitError{code: 2, msg: fmt.Sprintf("--output must be text or json, got %q", ios.Format)}
 			}
+			// client-go reports through klog, on stderr by default: what it
+			// says (a failed discovery, quoting the server's whole answer)
+			// goes to hl's log at debug level instead.
+			log, err := s.logger()
+			if err != nil {
+				return err
+			}
+			klog.SetSlogLogger(slog.New(debugOnly{log.Handler()}))
 			return nil
 		},
 	}
@@ -49,3 +60,18 @@ func newRootCmd(ios *iostreams.IOStreams) *cobra.Command {
 	)
 	return root
 }
+
+// debugOnly hands every record to h at debug level.
+type debugOnly struct{ h slog.Handler }
+
+func (d debugOnly) Enabled(ctx context.Context, _ slog.Level) bool {
+	return d.h.Enabled(ctx, slog.LevelDebug)
+}
+
+func (d debugOnly) Handle(ctx context.Context, r slog.Record) error {
+	r.Level = slog.LevelDebug
+	return d.h.Handle(ctx, r)
+}
+
+func (d debugOnly) WithAttrs(as []slog.Attr) slog.Handler { return debugOnly{d.h.WithAttrs(as)} }
+func (d debugOnly) WithGroup(g string) slog.Handler       { return debugOnly{d.h.WithGroup(g)} }

@@ -128,6 +128,10 @@ func runUp(ctx context.Context, s *shared, opts *upOptions) error {
 	if err != nil {
 		return err
 	}
+	log, err := s.logger()
+	if err != nil {
+		return err
+	}
 	p := newUpPrinter(ios.Out, ios.IsStdoutTTY())
 	inner := func(r bootstrap.StepResult) {
 		if r.Status != bootstrap.StatusRunning {
@@ -144,8 +148,8 @@ func runUp(ctx context.Context, s *shared, opts *upOptions) error {
 			return metal.Kubeconfig(ctx, metal.KubeconfigOptions{Dir: opts.Dir, State: state, Name: h.Metadata.Name,
 				SSH: metal.SSH{User: opts.SSHUser, Port: opts.SSHPort, Signer: signer, KnownHosts: opts.SSHKnownHosts}})
 		},
-		Forge: bootstrap.Options{Token: token, Identities: ids, Progress: inner},
-		Cluster: bootstrap.ClusterOptions{Identities: ids, Progress: inner,
+		Forge: bootstrap.Options{Token: token, Identities: ids, Progress: inner, Logger: log},
+		Cluster: bootstrap.ClusterOptions{Identities: ids, Progress: inner, Seed: bootstrap.Options{Logger: log},
 			Render: validate.Options{CacheDir: opts.ChartCache, Offline: opts.Offline, Log: p}},
 	})
 	if err != nil {

@@ -2,6 +2,8 @@ package chaos
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"log"
@@ -138,6 +140,18 @@ func NewProxy(target string, f Faults) (*Proxy, error) {
 	p.srv = &http.Server{Handler: p, ReadHeaderTimeout: 30 * time.Second}
 	go func() { _ = p.srv.Serve(ln) }()
 	return p, nil
+}
+
+// TrustUpstream makes the proxy reach an HTTPS target whose certificate
+// the PEM certificates sign (the API server's own CA), while clients talk
+// plain HTTP to the proxy. Call it before the first request.
+func (p *Proxy) TrustUpstream(caPEM []byte) error {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return fmt.Errorf("chaos proxy: no certificate in the CA given")
+	}
+	p.rp.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return nil
 }
 
 // SetFaults replaces the faults (and reseeds); Faults{} stops the chaos.

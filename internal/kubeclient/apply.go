@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"reflect"
 	"sync"
 	"time"
@@ -44,8 +45,10 @@ type Applier struct {
 	mapper *restmapper.DeferredDiscoveryRESTMapper
 }
 
-// NewApplier connects to the API server of cfg.
-func NewApplier(cfg *rest.Config) (*Applier, error) {
+// NewApplier connects to the API server of cfg, trying passing failures
+// again (Retrying; log gets the details at debug level, nil: nowhere).
+func NewApplier(cfg *rest.Config, log *slog.Logger) (*Applier, error) {
+	cfg = Retrying(cfg, log)
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -78,7 +81,7 @@ func (a *Applier) Resource(gvk schema.GroupVersionKind) (*meta.RESTMapping, erro
 func (a *Applier) client(u *unstructured.Unstructured) (dynamic.ResourceInterface, error) {
 	m, err := a.Resource(u.GroupVersionKind())
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", u.GetKind(), u.GetName(), err)
+		return nil, fmt.Errorf("%s %s: %w", u.GetKind(), u.GetName(), Summarize(err))
 	}
 	if m.Scope.Name() == meta.RESTScopeNameNamespace {
 		ns := u.GetNamespace()
@@ -104,7 +107,7 @@ func (a *Applier) Apply(ctx context.Context, obj map[string]any, dryRun bool) (O
 	case apierrors.IsNotFound(err):
 		existing = nil
 	case err != nil:
-		return "", fmt.Errorf("get %s %s: %w", u.GetKind(), u.GetName(), err)
+		return "", fmt.Errorf("get %s %s: %w", u.GetKind(), u.GetName(), Summarize(err))
 	}
 	opts := metav1.ApplyOptions{FieldManager: FieldManager, Force: true}
 	if dryRun {
@@ -112,7 +115,7 @@ func (a *Applier) Apply(ctx context.Context, obj map[string]any, dryRun bool) (O
 	}
 	got, err := c.Apply(ctx, u.GetName(), u, opts)
 	if err != nil {
-		return "", fmt.Errorf("apply %s %s: %w", u.GetKind(), name(u), err)
+		return "", fmt.Errorf("apply %s %s: %w", u.GetKind(), name(u), Summarize(err))
 	}
 	switch {
 	case existing == nil:
@@ -176,7 +179,10 @@ func (a *Applier) Get(ctx context.Context, gvk schema.GroupVersionKind, namespac
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
-	return got, err
+	if err != nil {
+		return nil, fmt.Errorf("get %s %s: %w", gvk.Kind, objName, Summarize(err))
+	}
+	return got, nil
 }
 
 // CRDGVK is the kind of a CustomResourceDefinition.
