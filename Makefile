@@ -47,14 +47,16 @@ loop: gitea kube argocd image-base-host
 
 ## chaos: the chaos journeys with many seeds (`make test` runs a fixed
 ## few): hl bootstrap gitea SIGKILLed at seeded moments (and inside its
-## first push) then re-run, against the real Gitea; hl bot run through a
+## first push) then re-run, against the real Gitea; hl bootstrap cluster
+## through a fault proxy in front of the real API server, which is also
+## killed and restarted mid-run; hl bot run through a
 ## fault proxy in front of the real Gitea and Helm repository. CHAOS_RUNS
 ## seeds (default 50), CHAOS_BASE shifts them, CHAOS_DURATION keeps
 ## drawing seeds that long; every failing seed is printed, CHAOS_SEED=N
 ## replays it.
 CHAOS_RUNS ?= 50
-CHAOS_TESTS = ^(TestBootstrapKilledAndRerun|TestBootstrapKilledDuringFirstPush|TestBotRunUnderChaos)$$
-chaos: gitea
+CHAOS_TESTS = ^(TestBootstrapKilledAndRerun|TestBootstrapKilledDuringFirstPush|TestBootstrapClusterUnderChaos|TestBotRunUnderChaos)$$
+chaos: gitea kube
 	CHAOS_RUNS=$(CHAOS_RUNS) $(GO) test -count=1 -timeout 120m -v -run '$(CHAOS_TESTS)' ./bootstrap ./bot/run
 
 fuzz:
