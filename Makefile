@@ -46,7 +46,8 @@ loop: gitea kube argocd image-base-host
 	$(GO) test -tags loop -count=1 -timeout 40m -run '^TestLoop$$' -v ./e2e/loop
 
 ## chaos: the chaos journeys with many seeds (`make test` runs a fixed
-## few): hl bootstrap gitea SIGKILLed at seeded moments (and inside its
+## few): hl render SIGKILLed twice at seeded moments, then run to the end;
+## hl bootstrap gitea SIGKILLed at seeded moments (and inside its
 ## first push) then re-run, against the real Gitea; hl bootstrap cluster
 ## through a fault proxy in front of the real API server, which is also
 ## killed and restarted mid-run; hl bot run through a
@@ -55,9 +56,9 @@ loop: gitea kube argocd image-base-host
 ## drawing seeds that long; every failing seed is printed, CHAOS_SEED=N
 ## replays it.
 CHAOS_RUNS ?= 50
-CHAOS_TESTS = ^(TestBootstrapKilledAndRerun|TestBootstrapKilledDuringFirstPush|TestBootstrapClusterUnderChaos|TestBotRunUnderChaos)$$
+CHAOS_TESTS = ^(TestRenderKilledAnywhere|TestBootstrapKilledAndRerun|TestBootstrapKilledDuringFirstPush|TestBootstrapClusterUnderChaos|TestBotRunUnderChaos)$$
 chaos: gitea kube
-	CHAOS_RUNS=$(CHAOS_RUNS) $(GO) test -count=1 -timeout 120m -v -run '$(CHAOS_TESTS)' ./bootstrap ./bot/run
+	CHAOS_RUNS=$(CHAOS_RUNS) $(GO) test -count=1 -timeout 120m -v -run '$(CHAOS_TESTS)' ./generator ./bootstrap ./bot/run
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/config
