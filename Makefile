@@ -48,7 +48,8 @@ loop: gitea kube argocd image-base-host
 ## chaos: the chaos journeys with many seeds (`make test` runs a fixed
 ## few): hl render SIGKILLed twice at seeded moments, then run to the end;
 ## hl bootstrap gitea SIGKILLed at seeded moments (and inside its
-## first push) then re-run, against the real Gitea; hl bootstrap cluster
+## first push) then re-run, against the real Gitea, and with Gitea itself
+## killed and restarted mid-run; hl bootstrap cluster
 ## through a fault proxy in front of the real API server, which is also
 ## killed and restarted mid-run; hl bot run through a
 ## fault proxy in front of the real Gitea and Helm repository. CHAOS_RUNS
@@ -56,7 +57,7 @@ loop: gitea kube argocd image-base-host
 ## drawing seeds that long; every failing seed is printed, CHAOS_SEED=N
 ## replays it.
 CHAOS_RUNS ?= 50
-CHAOS_TESTS = ^(TestRenderKilledAnywhere|TestBootstrapKilledAndRerun|TestBootstrapKilledDuringFirstPush|TestBootstrapClusterUnderChaos|TestBotRunUnderChaos)$$
+CHAOS_TESTS = ^(TestRenderKilledAnywhere|TestBootstrapKilledAndRerun|TestBootstrapKilledDuringFirstPush|TestBootstrapGiteaKilledAndRestarted|TestBootstrapClusterUnderChaos|TestBotRunUnderChaos)$$
 chaos: gitea kube
 	CHAOS_RUNS=$(CHAOS_RUNS) $(GO) test -count=1 -timeout 120m -v -run '$(CHAOS_TESTS)' ./generator ./bootstrap ./bot/run
 

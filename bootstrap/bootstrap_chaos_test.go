@@ -33,6 +33,21 @@ func bootstrapCommand(t *testing.T, bin, url string, opts Options) chaos.Runner 
 	}}
 }
 
+// requireConverged runs bootstrap once more in-process: it changes
+// nothing, the forge holds no duplicates, and the repository holds the
+// rendered tree as its one commit.
+func requireConverged(t *testing.T, srv *testserver.Server, opts Options) {
+	t.Helper()
+	res, err := Run(t.Context(), opts)
+	if err != nil {
+		t.Fatalf("a further run: %v", err)
+	}
+	requireAllUnchanged(t, res)
+	requireNoDuplicates(t, srv, opts)
+	got, _ := cloneFiles(t, srv.URL+"/"+opts.Owner+"/"+opts.Repo+".git", srv.AdminToken)
+	compareFiles(t, got, dirFiles(t, opts.Dir))
+}
+
 // noStackTrace fails when a command printed a server's stack trace.
 func noStackTrace(t *testing.T, what string, o chaos.Outcome) {
 	t.Helper()
@@ -66,12 +81,7 @@ func TestBootstrapKilledAndRerun(t *testing.T) {
 		if last := outs[len(outs)-1]; last.Err != nil {
 			t.Fatalf("the normal run after the kills failed: %v\n%s", last.Err, last.Output())
 		}
-		res, err := Run(t.Context(), opts)
-		if err != nil {
-			t.Fatalf("a further run: %v", err)
-		}
-		requireAllUnchanged(t, res)
-		requireNoDuplicates(t, srv, opts)
+		requireConverged(t, srv, opts)
 		admin := adminClient(t, srv)
 		repos, _, err := admin.ListOrgRepos(opts.Owner, gitea.ListOrgReposOptions{})
 		if err != nil || len(repos) != 1 {
@@ -83,8 +93,6 @@ func TestBootstrapKilledAndRerun(t *testing.T) {
 		if _, _, err := admin.GetUserInfo(opts.BotUser); err != nil {
 			t.Errorf("bot user %s: %v", opts.BotUser, err)
 		}
-		got, _ := cloneFiles(t, srv.URL+"/"+opts.Owner+"/"+opts.Repo+".git", srv.AdminToken)
-		compareFiles(t, got, dirFiles(t, opts.Dir))
 	})
 }
 
@@ -132,14 +140,66 @@ func TestBootstrapKilledDuringFirstPush(t *testing.T) {
 				t.Logf("killed %v after the pack was sent; re-run: %s", cut, l)
 			}
 		}
-		res, err := Run(t.Context(), opts)
+		requireConverged(t, srv, opts)
+	})
+}
+
+// hl bootstrap gitea on the full fixture while Gitea itself is SIGKILLed
+// (with the git processes it runs) after a seeded number of the run's
+// requests (1 to 35 of about 40) and started again a second later with its data: the
+// run rides it out or stops without a stack trace; a re-run completes, a
+// further run changes nothing, and the forge holds no duplicates and the
+// rendered tree. Gitea is the test's own (the shared one is never killed);
+// a proxy in front of it only counts requests.
+func TestBootstrapGiteaKilledAndRestarted(t *testing.T) {
+	bin := chaos.Binary(t, "hl.dev/hl/cmd/hl")
+	chaos.ForEach(t, []uint64{1}, func(t *testing.T, seed uint64) {
+		srv := testserver.New(t, testserver.Options{})
+		proxy, err := chaos.NewProxy(srv.URL, chaos.Faults{})
 		if err != nil {
-			t.Fatalf("a further run: %v", err)
+			t.Fatal(err)
 		}
-		requireAllUnchanged(t, res)
-		requireNoDuplicates(t, srv, opts)
-		got, _ := cloneFiles(t, srv.URL+"/"+opts.Owner+"/"+opts.Repo+".git", srv.AdminToken)
-		compareFiles(t, got, dirFiles(t, opts.Dir))
+		defer proxy.Close()
+		opts := options(t, srv, renderFull(t))
+		opts.URL = proxy.URL
+		run := bootstrapCommand(t, bin, proxy.URL, opts)
+		// A run against a fresh Gitea makes about 40 requests.
+		n := 1 + int(chaos.Moment(seed, 0, 35*time.Millisecond)/time.Millisecond)
+		done := make(chan struct{})
+		killed := false
+		restarted := make(chan error, 1)
+		go func() {
+			for len(proxy.Events()) < n {
+				select {
+				case <-done:
+					restarted <- nil
+					return
+				case <-time.After(5 * time.Millisecond):
+				}
+			}
+			srv.Kill()
+			killed = true
+			t.Logf("Gitea killed after request %d (%s)", n, proxy.Events()[n-1])
+			time.Sleep(time.Second)
+			restarted <- srv.Restart(context.Background())
+		}()
+		first := run.Run(t.Context())
+		close(done)
+		if err := <-restarted; err != nil {
+			t.Fatalf("Gitea did not start again: %v", err)
+		}
+		if !killed {
+			t.Fatalf("the run ended after %d requests, before the kill at %d: the seed proves nothing", len(proxy.Events()), n)
+		}
+		last := strings.Split(strings.TrimSpace(first.Output()), "\n")
+		t.Logf("the run Gitea died under: %v (%d requests); it ended with: %s", first, len(proxy.Events()), last[len(last)-1])
+		noStackTrace(t, "hl bootstrap gitea", first)
+		second := run.Run(t.Context())
+		noStackTrace(t, "hl bootstrap gitea", second)
+		if second.Err != nil {
+			t.Fatalf("the re-run failed: %v\n%s", second.Err, second.Output())
+		}
+		requireConverged(t, srv, opts)
 	})
 }
 

@@ -48,6 +48,7 @@ type Server struct {
 	Dir string
 
 	bin, config string
+	mu          sync.Mutex // Kill and Restart
 	cmd         *exec.Cmd
 	exited      chan struct{} // closed when the process has been reaped
 	waitErr     error
@@ -144,6 +145,19 @@ func (s *Server) startWeb(ctx context.Context, opts Options) error {
 	defer out.Close() // the child holds its own descriptor
 
 	s.URL = "http://127.0.0.1:" + strconv.Itoa(port)
+	if err := s.launch(ctx, out); err != nil {
+		logs := s.logTail()
+		if strings.Contains(logs, "address already in use") {
+			return fmt.Errorf("gitea on port %d: %w", port, errPortInUse)
+		}
+		return err
+	}
+	return nil
+}
+
+// launch starts `gitea web` with the written app.ini and waits until its
+// API answers; on failure the process is gone.
+func (s *Server) launch(ctx context.Context, out *os.File) error {
 	s.cmd = exec.Command(s.bin, "web", "--config", s.config, "--work-path", s.Dir, "--custom-path", filepath.Join(s.Dir, "custom"))
 	s.cmd.Dir = s.Dir
 	s.cmd.Env = s.env()
@@ -151,6 +165,7 @@ func (s *Server) startWeb(ctx context.Context, opts Options) error {
 	s.cmd.Stderr = out
 	s.cmd.SysProcAttr = testharness.SysProcAttr()
 	if err := s.cmd.Start(); err != nil {
+		s.cmd = nil
 		return fmt.Errorf("start gitea: %w", err)
 	}
 	s.exited = make(chan struct{})
@@ -162,12 +177,35 @@ func (s *Server) startWeb(ctx context.Context, opts Options) error {
 	if err := s.waitReady(ctx); err != nil {
 		logs := s.logTail()
 		s.kill()
-		if strings.Contains(logs, "address already in use") {
-			return fmt.Errorf("gitea on port %d: %w", port, errPortInUse)
-		}
 		return fmt.Errorf("%w\n--- gitea output (%s) ---\n%s", err, s.Dir, logs)
 	}
 	return nil
+}
+
+// Kill stops Gitea with SIGKILL, the git processes it runs with it; its
+// folder, database and repositories stay for Restart. A no-op when it is
+// not running. Use it on a server of the test's own (New), never on the
+// shared one.
+func (s *Server) Kill() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.kill()
+}
+
+// Restart starts a killed Gitea again on the same port, app.ini and data,
+// and waits until its API answers (ctx bounds the wait).
+func (s *Server) Restart(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		return errors.New("gitea is running")
+	}
+	out, err := os.OpenFile(filepath.Join(s.Dir, "web.out"), os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("gitea output file: %w", err)
+	}
+	defer out.Close()
+	return s.launch(ctx, out)
 }
 
 // env is the parent's environment without GITEA__* overrides, which would
@@ -417,7 +455,9 @@ func (s *Server) kill() {
 // Close kills Gitea and removes its folder. It is safe to call twice.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		s.mu.Lock()
 		s.kill()
+		s.mu.Unlock()
 		s.closeErr = os.RemoveAll(s.Dir)
 	})
 	return s.closeErr

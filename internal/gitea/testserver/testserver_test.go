@@ -181,6 +181,34 @@ func TestCreateUser(t *testing.T) {
 	}
 }
 
+// Kill stops Gitea (its API refuses connections); Restart brings it back
+// on the same URL with everything it held: users, tokens, repositories.
+func TestKillAndRestart(t *testing.T) {
+	srv := testserver.New(t, testserver.Options{})
+	u, err := srv.CreateUser(t.Context(), "survivor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := client(t, srv, u.Token)
+	if _, _, err := c.CreateRepo(gitea.CreateRepoOption{Name: "kept", AutoInit: true}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Kill()
+	srv.Kill() // a second kill is a no-op
+	if _, err := http.Get(srv.URL + "/api/v1/version"); err == nil {
+		t.Fatal("the killed Gitea still answers")
+	}
+	if err := srv.Restart(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Restart(t.Context()); err == nil {
+		t.Error("Restart of a running Gitea succeeded")
+	}
+	if _, _, err := c.GetRepo("survivor", "kept"); err != nil {
+		t.Errorf("after the restart, the user's token and repository: %v", err)
+	}
+}
+
 func TestMissingBinaryFailsWithHint(t *testing.T) {
 	t.Setenv(testserver.EnvBinary, t.TempDir()+"/nope")
 	_, err := testserver.Binary()
