@@ -2,6 +2,7 @@ package metal
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -715,5 +716,66 @@ func TestServeImages(t *testing.T) {
 	}
 	if code, _ := ts.get(t, stranger, "/os/fedora/42/kernel"); code != http.StatusNotFound {
 		t.Fatalf("unpinned OS: %d", code)
+	}
+}
+
+// hl metal serve restarted in the middle of an install (a crash, a reboot
+// of the PXE host, an upgrade): the install window and the tokens already
+// handed out live in the state file (hashes, written under an flock as
+// each step is served), so a new server on the same state continues the
+// chain where the installer is — at every step of it — and the callback
+// closes the window once; nothing the old server served can be fetched
+// again from the new one.
+func TestServerRestartedMidInstall(t *testing.T) {
+	for restartBefore := 1; restartBefore <= 4; restartBefore++ {
+		t.Run(fmt.Sprint("before step ", restartBefore), func(t *testing.T) {
+			dir := loopbackRepo(t)
+			state := filepath.Join(t.TempDir(), "state", "state.json")
+			ts := newTestServer(t, dir, state)
+			restart := func(step int) {
+				if step == restartBefore {
+					ts.Close() // the old process is gone; its state file stays
+					ts = newTestServer(t, dir, state)
+				}
+			}
+			c := chain{tokens: map[string]string{}}
+			code, body := ts.get(t, node1Addr, node1Path)
+			if code != 200 {
+				t.Fatalf("boot script: %d %s", code, body)
+			}
+			c.tokens["preseed.cfg"] = match(t, bootTokenRE, "install config", body)
+			restart(1)
+			code, body = ts.get(t, node1Addr, "/t/"+c.tokens["preseed.cfg"]+"/nodes/node1/preseed.cfg")
+			if code != 200 {
+				t.Fatalf("preseed after the restart point %d: %d %s", restartBefore, code, body)
+			}
+			c.tokens["post-install.sh"] = match(t, preseedTokenRE, "post-install", body)
+			restart(2)
+			code, body = ts.do(t, node1Addr, http.MethodGet, "/nodes/node1/post-install.sh", c.tokens["post-install.sh"], nil)
+			if code != 200 {
+				t.Fatalf("post-install: %d %s", code, body)
+			}
+			c.tokens[k3sConfigFile] = match(t, k3sTokenRE, "k3s config", body)
+			c.tokens[ResourceCallback] = match(t, callbackTokenRE, "callback", body)
+			restart(3)
+			code, body = ts.do(t, node1Addr, http.MethodGet, "/nodes/node1/"+k3sConfigFile, c.tokens[k3sConfigFile], nil)
+			if code != 200 || !strings.Contains(body, ts.sec.K3sToken) {
+				t.Fatalf("k3s config: %d", code)
+			}
+			restart(4)
+			if code, body := ts.callback(t, node1Addr, node1MAC, c.tokens[ResourceCallback], hostKey); code != 200 {
+				t.Fatalf("callback: %d %s", code, body)
+			}
+			if ns := ts.nodeState(t, node1MAC); ns.Window != nil || ns.Status != StatusInstalled {
+				t.Errorf("after the callback: window %+v, status %s", ns.Window, ns.Status)
+			}
+			// Served once, in one window: nothing of the chain again.
+			if code, _ := ts.do(t, node1Addr, http.MethodGet, "/nodes/node1/"+k3sConfigFile, c.tokens[k3sConfigFile], nil); code == 200 {
+				t.Error("the k3s config was served again after the install")
+			}
+			if code, _ := ts.callback(t, node1Addr, node1MAC, c.tokens[ResourceCallback], hostKey); code == 200 {
+				t.Error("a second callback was accepted")
+			}
+		})
 	}
 }
