@@ -22,7 +22,6 @@ import (
 	kubets "hl.dev/hl/internal/kube/testserver"
 	"hl.dev/hl/internal/kubeclient"
 	"hl.dev/hl/internal/testcharts"
-	"hl.dev/hl/secrets"
 	"hl.dev/hl/validate"
 )
 
@@ -348,18 +347,15 @@ func testMetalStep(t *testing.T, p *pipeline, step e2e.PipelineStep) {
 		Tokens:                 map[string]*asrendered.ServiceAccount{account: {Token: saToken, CACert: kube.CAData}},
 		ServiceEnv:             map[string]string{"KUBERNETES_SERVICE_HOST": u.Hostname(), "KUBERNETES_SERVICE_PORT": u.Port()},
 	}
-	apiToken := decryptValue(t, p.lab, "metal/secrets/metal-api-token.sops.yaml")
-	sshKey := ""
+	creds := map[string]string{}
 	for _, s := range wpSecrets {
-		if s.Name == "metal-rollout-ssh" {
-			sshKey = s.StringData["ssh-key"]
-			if v, ok := s.Data["ssh-key"]; ok {
-				sshKey = string(v)
-			}
+		for key, v := range asrendered.SecretValues(s) {
+			creds[s.Name+"/"+key] = v
 		}
 	}
-	if sshKey == "" {
-		t.Fatal("the rendered platform/woodpecker/secrets has no metal-rollout-ssh key")
+	apiToken, sshKey := creds["metal-api-token/token"], creds["metal-rollout-ssh/ssh-key"]
+	if apiToken == "" || sshKey == "" {
+		t.Fatal("the rendered platform/woodpecker/secrets lacks metal-api-token's token or metal-rollout-ssh's key")
 	}
 	for _, tc := range []struct {
 		name   string
@@ -504,26 +500,6 @@ func applyRendered(t *testing.T, kube *kubets.Server, ms []validate.Manifest, pi
 		applied = append(applied, obj.GetKind()+" "+obj.GetNamespace()+"/"+obj.GetName())
 	}
 	return applied
-}
-
-// decryptValue is the only value of a repo's SOPS Secret file.
-func decryptValue(t *testing.T, lab *e2e.Homelab, rel string) string {
-	t.Helper()
-	plain, err := secrets.Decrypt([]byte(readFile(t, filepath.Join(lab.Dir, rel))), lab.Identities...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ex, err := secrets.ReadSecret(plain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ex.Values) != 1 {
-		t.Fatalf("%s has %d values, want 1", rel, len(ex.Values))
-	}
-	for _, v := range ex.Values {
-		return v
-	}
-	return ""
 }
 
 func appendFile(t *testing.T, p, data string) {

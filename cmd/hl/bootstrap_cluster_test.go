@@ -35,18 +35,7 @@ func TestBootstrapClusterServerErrorIsOneLine(t *testing.T) {
 	if err := os.WriteFile(kc, []byte(kcData), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	key, _ := filepath.Abs("../../testdata/age/test-key.txt")
-	dir := t.TempDir()
-	cfg, err := os.ReadFile("../../testdata/bootstrap/small.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "hl.yaml"), cfg, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, errOut, code := hl(t, "render", "--config", filepath.Join(dir, "hl.yaml"), "--age-key", key); code != 0 {
-		t.Fatalf("render: exit %d\n%s", code, errOut)
-	}
+	dir, key := renderSmall(t)
 	doc, _, err := config.Load(filepath.Join(dir, "hl.yaml"))
 	if err != nil {
 		t.Fatal(err)

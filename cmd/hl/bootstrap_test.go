@@ -22,11 +22,12 @@ func hlIn(t *testing.T, stdin string, tty bool, args ...string) (string, string,
 	return out.String(), errOut.String(), code
 }
 
-func TestBootstrapGitea(t *testing.T) {
-	// A server of its own: this package has no TestMain sharing one.
-	srv := testserver.New(t, testserver.Options{})
-	key, _ := filepath.Abs("../../testdata/age/test-key.txt")
-	dir := t.TempDir()
+// renderSmall renders testdata/bootstrap/small.yaml with the test age key
+// into a new folder and returns the folder and the key file.
+func renderSmall(t *testing.T) (dir, key string) {
+	t.Helper()
+	key, _ = filepath.Abs("../../testdata/age/test-key.txt")
+	dir = t.TempDir()
 	cfg, err := os.ReadFile("../../testdata/bootstrap/small.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -37,6 +38,13 @@ func TestBootstrapGitea(t *testing.T) {
 	if _, errOut, code := hl(t, "render", "--config", filepath.Join(dir, "hl.yaml"), "--age-key", key); code != 0 {
 		t.Fatalf("render: exit %d\n%s", code, errOut)
 	}
+	return dir, key
+}
+
+func TestBootstrapGitea(t *testing.T) {
+	// A server of its own: this package has no TestMain sharing one.
+	srv := testserver.New(t, testserver.Options{})
+	dir, key := renderSmall(t)
 	t.Setenv(envGiteaToken, srv.AdminToken)
 	args := []string{"bootstrap", "gitea", "--dir", dir, "--url", srv.URL, "--owner", "lab", "--repo", "cluster", "--bot-user", "cli-bot", "--age-key", key}
 	noSecrets := func(t *testing.T, outs ...string) {

@@ -345,22 +345,38 @@ func (r *PodRun) configMapData(name string, optional *bool) (map[string]string, 
 // secretData is a Secret's data with stringData merged over it, as the
 // API server stores it; nil for a missing optional one.
 func (r *PodRun) secretData(name string, optional *bool) (map[string]string, error) {
-	for _, s := range r.Secrets {
-		if s.Name == name && (s.Namespace == "" || r.Namespace == "" || s.Namespace == r.Namespace) {
-			out := map[string]string{}
-			for k, v := range s.Data {
-				out[k] = string(v)
-			}
-			for k, v := range s.StringData {
-				out[k] = v
-			}
-			return out, nil
-		}
+	if data, ok := lookupSecret(r.Secrets, r.Namespace, name); ok {
+		return data, nil
 	}
 	if optional != nil && *optional {
 		return nil, nil
 	}
 	return nil, fmt.Errorf("secret %q not found", name)
+}
+
+// lookupSecret finds the Secret name of namespace ns among secrets (a
+// Secret or an ns without a namespace matches any) and returns its
+// values (SecretValues).
+func lookupSecret(secrets []corev1.Secret, ns, name string) (map[string]string, bool) {
+	for _, s := range secrets {
+		if s.Name == name && (s.Namespace == "" || ns == "" || s.Namespace == ns) {
+			return SecretValues(s), true
+		}
+	}
+	return nil, false
+}
+
+// SecretValues is a Secret's data with stringData merged over it, as the
+// API server stores it.
+func SecretValues(s corev1.Secret) map[string]string {
+	out := map[string]string{}
+	for k, v := range s.Data {
+		out[k] = string(v)
+	}
+	for k, v := range s.StringData {
+		out[k] = v
+	}
+	return out
 }
 
 type identity struct {

@@ -317,22 +317,8 @@ func (r *StepRun) Run(ctx context.Context) (Result, error) {
 func (k *StepKube) apply(o KubeOptions, env *envList) ([]file, error) {
 	var files []file
 	if k.NativeSecrets {
-		byName := map[string]map[string]string{}
-		for _, s := range k.Secrets {
-			if s.Namespace != "" && s.Namespace != k.Namespace {
-				continue
-			}
-			data := map[string]string{}
-			for key, v := range s.StringData {
-				data[key] = v
-			}
-			for key, v := range s.Data {
-				data[key] = string(v)
-			}
-			byName[s.Name] = data
-		}
 		for _, ref := range o.Secrets {
-			data, ok := byName[ref.Name]
+			data, ok := lookupSecret(k.Secrets, k.Namespace, ref.Name)
 			if !ok {
 				return nil, fmt.Errorf("native secret %q: no such Secret in namespace %s", ref.Name, k.Namespace)
 			}

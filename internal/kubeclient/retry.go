@@ -30,7 +30,7 @@ const (
 // for requests that are safe to repeat (GET, HEAD, server-side apply and
 // other PATCHes, PUT, DELETE) also a connection reset or cut short, an
 // answer whose body ends early, and 429, 500, 502, 503 and 504. Watches
-// pass through untouched. A POST (a create) is not repeated once sent:
+// and upgraded connections (port-forward, exec) pass through untouched. A POST (a create) is not repeated once sent:
 // the server may have done it.
 //
 // The body of a failed answer goes to log at debug level (nil: nowhere):
@@ -50,7 +50,7 @@ type retryTransport struct {
 }
 
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.URL.Query().Get("watch") == "true" || (req.Body != nil && req.GetBody == nil) {
+	if req.URL.Query().Get("watch") == "true" || req.Header.Get("Upgrade") != "" || (req.Body != nil && req.GetBody == nil) {
 		return t.next.RoundTrip(req)
 	}
 	repeatable := req.Method != http.MethodPost && req.Method != http.MethodConnect
