@@ -97,9 +97,12 @@ func TestBootstrapKilledAndRerun(t *testing.T) {
 }
 
 // The case, the kill put inside the first push: the proxy passes
-// the push on and SIGKILLs hl a seeded moment (0 to 600 ms) after the
-// pack was sent, while Gitea is still taking it; hl's connection closes and
-// Gitea's request is cancelled midway. hl is run again at once, when Gitea
+// the push on, holds Gitea's answer back from hl, and SIGKILLs hl a seeded
+// moment (0 to 600 ms) after the pack was sent; hl's connection closes and
+// Gitea's request is cancelled midway if Gitea is still taking the pack,
+// or it has landed unheard (a fast machine). The hold makes the kill land
+// inside the push on any machine (an earlier version let a fast Gitea
+// answer first, and the run finished before the kill). hl is run again at once, when Gitea
 // may hold the branch in git while still flagging the repository empty (it
 // answers the branch lookup with a 500 then): the re-run waits for Gitea
 // instead of failing, and converges — the push found (kept) or made again.

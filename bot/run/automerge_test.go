@@ -1,13 +1,18 @@
 package run_test
 
 import (
+	"fmt"
+	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	sdk "code.gitea.io/sdk/gitea"
 
+	giteaforge "hl.dev/hl/bot/forge/gitea"
 	"hl.dev/hl/bot/run"
+	"hl.dev/hl/internal/chaos"
 	"hl.dev/hl/internal/config"
 )
 
@@ -163,5 +168,78 @@ func TestApproved(t *testing.T) {
 	got := run.Approved(body)
 	if len(got) != 2 || !got["ghcr.io/a/b@1.2.0"] || !got["d@v3"] {
 		t.Errorf("Approved = %v", got)
+	}
+}
+
+// Gitea refuses a merge with 405 "Please try again later" while it is
+// still checking a PR's mergeability after a push, which takes seconds on
+// a busy machine. The seam: a proxy in front of the real Gitea plays that
+// answer for the first merge requests (the check itself cannot be held
+// open on demand). The bot waits for Gitea's check and merges in the same
+// run; a merge refused for good (every attempt, the PR mergeable) ends the
+// run's automerge as waiting, with the refusal, within the forge's
+// MergeWait, and merges nothing.
+func TestMergeWaitsForGiteasCheck(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		refuse int // merge requests refused, -1 all
+	}{
+		{name: "checking", refuse: 2},
+		{name: "refused", refuse: -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.run(t)
+			p := e.prs(t)["hl-bot/podinfo-1.0.x"][0]
+			if _, _, err := e.admin.CreateStatus(e.owner, e.name, p.Head.Sha, sdk.CreateStatusOption{State: sdk.StatusSuccess, Context: "ci/woodpecker/pr/validate"}); err != nil {
+				t.Fatal(err)
+			}
+			proxy, err := chaos.NewProxy(e.srv.URL, chaos.Faults{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer proxy.Close()
+			var refused atomic.Int64
+			proxy.Rule(func(r *http.Request) *chaos.Fault {
+				if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, fmt.Sprintf("/pulls/%d/merge", p.Index)) {
+					return nil
+				}
+				if tc.refuse >= 0 && refused.Load() >= int64(tc.refuse) {
+					return nil
+				}
+				refused.Add(1)
+				return &chaos.Fault{Kind: chaos.Status, Code: http.StatusMethodNotAllowed, Body: `{"message":"Please try again later","url":""}`}
+			})
+			f, err := giteaforge.New(giteaforge.Options{URL: proxy.URL, Token: e.botToken, Owner: e.owner, Repo: e.name,
+				Backoff: 10 * time.Millisecond, MergeWait: 3 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := e.opts
+			o.Forge = f
+			res, err := run.Run(t.Context(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q, _, err := e.admin.GetPullRequest(e.owner, e.name, p.Index)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.refuse > 0 {
+				if res.Count("merge") != 1 || !q.HasMerged || refused.Load() != int64(tc.refuse) {
+					t.Errorf("refused %d times while checking: merged %v, actions %+v", refused.Load(), q.HasMerged, res.Actions)
+				}
+				return
+			}
+			var waiting string
+			for _, a := range res.Actions {
+				if a.Verb == "automerge-waiting" && a.PR == int(p.Index) {
+					waiting = a.Detail
+				}
+			}
+			if q.HasMerged || res.Count("merge") != 0 || !strings.Contains(waiting, "refused (HTTP 405") || refused.Load() < 2 {
+				t.Errorf("a merge refused for good: merged %v after %d refusals, waiting %q, actions %+v", q.HasMerged, refused.Load(), waiting, res.Actions)
+			}
+		})
 	}
 }

@@ -81,6 +81,37 @@ func TestProxyFaults(t *testing.T) {
 	}
 }
 
+// Cut hands the request to the server at once but holds the answer back
+// until Then has run (a Delay after the body was sent), however fast the
+// server answers: a client killed by Then never hears it.
+func TestProxyCutHoldsTheAnswer(t *testing.T) {
+	srv, hits := backend(t)
+	p, err := chaos.NewProxy(srv.URL, chaos.Faults{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var then atomic.Int64 // when Then ran, in ns since start
+	start := time.Now()
+	p.Rule(func(*http.Request) *chaos.Fault {
+		return &chaos.Fault{Kind: chaos.Cut, Delay: 200 * time.Millisecond, Then: func() { then.Store(int64(time.Since(start))) }}
+	})
+	c := &http.Client{Transport: &http.Transport{Proxy: nil}}
+	resp, err := c.Post(p.URL+"/git-receive-pack", "application/octet-stream", strings.NewReader("pack"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	answered := time.Since(start)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if hits.Load() != 1 || len(body) != 4096 {
+		t.Errorf("server hits %d, body %d bytes: want the request passed on and its answer after Then", hits.Load(), len(body))
+	}
+	if ran := time.Duration(then.Load()); ran == 0 || answered < ran {
+		t.Errorf("the answer came %v after the start, Then ran at %v: the client heard the server before Then", answered, ran)
+	}
+}
+
 // The same seed faults the same requests the same way.
 func TestProxySeeded(t *testing.T) {
 	srv, _ := backend(t)

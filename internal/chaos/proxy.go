@@ -38,10 +38,12 @@ const (
 	// Truncate passes the request on and cuts the answer's body short.
 	Truncate Kind = "truncate"
 	// Cut passes the request on and runs the fault's Then Delay after its
-	// body has been sent, while the server is still working on it: Then
-	// kills the client (Runner.KillOn), its connection closes and the
-	// server's request is cancelled midway (a push cut short). Only by
-	// Rule; the seeded faults never draw it.
+	// body has been sent, holding the server's answer back until Then has
+	// run, so the client never hears it however fast the server is: Then
+	// kills the client (Runner.KillOn), its connection closes, and the
+	// server's request is cancelled midway if it is still working on it (a
+	// push cut short) or has done it unheard. Only by Rule; the seeded
+	// faults never draw it.
 	Cut Kind = "cut"
 	// Rewrite passes the request on and the answer's body through the
 	// fault's Rewrite: a server state that cannot be had on demand, played
@@ -299,7 +301,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			f.Then = nil
 			var once sync.Once
 			d := f.Delay
-			r.Body = &onEOF{ReadCloser: r.Body, fn: func() { once.Do(func() { time.AfterFunc(d, then) }) }}
+			fired := make(chan struct{})
+			r.Body = &onEOF{ReadCloser: r.Body, fn: func() {
+				once.Do(func() { time.AfterFunc(d, func() { then(); close(fired) }) })
+			}}
+			w = &held{ResponseWriter: w, until: fired, ctx: r.Context()}
 		}
 		p.rp.ServeHTTP(w, r)
 	default:
@@ -330,6 +336,32 @@ func (o *onEOF) Read(b []byte) (int, error) {
 		o.fn()
 	}
 	return n, err
+}
+
+// held is a ResponseWriter that passes nothing on until until is closed
+// (or the client has gone).
+type held struct {
+	http.ResponseWriter
+	until <-chan struct{}
+	ctx   context.Context
+}
+
+func (h *held) wait() {
+	select {
+	case <-h.until:
+	case <-h.ctx.Done():
+	}
+}
+
+func (h *held) WriteHeader(code int) { h.wait(); h.ResponseWriter.WriteHeader(code) }
+
+func (h *held) Write(b []byte) (int, error) { h.wait(); return h.ResponseWriter.Write(b) }
+
+func (h *held) Flush() {
+	h.wait()
+	if fl, ok := h.ResponseWriter.(http.Flusher); ok {
+		fl.Flush()
+	}
 }
 
 // discard is a ResponseWriter that throws the answer away.

@@ -40,6 +40,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Concurrency is how many API calls may run at once (default 4).
 	Concurrency int
+	// MergeWait bounds how long Merge waits for Gitea to finish checking
+	// a PR's mergeability when it refuses a merge (default 30s).
+	MergeWait time.Duration
 }
 
 // Forge is one Gitea repository.
@@ -72,6 +75,9 @@ func New(opts Options) (*Forge, error) {
 	}
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 4
+	}
+	if opts.MergeWait <= 0 {
+		opts.MergeWait = 30 * time.Second
 	}
 	f := &Forge{opts: opts, pool: make(chan *sdk.Client, opts.Concurrency)}
 	for range opts.Concurrency {
@@ -372,11 +378,11 @@ func (f *Forge) AddLabels(ctx context.Context, number int, labels []string) erro
 
 // Merge implements forge.Forge.
 func (f *Forge) Merge(ctx context.Context, number int, o forge.MergeOptions) error {
-	c := f.client(ctx)
-	defer f.done(c)
 	style := sdk.MergeStyle(o.Style)
 	if style == "" {
+		c := f.client(ctx)
 		r, resp, err := c.GetRepo(f.opts.Owner, f.opts.Repo)
+		f.done(c)
 		if err != nil {
 			return wrap("merge settings", resp, err)
 		}
@@ -385,20 +391,64 @@ func (f *Forge) Merge(ctx context.Context, number int, o forge.MergeOptions) err
 		}
 	}
 	del := o.DeleteBranch
-	ok, resp, err := c.MergePullRequest(f.opts.Owner, f.opts.Repo, int64(number), sdk.MergePullRequestOption{
-		Style: style, Message: o.Message, DeleteBranchAfterMerge: &del, MergeWhenChecksSucceed: o.WhenChecksSucceed})
+	opt := sdk.MergePullRequestOption{Style: style, Message: o.Message, DeleteBranchAfterMerge: &del, MergeWhenChecksSucceed: o.WhenChecksSucceed}
+	code, err := f.merge(ctx, number, opt)
+	if err != nil || code == 0 || o.WhenChecksSucceed {
+		return err
+	}
+	// Refused: Gitea refuses a merge while it is still checking the PR's
+	// mergeability after a push (405, "try again later"), which can take
+	// seconds on a busy machine. Wait for the check and merge again, until
+	// MergeWait is up; a PR that stays unmergeable (a conflict) or keeps
+	// being refused (a branch rule) ends with the refusal.
+	deadline := time.Now().Add(f.opts.MergeWait)
+	for wait := 250 * time.Millisecond; time.Now().Before(deadline); wait = min(2*wait, 2*time.Second) {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		c := f.client(ctx)
+		p, resp, err := c.GetPullRequest(f.opts.Owner, f.opts.Repo, int64(number))
+		f.done(c)
+		switch {
+		case err != nil:
+			return wrap(fmt.Sprintf("merge #%d: pull request", number), resp, err)
+		case p.HasMerged:
+			return nil
+		case p.State != sdk.StateOpen:
+			return fmt.Errorf("gitea: merge #%d: the pull request is closed", number)
+		case !p.Mergeable:
+			continue
+		}
+		if code, err = f.merge(ctx, number, opt); err != nil || code == 0 {
+			return err
+		}
+	}
+	return fmt.Errorf("gitea: merge #%d: refused (HTTP %d: not mergeable, e.g. a conflict or a branch rule)", number, code)
+}
+
+// merge asks Gitea to merge once: 0 when it did (or scheduled it), else
+// the HTTP status of the refusal.
+func (f *Forge) merge(ctx context.Context, number int, opt sdk.MergePullRequestOption) (int, error) {
+	c := f.client(ctx)
+	defer f.done(c)
+	ok, resp, err := c.MergePullRequest(f.opts.Owner, f.opts.Repo, int64(number), opt)
 	if err != nil {
-		return wrap(fmt.Sprintf("merge #%d", number), resp, err)
+		return 0, wrap(fmt.Sprintf("merge #%d", number), resp, err)
 	}
 	// 201 Created: the merge is scheduled for when checks succeed.
-	if !ok && (resp == nil || resp.StatusCode != http.StatusCreated) {
-		code := 0
-		if resp != nil {
-			code = resp.StatusCode
-		}
-		return fmt.Errorf("gitea: merge #%d: refused (HTTP %d, e.g. mergeability still being checked)", number, code)
+	if ok || (resp != nil && resp.StatusCode == http.StatusCreated) {
+		return 0, nil
 	}
-	return nil
+	code := -1
+	if resp != nil {
+		code = resp.StatusCode
+	}
+	if opt.MergeWhenChecksSucceed {
+		return code, fmt.Errorf("gitea: merge #%d: refused (HTTP %d, e.g. mergeability still being checked)", number, code)
+	}
+	return code, nil
 }
 
 // AllowedMergeStyle is the repository's default merge style when it
