@@ -81,6 +81,7 @@ func baseRootfs(t testing.TB, arch string) string {
 		t.Fatal(err)
 	}
 	p := filepath.Join(root, "current", arch, "rootfs")
+	testharness.AwaitBuild(filepath.Join(p, "bin", "sh"))
 	if _, err := os.Stat(filepath.Join(p, "bin", "sh")); err != nil {
 		t.Fatalf("no image base for %s at %s: run `make image-base` (scripts/build-image-base.sh %s) as root: %v", arch, p, arch, err)
 	}

@@ -8,8 +8,8 @@
 # Output in $HL_ARGOCD_CACHE/v$VERSION/:
 #   argocd      the multi-call binary (the component is picked by
 #               ARGOCD_BINARY_NAME, as in Argo CD's own Procfile)
-#   helm        helm v3 at the version Argo CD's hack/tool-versions.sh names
-#   kustomize   kustomize v5 at the nearest served version to the one named
+#   helm        helm v3 at the version hl's go.mod names (built in hl's module)
+#   kustomize   kustomize v5 at the version hl's go.mod names (likewise)
 #   source-dir  the module source folder (manifests/crds, manifests/install.yaml)
 #
 # Why v3.2.x and not a newer minor: from v3.3.0 on, Argo CD's go.mod replaces
@@ -30,10 +30,24 @@ if [[ -z "$VERSION" ]]; then
 	echo "build-argocd: no Version in internal/argocd/testserver/binary.go" >&2
 	exit 1
 fi
-# hack/tool-versions.sh of Argo CD v3.2.11 names helm 3.18.4 and kustomize
-# 5.7.0; kustomize v5.7.0 is not served as a Go module, v5.7.1 is the nearest.
-HELM_VERSION=3.18.4
-KUSTOMIZE_VERSION=5.7.1
+# helm and kustomize are built inside hl's own module, at the versions its
+# go.mod names (tool directives keep their commands in the module graph):
+# hl's tests and `go vet` have compiled their packages already, so the two
+# commands link from the build cache in seconds instead of compiling the
+# Kubernetes client stack a second time at other versions (about 7 minutes
+# on a cold 2-core machine). Argo CD v3.2.11's hack/tool-versions.sh names
+# helm 3.18.4 and kustomize 5.7.0; the repo-server only runs `helm
+# template`, `helm dependency build`, `kustomize build` and `version`,
+# which the newer v3 and v5 releases keep.
+modversion() { (cd "$root" && GOFLAGS= go list -m -f '{{.Version}}' "$1"); }
+HELM_VERSION="$(modversion helm.sh/helm/v3)"
+HELM_VERSION="${HELM_VERSION#v}"
+KUSTOMIZE_VERSION="$(modversion sigs.k8s.io/kustomize/kustomize/v5)"
+KUSTOMIZE_VERSION="${KUSTOMIZE_VERSION#v}"
+if [[ -z "$HELM_VERSION" || -z "$KUSTOMIZE_VERSION" ]]; then
+	echo "build-argocd: hl's go.mod names no helm.sh/helm/v3 or sigs.k8s.io/kustomize/kustomize/v5" >&2
+	exit 1
+fi
 
 cache="${HL_ARGOCD_CACHE:-$root/.cache/argocd}"
 outdir="$cache/v$VERSION"
@@ -90,11 +104,13 @@ total=$(date +%s)
 src="$(moddir "github.com/argoproj/argo-cd/v3@v$VERSION")"
 printf '%s\n' "$src" >"$outdir/source-dir"
 
+# hl's own module, with the flags hl's Makefile builds and tests with
+# (-trimpath, no cgo), so the build cache entries are shared.
 kbin="$outdir/kustomize"
 if reports "$kbin" "v$KUSTOMIZE_VERSION" version; then
 	echo "build-argocd: $kbin is already kustomize v$KUSTOMIZE_VERSION"
 else
-	build kustomize "$(moddir "sigs.k8s.io/kustomize/kustomize/v5@v$KUSTOMIZE_VERSION")" . \
+	build kustomize "$root" sigs.k8s.io/kustomize/kustomize/v5 \
 		"-X sigs.k8s.io/kustomize/api/provenance.version=v$KUSTOMIZE_VERSION -X sigs.k8s.io/kustomize/api/provenance.gitCommit=$KUSTOMIZE_VERSION"
 	"$kbin" version
 fi
@@ -103,12 +119,12 @@ hbin="$outdir/helm"
 if reports "$hbin" "v$HELM_VERSION" version --short; then
 	echo "build-argocd: $hbin is already helm v$HELM_VERSION"
 else
-	hdir="$(moddir "helm.sh/helm/v3@v$HELM_VERSION")"
 	# Helm's Makefile derives the default Kubernetes version it renders for
-	# from its client-go (k8s 1.N+... from v0.N): do the same.
-	kminor="$(sed -n 's/^[[:space:]]*k8s.io\/client-go v0\.\([0-9]*\)\..*/\1/p' "$hdir/go.mod" | head -n1)"
+	# from its client-go (k8s 1.N from v0.N): do the same with the
+	# client-go the build uses (hl's).
+	kminor="$(modversion k8s.io/client-go | sed -n 's/^v0\.\([0-9]*\)\..*/\1/p')"
 	hv=helm.sh/helm/v3
-	build helm "$hdir" ./cmd/helm \
+	build helm "$root" $hv/cmd/helm \
 		"-X $hv/internal/version.version=v$HELM_VERSION -X $hv/internal/version.metadata= -X $hv/internal/version.gitTreeState=clean -X $hv/pkg/lint/rules.k8sVersionMajor=1 -X $hv/pkg/lint/rules.k8sVersionMinor=$kminor -X $hv/pkg/chartutil.k8sVersionMajor=1 -X $hv/pkg/chartutil.k8sVersionMinor=$kminor"
 	"$hbin" version --short
 fi

@@ -79,6 +79,7 @@ func build(ctx context.Context) (*asrendered.Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	testharness.AwaitBuild(filepath.Join(bases, "current", runtime.GOARCH, "rootfs", "bin", "sh"))
 	base, err := filepath.EvalSymlinks(filepath.Join(bases, "current", runtime.GOARCH, "rootfs"))
 	if err != nil || !exists(filepath.Join(base, "bin", "sh")) {
 		return nil, fmt.Errorf("no image base at %s: run `make image-base-host` as root", filepath.Join(bases, "current", runtime.GOARCH, "rootfs"))

@@ -130,6 +130,7 @@ func CacheRoot(cacheEnv, dir string) (string, error) {
 // CheckExecutable reports whether p is an executable file (ErrNoBinary
 // when it does not exist).
 func CheckExecutable(p string) error {
+	AwaitBuild(p)
 	fi, err := os.Stat(p)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
