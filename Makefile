@@ -57,15 +57,17 @@ loop: gitea kube argocd image-base-host
 ## first push) then re-run, against the real Gitea, and with Gitea itself
 ## killed and restarted mid-run; hl bootstrap cluster
 ## through a fault proxy in front of the real API server, which is also
-## killed and restarted mid-run; hl bot run through a
-## fault proxy in front of the real Gitea and Helm repository. CHAOS_RUNS
+## killed and restarted mid-run; hl bot run (the upgrade pass) through a
+## fault proxy in front of the real Gitea and Helm repository, and with
+## Gitea killed and restarted mid-run; the rotation pass through a fault
+## proxy in front of the real Gitea. CHAOS_RUNS
 ## seeds (default 50), CHAOS_BASE shifts them, CHAOS_DURATION keeps
 ## drawing seeds that long; every failing seed is printed, CHAOS_SEED=N
 ## replays it.
 CHAOS_RUNS ?= 50
-CHAOS_TESTS = ^(TestRenderKilledAnywhere|TestBootstrapKilledAndRerun|TestBootstrapKilledDuringFirstPush|TestBootstrapGiteaKilledAndRestarted|TestBootstrapClusterUnderChaos|TestBotRunUnderChaos)$$
+CHAOS_TESTS = ^(TestRenderKilledAnywhere|TestBootstrapKilledAndRerun|TestBootstrapKilledDuringFirstPush|TestBootstrapGiteaKilledAndRestarted|TestBootstrapClusterUnderChaos|TestBotRunUnderChaos|TestBotRunGiteaKilledAndRestarted|TestPassUnderChaos)$$
 chaos: gitea kube
-	CHAOS_RUNS=$(CHAOS_RUNS) $(GO) test -count=1 -timeout 120m -v -run '$(CHAOS_TESTS)' ./generator ./bootstrap ./bot/run
+	CHAOS_RUNS=$(CHAOS_RUNS) $(GO) test -count=1 -timeout 120m -v -run '$(CHAOS_TESTS)' ./generator ./bootstrap ./bot/run ./bot/rotate
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/config

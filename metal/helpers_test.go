@@ -13,6 +13,7 @@ import (
 
 	"hl.dev/hl/generator"
 	"hl.dev/hl/internal/config"
+	"hl.dev/hl/internal/testharness"
 	"hl.dev/hl/secrets"
 )
 
@@ -44,17 +45,10 @@ func configPath(name string) string {
 var (
 	renderMu    sync.Mutex
 	renderCache = map[string]string{}
-	renderRoot  string
 )
 
-// TestMain removes the shared renders.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if renderRoot != "" {
-		os.RemoveAll(renderRoot)
-	}
-	os.Exit(code)
-}
+// TestMain removes the shared renders and the shared hl binary.
+func TestMain(m *testing.M) { testharness.Main(m) }
 
 // renderedRepo renders a testdata config once per test binary and returns
 // a private copy of the result the test may change.
@@ -65,17 +59,17 @@ func renderedRepo(t testing.TB, name string) string {
 
 func renderConfigFile(t testing.TB, key, cfg string) string {
 	t.Helper()
+	root := testharness.Shared(t, "metal renders", func() (string, func() error, error) {
+		d, err := os.MkdirTemp("", "hl-metal-render-*")
+		if err != nil {
+			return "", nil, err
+		}
+		return d, func() error { return os.RemoveAll(d) }, nil
+	}, func(t testing.TB, err error) { t.Fatal(err) })
 	renderMu.Lock()
 	src, ok := renderCache[key]
 	if !ok {
-		if renderRoot == "" {
-			var err error
-			if renderRoot, err = os.MkdirTemp("", "hl-metal-render-*"); err != nil {
-				renderMu.Unlock()
-				t.Fatal(err)
-			}
-		}
-		src = filepath.Join(renderRoot, filepath.Base(key)+"-"+filepath.Base(filepath.Dir(key)))
+		src = filepath.Join(root, filepath.Base(key)+"-"+filepath.Base(filepath.Dir(key)))
 		_, err := generator.Render(context.Background(), generator.Options{ConfigPath: cfg, OutDir: src, Identities: testIdentities(t)})
 		if err != nil {
 			renderMu.Unlock()

@@ -15,6 +15,7 @@ import (
 	giteaforge "hl.dev/hl/bot/forge/gitea"
 	"hl.dev/hl/bot/run"
 	"hl.dev/hl/internal/chaos"
+	"hl.dev/hl/internal/gitea/testserver"
 )
 
 // The upgrade pass under chaos: the real Gitea (API and git) and the Helm
@@ -90,34 +91,111 @@ func TestBotRunUnderChaos(t *testing.T) {
 		if _, err := run.Run(t.Context(), opts()); err != nil {
 			t.Fatalf("the normal run after the chaos: %v", err)
 		}
-		prs := e.prs(t)
-		for head, ps := range prs {
-			for _, p := range ps {
-				t.Logf("PR #%d %s head %s state %s", p.Index, p.Title, head, p.State)
-			}
-			if len(ps) != 1 {
-				t.Errorf("%s: %d PRs, want 1", head, len(ps))
-			}
-		}
-		if len(prs) != 3 {
-			t.Errorf("%d branches with PRs, want 3: %v", len(prs), keys(prs))
-		}
-		branches, _, err := e.admin.ListRepoBranches(e.owner, e.name, sdk.ListRepoBranchesOptions{ListOptions: sdk.ListOptions{PageSize: 50}})
+		requireBotConverged(t, e, opts())
+	})
+}
+
+// The upgrade pass while Gitea itself is SIGKILLed (with the git processes
+// it runs) after a seeded number of the run's requests and started again a
+// second later with its data: the run rides it out or stops without a
+// stack trace; the next run converges (one PR per bot branch, the three
+// updates' PRs, no bot branch without its PR) and a further run creates
+// nothing. Gitea is the test's own (the shared one is never killed); a
+// proxy in front of it only counts requests.
+func TestBotRunGiteaKilledAndRestarted(t *testing.T) {
+	chaos.ForEach(t, []uint64{1}, func(t *testing.T, seed uint64) {
+		srv := testserver.New(t, testserver.Options{})
+		e := newEnvOn(t, srv)
+		proxy, err := chaos.NewProxy(srv.URL, chaos.Faults{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, b := range branches {
-			t.Logf("branch %s", b.Name)
-			if strings.HasPrefix(b.Name, engine.BranchPrefix) && len(prs[b.Name]) == 0 {
-				t.Errorf("orphan branch %s: no PR", b.Name)
+		defer proxy.Close()
+		quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+		opts := func() run.Options {
+			f, err := giteaforge.New(giteaforge.Options{URL: proxy.URL, Token: e.botToken, Owner: e.owner, Repo: e.name,
+				Backoff: 50 * time.Millisecond, Logger: quiet})
+			if err != nil {
+				t.Fatal(err)
 			}
+			o := e.opts
+			o.Forge, o.Logger = f, quiet
+			return o
 		}
+		// A first run on this repository makes about 25 requests.
+		n := 1 + int(chaos.Moment(seed, 0, 20*time.Millisecond)/time.Millisecond)
+		done := make(chan struct{})
+		killed := false
+		restarted := make(chan error, 1)
+		go func() {
+			for len(proxy.Events()) < n {
+				select {
+				case <-done:
+					restarted <- nil
+					return
+				case <-time.After(5 * time.Millisecond):
+				}
+			}
+			srv.Kill()
+			killed = true
+			t.Logf("Gitea killed after request %d (%s)", n, proxy.Events()[n-1])
+			time.Sleep(time.Second)
+			restarted <- srv.Restart(context.Background())
+		}()
 		res, err := run.Run(t.Context(), opts())
-		if err != nil {
-			t.Fatalf("a further run: %v", err)
+		close(done)
+		if err := <-restarted; err != nil {
+			t.Fatalf("Gitea did not start again: %v", err)
 		}
-		if res.Count("create") != 0 {
-			t.Errorf("a further run created again: %+v", res.Actions)
+		if !killed {
+			t.Fatalf("the run ended after %d requests, before the kill at %d: the seed proves nothing", len(proxy.Events()), n)
 		}
+		msg := fmt.Sprint(err)
+		if res != nil {
+			msg += fmt.Sprintf(" %+v", res.Actions)
+		}
+		if strings.Contains(msg, "goroutine ") || strings.Contains(msg, "PANIC") {
+			t.Errorf("the run printed a server's stack trace: %.500s", msg)
+		}
+		t.Logf("the run Gitea died under (%d requests): %.300v", len(proxy.Events()), err)
+
+		if _, err := run.Run(t.Context(), opts()); err != nil {
+			t.Fatalf("the next run: %v", err)
+		}
+		requireBotConverged(t, e, opts())
 	})
+}
+
+// requireBotConverged: one PR per bot branch, the three updates' PRs, no
+// bot branch without its PR, and a further run creates nothing.
+func requireBotConverged(t *testing.T, e *env, o run.Options) {
+	t.Helper()
+	prs := e.prs(t)
+	for head, ps := range prs {
+		for _, p := range ps {
+			t.Logf("PR #%d %s head %s state %s", p.Index, p.Title, head, p.State)
+		}
+		if len(ps) != 1 {
+			t.Errorf("%s: %d PRs, want 1", head, len(ps))
+		}
+	}
+	if len(prs) != 3 {
+		t.Errorf("%d branches with PRs, want 3: %v", len(prs), keys(prs))
+	}
+	branches, _, err := e.admin.ListRepoBranches(e.owner, e.name, sdk.ListRepoBranchesOptions{ListOptions: sdk.ListOptions{PageSize: 50}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range branches {
+		if strings.HasPrefix(b.Name, engine.BranchPrefix) && len(prs[b.Name]) == 0 {
+			t.Errorf("orphan branch %s: no PR", b.Name)
+		}
+	}
+	res, err := run.Run(t.Context(), o)
+	if err != nil {
+		t.Fatalf("a further run: %v", err)
+	}
+	if res.Count("create") != 0 {
+		t.Errorf("a further run created again: %+v", res.Actions)
+	}
 }

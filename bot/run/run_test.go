@@ -68,9 +68,11 @@ type env struct {
 	opts        run.Options
 }
 
-func newEnv(t testing.TB) *env {
+func newEnv(t testing.TB) *env { return newEnvOn(t, testserver.ForTest(t)) }
+
+// newEnvOn is newEnv on a Gitea of the test's own.
+func newEnvOn(t testing.TB, srv *testserver.Server) *env {
 	ctx := context.Background()
-	srv := testserver.ForTest(t)
 	u, err := srv.CreateUser(ctx, srv.UniqueName("bot"))
 	if err != nil {
 		t.Fatal(err)
