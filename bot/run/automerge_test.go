@@ -172,20 +172,21 @@ func TestApproved(t *testing.T) {
 }
 
 // Gitea refuses a merge with 405 "Please try again later" while it is
-// still checking a PR's mergeability after a push, which takes seconds on
-// a busy machine. The seam: a proxy in front of the real Gitea plays that
-// answer for the first merge requests (the check itself cannot be held
-// open on demand). The bot waits for Gitea's check and merges in the same
-// run; a merge refused for good (every attempt, the PR mergeable) ends the
-// run's automerge as waiting, with the refusal, within the forge's
-// MergeWait, and merges nothing.
+// still checking a PR's mergeability after a push, and the PR reads
+// mergeable: false meanwhile; the check takes seconds on a busy machine.
+// The seam: a proxy in front of the real Gitea plays that state from the
+// first merge request until the PR has been read three times (the check
+// itself cannot be held open on demand). The bot waits for Gitea's check
+// and merges in the same run. A merge refused for good while the PR reads
+// mergeable (a branch rule) ends the run's automerge as waiting, with the
+// refusal, after one more try, and merges nothing.
 func TestMergeWaitsForGiteasCheck(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		refuse int // merge requests refused, -1 all
+		name    string
+		forGood bool
 	}{
-		{name: "checking", refuse: 2},
-		{name: "refused", refuse: -1},
+		{name: "checking"},
+		{name: "refused", forGood: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
@@ -199,19 +200,26 @@ func TestMergeWaitsForGiteasCheck(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer proxy.Close()
-			var refused atomic.Int64
+			var refused, reads atomic.Int64
+			checking := func() bool { return refused.Load() > 0 && reads.Load() < 3 }
+			pull := fmt.Sprintf("/repos/%s/%s/pulls/%d", e.owner, e.name, p.Index)
 			proxy.Rule(func(r *http.Request) *chaos.Fault {
-				if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, fmt.Sprintf("/pulls/%d/merge", p.Index)) {
-					return nil
+				switch {
+				case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, pull+"/merge"):
+					if tc.forGood || refused.Load() == 0 || checking() {
+						refused.Add(1)
+						return &chaos.Fault{Kind: chaos.Status, Code: http.StatusMethodNotAllowed, Body: `{"message":"Please try again later","url":""}`}
+					}
+				case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, pull) && !tc.forGood && checking():
+					reads.Add(1)
+					return &chaos.Fault{Kind: chaos.Rewrite, Rewrite: func(b []byte) []byte {
+						return []byte(strings.Replace(string(b), `"mergeable":true`, `"mergeable":false`, 1))
+					}}
 				}
-				if tc.refuse >= 0 && refused.Load() >= int64(tc.refuse) {
-					return nil
-				}
-				refused.Add(1)
-				return &chaos.Fault{Kind: chaos.Status, Code: http.StatusMethodNotAllowed, Body: `{"message":"Please try again later","url":""}`}
+				return nil
 			})
 			f, err := giteaforge.New(giteaforge.Options{URL: proxy.URL, Token: e.botToken, Owner: e.owner, Repo: e.name,
-				Backoff: 10 * time.Millisecond, MergeWait: 3 * time.Second})
+				Backoff: 10 * time.Millisecond, MergeWait: 20 * time.Second})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -225,9 +233,9 @@ func TestMergeWaitsForGiteasCheck(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if tc.refuse > 0 {
-				if res.Count("merge") != 1 || !q.HasMerged || refused.Load() != int64(tc.refuse) {
-					t.Errorf("refused %d times while checking: merged %v, actions %+v", refused.Load(), q.HasMerged, res.Actions)
+			if !tc.forGood {
+				if res.Count("merge") != 1 || !q.HasMerged || refused.Load() != 1 || reads.Load() != 3 {
+					t.Errorf("refused %d times, read %d times as unmergeable while checking: merged %v, actions %+v", refused.Load(), reads.Load(), q.HasMerged, res.Actions)
 				}
 				return
 			}
@@ -237,8 +245,8 @@ func TestMergeWaitsForGiteasCheck(t *testing.T) {
 					waiting = a.Detail
 				}
 			}
-			if q.HasMerged || res.Count("merge") != 0 || !strings.Contains(waiting, "refused (HTTP 405") || refused.Load() < 2 {
-				t.Errorf("a merge refused for good: merged %v after %d refusals, waiting %q, actions %+v", q.HasMerged, refused.Load(), waiting, res.Actions)
+			if q.HasMerged || res.Count("merge") != 0 || !strings.Contains(waiting, "refused (HTTP 405") || refused.Load() != 3 {
+				t.Errorf("a merge refused for good: merged %v after %d refusals (want 3: the first, then two while mergeable), waiting %q, actions %+v", q.HasMerged, refused.Load(), waiting, res.Actions)
 			}
 		})
 	}

@@ -397,11 +397,14 @@ func (f *Forge) Merge(ctx context.Context, number int, o forge.MergeOptions) err
 		return err
 	}
 	// Refused: Gitea refuses a merge while it is still checking the PR's
-	// mergeability after a push (405, "try again later"), which can take
-	// seconds on a busy machine. Wait for the check and merge again, until
-	// MergeWait is up; a PR that stays unmergeable (a conflict) or keeps
-	// being refused (a branch rule) ends with the refusal.
+	// mergeability after a push (405, "try again later"; the PR reads
+	// mergeable: false meanwhile), which can take seconds on a busy
+	// machine. Wait for the check and merge again, until MergeWait is up;
+	// a PR that stays unmergeable (a conflict) ends with the refusal, and
+	// so does one refused twice while it reads mergeable (a branch rule,
+	// not the check).
 	deadline := time.Now().Add(f.opts.MergeWait)
+	refusedMergeable := 0
 	for wait := 250 * time.Millisecond; time.Now().Before(deadline); wait = min(2*wait, 2*time.Second) {
 		select {
 		case <-ctx.Done():
@@ -423,6 +426,9 @@ func (f *Forge) Merge(ctx context.Context, number int, o forge.MergeOptions) err
 		}
 		if code, err = f.merge(ctx, number, opt); err != nil || code == 0 {
 			return err
+		}
+		if refusedMergeable++; refusedMergeable == 2 {
+			break
 		}
 	}
 	return fmt.Errorf("gitea: merge #%d: refused (HTTP %d: not mergeable, e.g. a conflict or a branch rule)", number, code)
