@@ -31,20 +31,38 @@ func TestRenderKilledAnywhere(t *testing.T) {
 			return exec.CommandContext(ctx, bin, "render", "--config", cfg, "--out", dir, "--age-key", key)
 		}}
 	}
-	// How long the render takes here: the kills fall inside it.
-	probeDir, probeCfg := renderedThenRedomained(t)
-	start := time.Now()
-	if o := runner(probeDir, probeCfg).Run(t.Context()); o.Err != nil {
-		t.Fatalf("a render: %v\n%s", o.Err, o.Output())
+	// How long the render takes here (the fastest of three, as a loaded
+	// machine slows some): the kills fall inside it.
+	var took time.Duration
+	for range 3 {
+		probeDir, probeCfg := renderedThenRedomained(t)
+		start := time.Now()
+		if o := runner(probeDir, probeCfg).Run(t.Context()); o.Err != nil {
+			t.Fatalf("a render: %v\n%s", o.Err, o.Output())
+		}
+		if d := time.Since(start); took == 0 || d < took {
+			took = d
+		}
 	}
-	took := time.Since(start)
 	t.Logf("a render of the changed domain takes %v here", took)
 	chaos.ForEach(t, []uint64{1, 2, 3}, func(t *testing.T, seed uint64) {
-		dir, cfg := renderedThenRedomained(t)
 		kills := []time.Duration{chaos.Moment(seed, 5*time.Millisecond, took*9/10), chaos.Moment(seed^0xfeed, 5*time.Millisecond, took*9/10)}
-		outs := runner(dir, cfg).KillThenRun(t.Context(), kills)
-		if !outs[0].Killed {
-			t.Fatalf("the first run was not killed (%v): the seed proves nothing", outs[0])
+		var dir, cfg string
+		var outs []chaos.Outcome
+		// A render that ends before its kill (the machine got faster than
+		// the probe) proves nothing: start over from the same state with
+		// the seed's moment halved, a few times.
+		for try := 0; ; try++ {
+			dir, cfg = renderedThenRedomained(t)
+			outs = runner(dir, cfg).KillThenRun(t.Context(), kills)
+			if outs[0].Killed {
+				break
+			}
+			if try == 4 {
+				t.Fatalf("the first run was not killed in %d tries, the last at %v (%v): the seed proves nothing", try+1, kills[0], outs[0])
+			}
+			t.Logf("the render ended before the kill at %v; again from the start at half that", kills[0])
+			kills[0] /= 2
 		}
 		for i, o := range outs {
 			t.Logf("run %d: %v", i+1, o)
