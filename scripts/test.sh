@@ -52,7 +52,7 @@ build=0
 wait "$bg" || build=$?
 rm -f "$pidfile"
 showlog
-echo "test: the test servers' build ended with status $build after $(($(date +%s) - start))s"
+echo "test: lint and unit done after $(($(date +%s) - start))s; the test servers' build (log above) ended with status $build"
 if [[ $build -ne 0 || $unit -ne 0 ]]; then
 	exit 1
 fi
