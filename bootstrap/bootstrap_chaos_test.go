@@ -168,32 +168,16 @@ func TestBootstrapGiteaKilledAndRestarted(t *testing.T) {
 		run := bootstrapCommand(t, bin, proxy.URL, opts)
 		// A run against a fresh Gitea makes about 40 requests.
 		n := 1 + int(chaos.Moment(seed, 0, 35*time.Millisecond)/time.Millisecond)
-		done := make(chan struct{})
-		killed := false
-		restarted := make(chan error, 1)
-		go func() {
-			for len(proxy.Events()) < n {
-				select {
-				case <-done:
-					restarted <- nil
-					return
-				case <-time.After(5 * time.Millisecond):
-				}
-			}
-			srv.Kill()
-			killed = true
-			t.Logf("Gitea killed after request %d (%s)", n, proxy.Events()[n-1])
-			time.Sleep(time.Second)
-			restarted <- srv.Restart(context.Background())
-		}()
+		stopped := proxy.KillAfter(n, srv.Kill, func() error { return srv.Restart(context.Background()) })
 		first := run.Run(t.Context())
-		close(done)
-		if err := <-restarted; err != nil {
-			t.Fatalf("Gitea did not start again: %v", err)
+		killed, rerr := stopped()
+		if rerr != nil {
+			t.Fatalf("Gitea did not start again: %v", rerr)
 		}
 		if !killed {
 			t.Fatalf("the run ended after %d requests, before the kill at %d: the seed proves nothing", len(proxy.Events()), n)
 		}
+		t.Logf("Gitea killed after request %d (%s)", n, proxy.Events()[n-1])
 		last := strings.Split(strings.TrimSpace(first.Output()), "\n")
 		t.Logf("the run Gitea died under: %v (%d requests); it ended with: %s", first, len(proxy.Events()), last[len(last)-1])
 		noStackTrace(t, "hl bootstrap gitea", first)

@@ -55,17 +55,7 @@ func TestBotRunUnderChaos(t *testing.T) {
 			"apps/web/Chart.yaml": strings.Replace(chart, e.helm.URL, helmProxy.URL, 1),
 		}, "chart through the proxy")
 
-		quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-		opts := func() run.Options {
-			f, err := giteaforge.New(giteaforge.Options{URL: forgeProxy.URL, Token: e.botToken, Owner: e.owner, Repo: e.name,
-				Backoff: 20 * time.Millisecond, Logger: quiet})
-			if err != nil {
-				t.Fatal(err)
-			}
-			o := e.opts
-			o.Forge, o.Logger = f, quiet
-			return o
-		}
+		opts := func() run.Options { return e.quietOptionsVia(t, forgeProxy.URL, 20*time.Millisecond) }
 		const runs = 4
 		for i := range uint64(runs) {
 			s := seed*100 + i
@@ -111,45 +101,19 @@ func TestBotRunGiteaKilledAndRestarted(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer proxy.Close()
-		quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-		opts := func() run.Options {
-			f, err := giteaforge.New(giteaforge.Options{URL: proxy.URL, Token: e.botToken, Owner: e.owner, Repo: e.name,
-				Backoff: 50 * time.Millisecond, Logger: quiet})
-			if err != nil {
-				t.Fatal(err)
-			}
-			o := e.opts
-			o.Forge, o.Logger = f, quiet
-			return o
-		}
+		opts := func() run.Options { return e.quietOptionsVia(t, proxy.URL, 50*time.Millisecond) }
 		// A first run on this repository makes about 25 requests.
 		n := 1 + int(chaos.Moment(seed, 0, 20*time.Millisecond)/time.Millisecond)
-		done := make(chan struct{})
-		killed := false
-		restarted := make(chan error, 1)
-		go func() {
-			for len(proxy.Events()) < n {
-				select {
-				case <-done:
-					restarted <- nil
-					return
-				case <-time.After(5 * time.Millisecond):
-				}
-			}
-			srv.Kill()
-			killed = true
-			t.Logf("Gitea killed after request %d (%s)", n, proxy.Events()[n-1])
-			time.Sleep(time.Second)
-			restarted <- srv.Restart(context.Background())
-		}()
+		stopped := proxy.KillAfter(n, srv.Kill, func() error { return srv.Restart(context.Background()) })
 		res, err := run.Run(t.Context(), opts())
-		close(done)
-		if err := <-restarted; err != nil {
-			t.Fatalf("Gitea did not start again: %v", err)
+		killed, rerr := stopped()
+		if rerr != nil {
+			t.Fatalf("Gitea did not start again: %v", rerr)
 		}
 		if !killed {
 			t.Fatalf("the run ended after %d requests, before the kill at %d: the seed proves nothing", len(proxy.Events()), n)
 		}
+		t.Logf("Gitea killed after request %d (%s)", n, proxy.Events()[n-1])
 		msg := fmt.Sprint(err)
 		if res != nil {
 			msg += fmt.Sprintf(" %+v", res.Actions)
@@ -198,4 +162,18 @@ func requireBotConverged(t *testing.T, e *env, o run.Options) {
 	if res.Count("create") != 0 {
 		t.Errorf("a further run created again: %+v", res.Actions)
 	}
+}
+
+// quietOptionsVia are the env's options with the forge reached at url (a
+// proxy in front of its Gitea) and no log.
+func (e *env) quietOptionsVia(t *testing.T, url string, backoff time.Duration) run.Options {
+	t.Helper()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	f, err := giteaforge.New(giteaforge.Options{URL: url, Token: e.botToken, Owner: e.owner, Repo: e.name, Backoff: backoff, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := e.opts
+	o.Forge, o.Logger = f, quiet
+	return o
 }

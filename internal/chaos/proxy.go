@@ -392,3 +392,35 @@ func (t *truncating) Write(b []byte) (int, error) {
 	}
 	return len(b), nil
 }
+
+// KillAfter kills a server mid-journey: once the proxy has seen n
+// requests it calls kill, waits a second and calls restart (the server
+// started again on its data). Call the returned func when the journey is
+// over: it ends the watch if the kill never came, and says whether it
+// came and what restart returned.
+func (p *Proxy) KillAfter(n int, kill func(), restart func() error) func() (killed bool, err error) {
+	done := make(chan struct{})
+	type result struct {
+		killed bool
+		err    error
+	}
+	out := make(chan result, 1)
+	go func() {
+		for len(p.Events()) < n {
+			select {
+			case <-done:
+				out <- result{}
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+		kill()
+		time.Sleep(time.Second)
+		out <- result{true, restart()}
+	}()
+	return func() (bool, error) {
+		close(done)
+		r := <-out
+		return r.killed, r.err
+	}
+}
