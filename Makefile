@@ -60,14 +60,19 @@ loop: gitea kube argocd image-base-host
 ## killed and restarted mid-run; hl bot run (the upgrade pass) through a
 ## fault proxy in front of the real Gitea and Helm repository, and with
 ## Gitea killed and restarted mid-run; the rotation pass through a fault
-## proxy in front of the real Gitea. CHAOS_RUNS
+## proxy in front of the real Gitea; hl bot serve as rendered (root: it
+## runs from hl's image) SIGKILLed mid-run with Gitea, the chart
+## repositories and the registry behind fault proxies; the chart pulls of
+## hl validate through fault proxies; hl metal serve SIGKILLed after it
+## burnt a node's token and before the answer left, at every step of the
+## install chain. CHAOS_RUNS
 ## seeds (default 50), CHAOS_BASE shifts them, CHAOS_DURATION keeps
 ## drawing seeds that long; every failing seed is printed, CHAOS_SEED=N
 ## replays it.
 CHAOS_RUNS ?= 50
-CHAOS_TESTS = ^(TestRenderKilledAnywhere|TestBootstrapKilledAndRerun|TestBootstrapKilledDuringFirstPush|TestBootstrapGiteaKilledAndRestarted|TestBootstrapClusterUnderChaos|TestBotRunUnderChaos|TestBotRunGiteaKilledAndRestarted|TestPassUnderChaos)$$
-chaos: gitea kube
-	CHAOS_RUNS=$(CHAOS_RUNS) $(GO) test -count=1 -timeout 120m -v -run '$(CHAOS_TESTS)' ./generator ./bootstrap ./bot/run ./bot/rotate
+CHAOS_TESTS = ^(TestRenderKilledAnywhere|TestBootstrapKilledAndRerun|TestBootstrapKilledDuringFirstPush|TestBootstrapGiteaKilledAndRestarted|TestBootstrapClusterUnderChaos|TestBotRunUnderChaos|TestBotRunGiteaKilledAndRestarted|TestPassUnderChaos|TestBotServeUnderChaos|TestPullChartsUnderChaos|TestServeKilledMidAnswer)$$
+chaos: gitea kube image-base-host
+	CHAOS_RUNS=$(CHAOS_RUNS) $(GO) test -count=1 -timeout 120m -v -run '$(CHAOS_TESTS)' ./generator ./bootstrap ./bot/run ./bot/rotate ./e2e ./validate ./metal
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/config

@@ -78,70 +78,11 @@ const botPort = 8080
 // channel, Debian, upstream registries) fail their lookups, which the
 // bot reports and passes over.
 func TestBotAsRendered(t *testing.T) {
-	asrendered.RequireRoot(t)
-	ctx := t.Context()
-	e2e.HoldPort(t, botPort)
-	requirePortFree(t, botPort)
-	img := hlImage(t)
-
-	set := testcharts.Catalog(t)
-	set.Charts = append(set.Charts, bumpedChart(t, set, bumpChart, bumpChartTo))
-	repos := set.Serve(t)
-	mirrored := repos.Host + "/ghcr/gethomepage/homepage"
-	for _, tag := range []string{bumpImageFrom, bumpImageTo} {
-		pushImage(t, mirrored+":"+tag)
-	}
-
-	srv := testserver.New(t, testserver.Options{})
-	lab := render(t, "full", e2e.RenderOptions{
-		ChartMirrors:    repos.Mirrors,
-		RegistryMirrors: []config.Mirror{{From: "ghcr.io/gethomepage", To: repos.Host + "/ghcr/gethomepage"}},
-		Edit: func(doc *yaml.Node) error {
-			bot := yamlnode.Path(doc.Content[0], "spec", "bot")
-			if v := yamlnode.Value(bot, "minimumReleaseAge"); v != nil {
-				v.Value = "0d"
-			}
-			limits := yamlnode.Value(bot, "limits")
-			if v := yamlnode.Value(limits, "maxPRsPerHour"); v != nil {
-				v.Value = "20"
-			}
-			if v := yamlnode.Value(limits, "maxPRsPerRun"); v != nil {
-				v.Value = "20"
-			}
-			return nil
-		},
-	})
-	due, dueDate := makeOneDue(t, lab)
-	hlRef := renderedHLImage(t, lab.Dir)
-
-	res, err := bootstrap.Run(ctx, bootstrap.Options{
-		Dir: lab.Dir, URL: srv.URL, Owner: "homelab", Repo: "cluster", Token: srv.AdminToken, Identities: lab.Identities,
-	})
-	if err != nil {
-		t.Fatalf("hl bootstrap gitea: %v\n%+v", err, res)
-	}
-
-	gsvc, err := e2e.StartService(ctx, "gitea-http", "gitea", 3000, strings.TrimPrefix(srv.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { gsvc.Close() })
-	sopsAge := corev1.Secret{}
-	sopsAge.Name, sopsAge.Namespace = "sops-age", "hl-bot"
-	sopsAge.StringData = map[string]string{"keys.txt": string(lab.AgeKey)}
-
-	pod, err := e2e.Pod(ctx, e2e.PodOptions{
-		Lab: lab, File: "platform/hl-bot/deployment.yaml", Kind: "Deployment", Name: "hl-bot",
-		Decrypter: img, Images: map[string]*asrendered.Image{hlRef: img},
-		Secrets: []corev1.Secret{sopsAge}, Hosts: gsvc.Hosts(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	webhookSecret := secretValue(t, pod.Secrets, "hl-bot-webhook", "secret")
+	b := newBotLab(t, nil)
+	ctx, lab, srv, due, dueDate, webhookSecret := t.Context(), b.lab, b.srv, b.due, b.dueDate, b.webhookSecret
 	var logs testharness.SyncBuffer
-	pod.Stdout, pod.Stderr = &logs, &logs
-	proc, err := pod.Start(ctx)
+	b.pod.Stdout, b.pod.Stderr = &logs, &logs
+	proc, err := b.pod.Start(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,17 +125,6 @@ func TestBotAsRendered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantPRs := map[string]func(*gitea.PullRequest) bool{
-		"chart " + bumpChart: func(pr *gitea.PullRequest) bool {
-			return strings.Contains(pr.Title+pr.Body, bumpChart) && strings.Contains(pr.Title+pr.Body, bumpChartTo)
-		},
-		"image " + bumpImage: func(pr *gitea.PullRequest) bool {
-			return strings.Contains(pr.Title+pr.Body, "homepage") && strings.Contains(pr.Title+pr.Body, bumpImageTo)
-		},
-		"rotation of " + due.Namespace + "/" + due.Name: func(pr *gitea.PullRequest) bool {
-			return strings.HasPrefix(pr.Head.Ref, "hl-bot/rotate/") && strings.Contains(pr.Title, due.Namespace+"/"+due.Name)
-		},
-	}
 	// The start's run and the one the delivery started (at once, or
 	// queued behind the first) have ended when /metrics counts two.
 	waitFor(t, 8*time.Minute, "the end of both runs", func() error {
@@ -203,33 +133,7 @@ func TestBotAsRendered(t *testing.T) {
 		}
 		return nil
 	})
-	prs, _, err := admin.ListRepoPullRequests("homelab", "cluster", gitea.ListPullRequestsOptions{State: gitea.StateOpen, ListOptions: gitea.ListOptions{PageSize: 50}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	found := map[string]*gitea.PullRequest{}
-	for what, match := range wantPRs {
-		n := 0
-		for _, pr := range prs {
-			if match(pr) {
-				found[what] = pr
-				n++
-			}
-		}
-		if n != 1 {
-			t.Errorf("%d pull requests for the %s, want 1", n, what)
-		}
-	}
-	if len(found) < len(wantPRs) {
-		for _, pr := range prs {
-			t.Logf("open PR #%d %s: %s", pr.Index, pr.Head.Ref, pr.Title)
-		}
-		issues, _, _ := admin.ListRepoIssues("homelab", "cluster", gitea.ListIssueOption{Type: gitea.IssueTypeIssue})
-		for _, is := range issues {
-			t.Logf("issue #%d %s:\n%s", is.Index, is.Title, is.Body)
-		}
-		t.FailNow()
-	}
+	found := b.foundPRs(t, admin)
 
 	files := func(t *testing.T, pr *gitea.PullRequest) []string {
 		t.Helper()
@@ -290,6 +194,149 @@ func TestBotAsRendered(t *testing.T) {
 	if out := logs.String(); strings.Contains(out, webhookSecret) || strings.Contains(out, string(lab.AgeKey)) {
 		t.Error("the bot's log shows a secret value")
 	}
+}
+
+// botLab is what TestBotAsRendered and the chaos test share: the full
+// fixture rendered with two newer releases published and one secret due,
+// pushed to a real Gitea by `hl bootstrap gitea`, and the rendered hl-bot
+// Deployment ready to start from hl's image.
+type botLab struct {
+	lab           *e2e.Homelab
+	srv           *testserver.Server
+	pod           *asrendered.PodRun
+	due           secrets.Secret
+	dueDate       string
+	webhookSecret string
+	// wantPRs match the three pull requests the bot owes: the chart, the
+	// image and the rotation.
+	wantPRs map[string]func(*gitea.PullRequest) bool
+}
+
+// newBotLab sets the lab up. front, when set, puts something between
+// the bot and its servers: it gets a server's base URL (Gitea's, the
+// chart repositories' and registry's) and returns the one the bot is
+// given (a fault proxy's).
+func newBotLab(t *testing.T, front func(target string) string) *botLab {
+	t.Helper()
+	asrendered.RequireRoot(t)
+	ctx := t.Context()
+	e2e.HoldPort(t, botPort)
+	requirePortFree(t, botPort)
+	img := hlImage(t)
+	if front == nil {
+		front = func(u string) string { return u }
+	}
+
+	set := testcharts.Catalog(t)
+	set.Charts = append(set.Charts, bumpedChart(t, set, bumpChart, bumpChartTo))
+	repos := set.Serve(t)
+	mirrored := repos.Host + "/ghcr/gethomepage/homepage"
+	for _, tag := range []string{bumpImageFrom, bumpImageTo} {
+		pushImage(t, mirrored+":"+tag)
+	}
+	reposURL := front(repos.URL)
+	reposHost := strings.TrimPrefix(reposURL, "http://")
+	var chartMirrors []config.Mirror
+	for _, m := range repos.Mirrors {
+		to := strings.Replace(m.To, repos.URL, reposURL, 1)
+		to = strings.Replace(to, "oci://"+repos.Host, "oci://"+reposHost, 1)
+		chartMirrors = append(chartMirrors, config.Mirror{From: m.From, To: to})
+	}
+
+	srv := testserver.New(t, testserver.Options{})
+	lab := render(t, "full", e2e.RenderOptions{
+		ChartMirrors:    chartMirrors,
+		RegistryMirrors: []config.Mirror{{From: "ghcr.io/gethomepage", To: reposHost + "/ghcr/gethomepage"}},
+		Edit: func(doc *yaml.Node) error {
+			bot := yamlnode.Path(doc.Content[0], "spec", "bot")
+			if v := yamlnode.Value(bot, "minimumReleaseAge"); v != nil {
+				v.Value = "0d"
+			}
+			limits := yamlnode.Value(bot, "limits")
+			if v := yamlnode.Value(limits, "maxPRsPerHour"); v != nil {
+				v.Value = "20"
+			}
+			if v := yamlnode.Value(limits, "maxPRsPerRun"); v != nil {
+				v.Value = "20"
+			}
+			return nil
+		},
+	})
+	due, dueDate := makeOneDue(t, lab)
+	hlRef := renderedHLImage(t, lab.Dir)
+
+	res, err := bootstrap.Run(ctx, bootstrap.Options{
+		Dir: lab.Dir, URL: srv.URL, Owner: "homelab", Repo: "cluster", Token: srv.AdminToken, Identities: lab.Identities,
+	})
+	if err != nil {
+		t.Fatalf("hl bootstrap gitea: %v\n%+v", err, res)
+	}
+
+	gsvc, err := e2e.StartService(ctx, "gitea-http", "gitea", 3000, strings.TrimPrefix(front(srv.URL), "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gsvc.Close() })
+	sopsAge := corev1.Secret{}
+	sopsAge.Name, sopsAge.Namespace = "sops-age", "hl-bot"
+	sopsAge.StringData = map[string]string{"keys.txt": string(lab.AgeKey)}
+
+	pod, err := e2e.Pod(ctx, e2e.PodOptions{
+		Lab: lab, File: "platform/hl-bot/deployment.yaml", Kind: "Deployment", Name: "hl-bot",
+		Decrypter: img, Images: map[string]*asrendered.Image{hlRef: img},
+		Secrets: []corev1.Secret{sopsAge}, Hosts: gsvc.Hosts(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &botLab{lab: lab, srv: srv, pod: pod, due: due, dueDate: dueDate,
+		webhookSecret: secretValue(t, pod.Secrets, "hl-bot-webhook", "secret")}
+	b.wantPRs = map[string]func(*gitea.PullRequest) bool{
+		"chart " + bumpChart: func(pr *gitea.PullRequest) bool {
+			return strings.Contains(pr.Title+pr.Body, bumpChart) && strings.Contains(pr.Title+pr.Body, bumpChartTo)
+		},
+		"image " + bumpImage: func(pr *gitea.PullRequest) bool {
+			return strings.Contains(pr.Title+pr.Body, "homepage") && strings.Contains(pr.Title+pr.Body, bumpImageTo)
+		},
+		"rotation of " + due.Namespace + "/" + due.Name: func(pr *gitea.PullRequest) bool {
+			return strings.HasPrefix(pr.Head.Ref, "hl-bot/rotate/") && strings.Contains(pr.Title, due.Namespace+"/"+due.Name)
+		},
+	}
+	return b
+}
+
+// foundPRs returns, for each of the PRs the bot owes, the one open PR
+// that matches it; it fails the test for none or more than one.
+func (b *botLab) foundPRs(t *testing.T, admin *gitea.Client) map[string]*gitea.PullRequest {
+	t.Helper()
+	prs, _, err := admin.ListRepoPullRequests("homelab", "cluster", gitea.ListPullRequestsOptions{State: gitea.StateOpen, ListOptions: gitea.ListOptions{PageSize: 50}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]*gitea.PullRequest{}
+	for what, match := range b.wantPRs {
+		n := 0
+		for _, pr := range prs {
+			if match(pr) {
+				found[what] = pr
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%d pull requests for the %s, want 1", n, what)
+		}
+	}
+	if len(found) < len(b.wantPRs) {
+		for _, pr := range prs {
+			t.Logf("open PR #%d %s: %s", pr.Index, pr.Head.Ref, pr.Title)
+		}
+		issues, _, _ := admin.ListRepoIssues("homelab", "cluster", gitea.ListIssueOption{Type: gitea.IssueTypeIssue})
+		for _, is := range issues {
+			t.Logf("issue #%d %s:\n%s", is.Index, is.Title, is.Body)
+		}
+		t.FailNow()
+	}
+	return found
 }
 
 // dueDays is how long ago makeOneDue's secret was rotated.

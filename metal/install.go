@@ -1,6 +1,7 @@
 package metal
 
 import (
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -229,11 +230,18 @@ func (s *Server) nodeFile(w http.ResponseWriter, r *http.Request, token string) 
 	}
 	var body []byte
 	if !s.inWindow(w, r, n, func(ns *NodeState) (*refusal, error) {
-		if !ns.Window.redeem(file, token) {
+		ok, replay := ns.Window.redeem(file, token, s.run, s.opts.Now())
+		if !ok {
 			return &refusal{http.StatusUnauthorized, fmt.Errorf("not a live token for %s of %s", file, n.Name)}, nil
 		}
+		if replay {
+			// The run that burnt this token died; its answer may never
+			// have left it. Serve the file again, with fresh tokens for
+			// the next steps (the lost ones are replaced).
+			Note(r, "replay", "true")
+		}
 		secret := holdsSecret(raw)
-		if secret {
+		if secret && !replay {
 			if ns.Window.released(file) {
 				return &refusal{http.StatusGone, fmt.Errorf("%s of %s was already served in this install window", file, n.Name)}, nil
 			}
@@ -312,11 +320,39 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 			Note(r, "hostKey", "invalid")
 		}
 	}
+	// The callback's answer lost with an earlier run of the server (killed
+	// after it recorded the install): the node's retry with the same
+	// token, within ReplayGrace, hears that the install is recorded, once
+	// per run, and nothing changes (the host key it sends is not taken).
+	replayed := false
+	if err := s.state.Update(func(st *State) error {
+		ns, ok := st.Nodes[n.MAC]
+		if !ok || ns == nil || ns.Window != nil || ns.Status != StatusInstalled || ns.Callback == nil {
+			return nil
+		}
+		c := ns.Callback
+		if c.Run == s.run || s.opts.Now().Sub(c.At) > ReplayGrace ||
+			subtle.ConstantTimeCompare([]byte(tokenHash(token)), []byte(c.Hash)) != 1 {
+			return nil
+		}
+		c.Run, replayed = s.run, true
+		return nil
+	}); err != nil {
+		s.fail(w, r, http.StatusInternalServerError, err)
+		return
+	}
+	if replayed {
+		Note(r, "action", "already-installed")
+		io.WriteString(w, "ok: "+n.Name+" boots its local disk from now on (recorded before)\n")
+		return
+	}
 	if !s.inWindow(w, r, n, func(ns *NodeState) (*refusal, error) {
-		if !ns.Window.redeem(ResourceCallback, token) {
+		if ok, _ := ns.Window.redeem(ResourceCallback, token, s.run, s.opts.Now()); !ok {
 			return &refusal{http.StatusUnauthorized, fmt.Errorf("not the callback token of %s's install window", n.Name)}, nil
 		}
-		ns.Status, ns.Rejoin, ns.InstalledAt, ns.Window = StatusInstalled, false, s.opts.Now().UTC(), nil
+		now := s.opts.Now().UTC()
+		ns.Callback = &Spent{Hash: tokenHash(token), At: now, Run: s.run}
+		ns.Status, ns.Rejoin, ns.InstalledAt, ns.Window = StatusInstalled, false, now, nil
 		ns.Installs++
 		if hostKey != "" {
 			ns.HostKey = hostKey

@@ -1,6 +1,7 @@
 package metal
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
@@ -23,15 +24,45 @@ type servedProcess struct {
 	out                     testharness.SyncBuffer
 }
 
+// newServedProcess is hl metal serve ready to start on a free loopback
+// port, serving the loopback copy of the e2e-full repo, with the secrets
+// it will serve.
+func newServedProcess(t *testing.T) (*servedProcess, *Secrets) {
+	t.Helper()
+	port, err := testharness.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &servedProcess{
+		bin:    chaos.Binary(t, "hl.dev/hl/cmd/hl"),
+		dir:    loopbackRepo(t),
+		state:  filepath.Join(t.TempDir(), "state", "state.json"),
+		listen: "127.0.0.1:" + strconv.Itoa(port),
+	}
+	sec, err := LoadSecrets(p.dir, testIdentities(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, sec
+}
+
 func (p *servedProcess) start(t *testing.T) {
 	t.Helper()
+	if err := p.run(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// run starts the process and waits for its /healthz (usable off the
+// test's goroutine).
+func (p *servedProcess) run() error {
 	cmd := exec.Command(p.bin, "metal", "serve", "--dir", p.dir, "--state", p.state, "--listen", p.listen,
 		"--dhcp", "off", "--cache", filepath.Join(filepath.Dir(p.state), "cache"),
 		"--age-key", filepath.Join(repoRoot, "testdata", "age", "test-key.txt"))
 	cmd.Stdout, cmd.Stderr = &p.out, &p.out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	p.cmd = cmd
 	deadline := time.Now().Add(30 * time.Second)
@@ -40,12 +71,12 @@ func (p *servedProcess) start(t *testing.T) {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return nil
 			}
 		}
 		if time.Now().After(deadline) {
 			p.kill()
-			t.Fatalf("hl metal serve did not answer /healthz: %v\n%s", err, p.out.String())
+			return fmt.Errorf("hl metal serve did not answer /healthz: %v\n%s", err, p.out.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -69,21 +100,8 @@ func (p *servedProcess) kill() {
 // again. TestServerRestartedMidInstall does the same in process with a
 // test clock; this runs the hl binary as the PXE host does.
 func TestServeKilledBeforeEachInstallStep(t *testing.T) {
-	port, err := testharness.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &servedProcess{
-		bin:    chaos.Binary(t, "hl.dev/hl/cmd/hl"),
-		dir:    loopbackRepo(t),
-		state:  filepath.Join(t.TempDir(), "state", "state.json"),
-		listen: "127.0.0.1:" + strconv.Itoa(port),
-	}
+	p, sec := newServedProcess(t)
 	defer p.kill()
-	sec, err := LoadSecrets(p.dir, testIdentities(t))
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The request helpers of the in-process tests, aimed at the process.
 	ts := &testServer{Server: &httptest.Server{URL: "http://" + p.listen}, dir: p.dir, state: p.state}
 	kills := 0
@@ -134,8 +152,18 @@ func TestServeKilledBeforeEachInstallStep(t *testing.T) {
 	if code, _ := ts.do(t, node1Addr, http.MethodGet, "/nodes/node1/"+k3sConfigFile, k3sTok, nil); code == 200 {
 		t.Error("the k3s config was served again after the install")
 	}
-	if code, _ := ts.callback(t, node1Addr, node1MAC, callbackTok, hostKey); code == 200 {
-		t.Error("a second callback was accepted")
+	// The callback's token, tried against the new run: taken once as the
+	// retry of an answer that may have died with the killed run (within
+	// ReplayGrace), changing nothing — not even with another host key —
+	// and refused after that.
+	if code, body := ts.callback(t, node1Addr, node1MAC, callbackTok, evilKey); code != 200 || !strings.Contains(body, "recorded before") {
+		t.Errorf("the callback's retry against a new run: %d %s", code, body)
+	}
+	if code, _ := ts.callback(t, node1Addr, node1MAC, callbackTok, evilKey); code == 200 {
+		t.Error("a second callback was accepted by the same run")
+	}
+	if ns := ts.nodeState(t, node1MAC); ns.HostKey != hostKey || ns.Installs != 1 {
+		t.Errorf("a retried callback changed the node: host key %q, installs %d", ns.HostKey, ns.Installs)
 	}
 	if code, body := ts.get(t, node1Addr, node1Path); code != 200 || strings.Contains(body, "preseed") {
 		t.Errorf("an installed node's boot script: %d, it offers the installer again:\n%s", code, body)

@@ -54,6 +54,9 @@ type Server struct {
 	bind    binder
 	log     *AccessLog
 	mux     *http.ServeMux
+	// run tells this process's token redemptions from an earlier
+	// process's (Window.redeem).
+	run string
 
 	mu       sync.Mutex
 	listener net.Listener
@@ -92,7 +95,7 @@ func NewServer(opts ServeOptions) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{opts: opts, secrets: sec, state: StateFile{Path: opts.StateFile}, log: NewAccessLog(opts.AccessLog, opts.Now),
-		bind: binder{leaseFile: opts.LeaseFile, now: opts.Now, leaseWait: 2 * time.Second}}
+		bind: binder{leaseFile: opts.LeaseFile, now: opts.Now, leaseWait: 2 * time.Second}, run: newToken()[:16]}
 	s.routes()
 	return s, nil
 }

@@ -40,6 +40,9 @@ type NodeState struct {
 	Installs int `json:"installs,omitempty"`
 	// Window is the open install window (nil when none is open).
 	Window *Window `json:"window,omitempty"`
+	// Callback is the callback token that recorded the last install (its
+	// hash): a retry of that callback is answered as recorded.
+	Callback *Spent `json:"callback,omitempty"`
 }
 
 // State is the state file: node states by normalised MAC.

@@ -48,7 +48,27 @@ type Window struct {
 	// Released lists the files served with secrets filled in (the k3s
 	// config): each at most once per window.
 	Released []string `json:"released,omitempty"`
+	// Spent records, per resource, the token last redeemed (its hash)
+	// and by which run of the server: the answer to it may have died
+	// with that run (see redeem).
+	Spent map[string]Spent `json:"spent,omitempty"`
 }
+
+// Spent is a redeemed token: its hash, when, and the run of the server
+// (a random ID per process) that redeemed it.
+type Spent struct {
+	Hash string    `json:"hash"`
+	At   time.Time `json:"at"`
+	Run  string    `json:"run"`
+}
+
+// ReplayGrace is how long after a token was redeemed a later run of the
+// server takes it once more. A server killed (power cut, OOM) after it
+// burnt a token and before the node heard the answer would otherwise
+// strand the install: the node's retry carries the same token. The grace
+// covers a reboot of the machine hl metal serve runs on while the node's
+// curl keeps retrying (the rendered scripts retry for minutes).
+const ReplayGrace = 15 * time.Minute
 
 func openWindow(why string, now time.Time, length time.Duration) *Window {
 	if length <= 0 {
@@ -72,17 +92,35 @@ func newToken() string {
 	return hex.EncodeToString(b)
 }
 
-// redeem burns the live token of resource when tok is it.
-func (w *Window) redeem(resource, tok string) bool {
-	want, ok := w.Tokens[resource]
-	if !ok || tok == "" {
-		return false
+// redeem burns the live token of resource when tok is it, and reports
+// ok. A token already burnt is taken once more (replay) when a run of the
+// server other than this one (run) burnt it within ReplayGrace of now:
+// that run may have died before the answer left it, and the node's retry
+// carries the same token. Within one run a token works once.
+func (w *Window) redeem(resource, tok, run string, now time.Time) (ok, replay bool) {
+	if tok == "" {
+		return false, false
 	}
-	if subtle.ConstantTimeCompare([]byte(tokenHash(tok)), []byte(want)) != 1 {
-		return false
+	h := tokenHash(tok)
+	if want, live := w.Tokens[resource]; live && subtle.ConstantTimeCompare([]byte(h), []byte(want)) == 1 {
+		delete(w.Tokens, resource)
+		w.spend(resource, h, run, now)
+		return true, false
 	}
-	delete(w.Tokens, resource)
-	return true
+	sp, spent := w.Spent[resource]
+	if !spent || sp.Run == run || now.Sub(sp.At) > ReplayGrace || subtle.ConstantTimeCompare([]byte(h), []byte(sp.Hash)) != 1 {
+		return false, false
+	}
+	// Once per run: a second retry against this run is refused.
+	w.spend(resource, h, run, sp.At)
+	return true, true
+}
+
+func (w *Window) spend(resource, hash, run string, at time.Time) {
+	if w.Spent == nil {
+		w.Spent = map[string]Spent{}
+	}
+	w.Spent[resource] = Spent{Hash: hash, At: at.UTC(), Run: run}
 }
 
 func (w *Window) released(file string) bool { return slices.Contains(w.Released, file) }

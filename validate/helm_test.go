@@ -129,15 +129,37 @@ func webappValues() map[string]any {
 // (index by helm's repo package) and webapp from an in-process OCI
 // registry. It returns the HTTP repo URL and the registry host.
 func chartServers(t testing.TB) (string, string) {
+	httpURL, ociHost, _ := chartServersVia(t, nil)
+	return httpURL, ociHost
+}
+
+// chartServersVia is chartServers with each server reached through front
+// (nil: directly), which takes a server's base URL and returns the one
+// clients use (a fault proxy's): the index's archive URLs and the
+// returned URL and host are the front's. It also returns the archives
+// served, by file name.
+func chartServersVia(t testing.TB, front func(target string) string) (string, string, map[string][]byte) {
 	t.Helper()
+	if front == nil {
+		front = func(u string) string { return u }
+	}
 	repoDir := t.TempDir()
 	webapp := packageChart(t, repoDir, "webapp", "1.0.0", webappValues(),
 		map[string]string{"deployment.yaml": webappDeployment, "servicemonitor.yaml": webappServiceMonitor}, nil)
-	packageChart(t, repoDir, "widgets", "1.0.0", map[string]any{"extraField": false},
+	widgets := packageChart(t, repoDir, "widgets", "1.0.0", map[string]any{"extraField": false},
 		map[string]string{"widget.yaml": widgetCR}, map[string]string{"widget.yaml": widgetCRD})
+	archives := map[string][]byte{}
+	for _, f := range []string{webapp, widgets} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		archives[filepath.Base(f)] = b
+	}
 	httpSrv := httptest.NewServer(http.FileServer(http.Dir(repoDir)))
 	t.Cleanup(httpSrv.Close)
-	idx, err := repo.IndexDirectory(repoDir, httpSrv.URL)
+	httpURL := front(httpSrv.URL)
+	idx, err := repo.IndexDirectory(repoDir, httpURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,14 +174,10 @@ func chartServers(t testing.TB) (string, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(webapp)
-	if err != nil {
+	if _, err := c.Push(archives[filepath.Base(webapp)], host+"/charts/webapp:1.0.0"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Push(data, host+"/charts/webapp:1.0.0"); err != nil {
-		t.Fatal(err)
-	}
-	return httpSrv.URL, host
+	return httpURL, strings.TrimPrefix(front(ociSrv.URL), "http://"), archives
 }
 
 func writeFiles(t testing.TB, dir string, files map[string]string) {

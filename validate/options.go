@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"helm.sh/helm/v3/pkg/chartutil"
 	"k8s.io/client-go/rest"
@@ -57,6 +58,10 @@ type Options struct {
 	// can be checked. Without it, objects whose namespace or CRD the
 	// server lacks are reported as not checked (warnings).
 	Scratch bool
+
+	// retryBackoff is the first wait before a chart request is retried
+	// (default pullBackoff); tests shorten it.
+	retryBackoff time.Duration
 }
 
 // DefaultCacheDir is $HL_CHART_CACHE, else <user cache dir>/hl/charts.

@@ -8,19 +8,23 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/Masterminds/semver/v3"
 	"helm.sh/helm/v3/pkg/getter"
 	"helm.sh/helm/v3/pkg/registry"
 	"helm.sh/helm/v3/pkg/repo"
 	"hl.dev/hl/internal/chartcache"
+	"hl.dev/hl/internal/httpx"
 )
 
 // PulledChart is one chart PullCharts looked at.
@@ -148,16 +152,61 @@ func repoChartDeps(dir string, t *repoTree) []chartDep {
 }
 
 // puller fetches charts into the cache, reusing repository indexes and
-// registry clients within one run.
+// registry clients within one run. Every request, to chart repositories
+// and registries alike, goes through hl's HTTP client (internal/httpx): a
+// reset, a 5xx or an answer cut short is retried with bounded backoff,
+// so a flaky mirror costs a retry, not a failed pipeline, and a torn
+// index or archive never reaches the cache.
 type puller struct {
 	s       *settings
+	hc      *http.Client
 	mu      sync.Mutex
 	indexes map[string]*repo.IndexFile
 	clients map[bool]*registry.Client
 }
 
+// pullRetries and pullBackoff bound the retries of one request: at most
+// 0.5+1+2 s of waiting before a failure is reported.
+const (
+	pullRetries = 3
+	pullBackoff = 500 * time.Millisecond
+)
+
 func newPuller(s *settings) *puller {
-	return &puller{s: s, indexes: map[string]*repo.IndexFile{}, clients: map[bool]*registry.Client{}}
+	log := slog.New(slog.NewTextHandler(s.log, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}}))
+	// Repository indexes of big chart collections run to tens of MB.
+	backoff := s.retryBackoff
+	if backoff <= 0 {
+		backoff = pullBackoff
+	}
+	hc := httpx.Client(httpx.Options{MaxBytes: 256 << 20, Retries: pullRetries, Backoff: backoff, Logger: log})
+	return &puller{s: s, hc: hc, indexes: map[string]*repo.IndexFile{}, clients: map[bool]*registry.Client{}}
+}
+
+// hxGetter is Helm's getter interface over hl's HTTP client, for the
+// repository index (Helm's repo package fetches it through a getter).
+type hxGetter struct {
+	ctx context.Context
+	hc  *http.Client
+}
+
+func (g hxGetter) Get(u string, _ ...getter.Option) (*bytes.Buffer, error) {
+	b, _, err := httpx.Get(g.ctx, g.hc, u, http.Header{"User-Agent": {"hl (+https://hl.dev)"}})
+	if err != nil {
+		return nil, err
+	}
+	return bytes.NewBuffer(b), nil
+}
+
+func (p *puller) providers(ctx context.Context) getter.Providers {
+	return getter.Providers{{Schemes: []string{"http", "https"}, New: func(...getter.Option) (getter.Getter, error) {
+		return hxGetter{ctx: ctx, hc: p.hc}, nil
+	}}}
 }
 
 // pull fetches dep into the cache and returns the archive, the version
@@ -180,9 +229,7 @@ func (p *puller) pull(ctx context.Context, d chartDep) (file, version, from stri
 	return file, version, from, nil
 }
 
-var httpProviders = getter.Providers{{Schemes: []string{"http", "https"}, New: getter.NewHTTPGetter}}
-
-func (p *puller) index(repoURL string) (*repo.IndexFile, error) {
+func (p *puller) index(ctx context.Context, repoURL string) (*repo.IndexFile, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if idx, ok := p.indexes[repoURL]; ok {
@@ -193,7 +240,7 @@ func (p *puller) index(repoURL string) (*repo.IndexFile, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	cr, err := repo.NewChartRepository(&repo.Entry{Name: "hl", URL: repoURL}, httpProviders)
+	cr, err := repo.NewChartRepository(&repo.Entry{Name: "hl", URL: repoURL}, p.providers(ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -210,8 +257,8 @@ func (p *puller) index(repoURL string) (*repo.IndexFile, error) {
 	return idx, nil
 }
 
-func (p *puller) pullHTTP(_ context.Context, repoURL string, d chartDep) ([]byte, string, string, error) {
-	idx, err := p.index(repoURL)
+func (p *puller) pullHTTP(ctx context.Context, repoURL string, d chartDep) ([]byte, string, string, error) {
+	idx, err := p.index(ctx, repoURL)
 	if err != nil {
 		return nil, "", repoURL, err
 	}
@@ -227,11 +274,7 @@ func (p *puller) pullHTTP(_ context.Context, repoURL string, d chartDep) ([]byte
 		return nil, "", repoURL, err
 	}
 	u = applyMirrors(u, p.s.mirrors)
-	g, err := getter.NewHTTPGetter()
-	if err != nil {
-		return nil, "", u, err
-	}
-	buf, err := g.Get(u, getter.WithURL(repoURL))
+	buf, err := (hxGetter{ctx: ctx, hc: p.hc}).Get(u)
 	if err != nil {
 		return nil, "", u, err
 	}
@@ -252,7 +295,7 @@ func (p *puller) client(host string) (*registry.Client, error) {
 	if c, ok := p.clients[plain]; ok {
 		return c, nil
 	}
-	opts := []registry.ClientOption{registry.ClientOptWriter(io.Discard)}
+	opts := []registry.ClientOption{registry.ClientOptWriter(io.Discard), registry.ClientOptHTTPClient(p.hc)}
 	if plain {
 		opts = append(opts, registry.ClientOptPlainHTTP())
 	}

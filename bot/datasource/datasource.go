@@ -23,10 +23,10 @@ import (
 	"hl.dev/hl/bot/datasource/github"
 	"hl.dev/hl/bot/datasource/gittags"
 	"hl.dev/hl/bot/datasource/helm"
-	"hl.dev/hl/bot/datasource/internal/httpx"
 	"hl.dev/hl/bot/datasource/k3schannel"
 	"hl.dev/hl/bot/datasource/oci"
 	"hl.dev/hl/internal/config"
+	"hl.dev/hl/internal/httpx"
 )
 
 // Datasource lists the releases of a package.
@@ -135,7 +135,7 @@ func All(o Options) []Datasource {
 	cached.Cache = o.Cache.http
 	plain := httpx.Client(hx)
 	conditional := httpx.Client(cached)
-	ociLister := &oci.Lister{Transport: httpx.Transport(hx), Keychain: o.Keychain, PageSize: o.OCIPageSize, Insecure: o.InsecureRegistries}
+	ociLister := OCILister(o)
 	return []Datasource{
 		helm.New(HelmClient(o), o.Cache.helm),
 		oci.Charts{Lister: ociLister},
@@ -146,6 +146,32 @@ func All(o Options) []Datasource {
 		k3schannel.New(conditional, o.K3sChannelURL),
 		debian.New(plain, o.Now),
 	}
+}
+
+// ConditionalClient is the HTTP client of the lookups that revalidate
+// (forge APIs): o's transport, retries and caps, through o's cache, so an
+// unchanged answer costs a 304. The PR side reads release notes with it.
+func ConditionalClient(o Options) *http.Client {
+	if o.Cache == nil {
+		o.Cache = NewCache()
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return httpx.Client(httpx.Options{Base: o.Transport, MaxBytes: o.MaxBytes, Retries: o.Retries, Backoff: o.Backoff, Logger: log, Cache: o.Cache.http})
+}
+
+// OCILister reads OCI registries as the lookups do: o's transport,
+// retries and caps, keychain and insecure registries. The PR side fetches
+// OCI charts with it too.
+func OCILister(o Options) *oci.Lister {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	hx := httpx.Options{Base: o.Transport, MaxBytes: o.MaxBytes, Retries: o.Retries, Backoff: o.Backoff, Logger: log}
+	return &oci.Lister{Transport: httpx.Transport(hx), Keychain: o.Keychain, PageSize: o.OCIPageSize, Insecure: o.InsecureRegistries}
 }
 
 // HelmClient is the HTTP client Helm repositories are read with (indexes

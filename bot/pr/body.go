@@ -2,6 +2,7 @@ package pr
 
 import (
 	"fmt"
+	"html"
 	"net/url"
 	"strings"
 
@@ -26,18 +27,18 @@ func CompareURL(u bot.Update) string {
 	return src + "/compare/" + url.PathEscape(u.Dependency.Current) + "..." + url.PathEscape(u.NewValue)
 }
 
-// Body is the PR description: a table of updates, release-note links,
-// rendered chart diffs (by dependency index), the automerge note and the
-// hidden marker.
-func Body(b Branch, diffs map[int]*ChartDiff) string {
+// Body is the PR description: a table of updates, release-note links and
+// the notes themselves (by update index, sanitised), rendered chart diffs
+// (by update index), the automerge note and the hidden marker.
+func Body(b Branch, diffs map[int]*ChartDiff, notes map[int]*Notes) string {
 	var s strings.Builder
 	s.WriteString("This PR was opened by `hl bot`. It updates:\n\n")
 	s.WriteString("| Package | Type | File | Change |\n|---|---|---|---|\n")
 	for _, u := range b.Updates {
 		fmt.Fprintf(&s, "| `%s` | %s | `%s` | `%s` → `%s` |\n", DepName(u.Dependency), u.Type, u.Dependency.File, u.Dependency.Current, u.NewValue)
 	}
-	var notes []string
-	for _, u := range b.Updates {
+	var lines []string
+	for i, u := range b.Updates {
 		var links []string
 		if u.New.ReleaseNotesURL != "" {
 			links = append(links, fmt.Sprintf("[release notes](%s)", u.New.ReleaseNotesURL))
@@ -48,12 +49,24 @@ func Body(b Branch, diffs map[int]*ChartDiff) string {
 		if c := CompareURL(u); c != "" {
 			links = append(links, fmt.Sprintf("[compare `%s...%s`](%s)", u.Dependency.Current, u.NewValue, c))
 		}
-		if len(links) > 0 {
-			notes = append(notes, fmt.Sprintf("- `%s` %s: %s", DepName(u.Dependency), u.NewValue, strings.Join(links, ", ")))
+		n := notes[i]
+		if n != nil && n.URL != "" && n.URL != u.New.ReleaseNotesURL {
+			links = append(links, fmt.Sprintf("[release %s](%s)", n.Tag, n.URL))
+		}
+		if len(links) > 0 || n != nil {
+			lines = append(lines, fmt.Sprintf("- `%s` %s: %s", DepName(u.Dependency), u.NewValue, strings.Join(links, ", ")))
+		}
+		if n != nil && strings.TrimSpace(n.Body) != "" {
+			title := n.Title
+			if title == "" {
+				title = n.Tag
+			}
+			lines = append(lines, "", "<details><summary>"+html.EscapeString(title)+"</summary>", "",
+				SanitizeNotes(n.Body, n.Repo, n.URL), "", "</details>", "")
 		}
 	}
-	if len(notes) > 0 {
-		s.WriteString("\n### Release notes\n\n" + strings.Join(notes, "\n") + "\n")
+	if len(lines) > 0 {
+		s.WriteString("\n### Release notes\n\n" + strings.TrimRight(strings.Join(lines, "\n"), "\n") + "\n")
 	}
 	if len(diffs) > 0 {
 		s.WriteString("\n### Rendered diff (`helm template` with this repo's values)\n")
@@ -78,7 +91,7 @@ func Body(b Branch, diffs map[int]*ChartDiff) string {
 	if b.Type == "major" && b.Group == "" {
 		s.WriteString(" (and the whole major " + b.Major + ")")
 	}
-	s.WriteString("; pushing a commit to the branch stops the bot from touching it.\n\n")
+	s.WriteString("; pushing a commit to the branch stops the bot from touching it (its box on the dependency dashboard hands it back).\n\n")
 	s.WriteString(MarkerOf(b).Render() + "\n")
 	return s.String()
 }

@@ -21,6 +21,7 @@ import (
 
 	"hl.dev/hl/bot"
 	"hl.dev/hl/bot/datasource"
+	"hl.dev/hl/bot/datasource/oci"
 	"hl.dev/hl/internal/config"
 	"hl.dev/hl/internal/merge"
 )
@@ -35,24 +36,39 @@ type ChartDiff struct {
 const MaxFullDiff = 60000
 
 // ChartRenderer renders the Helm chart updates of a PR in process with
-// the Helm SDK, from HTTP(S) chart repositories (OCI charts are not
-// rendered yet), through spec.mirrors and the datasources' HTTP client
-// (datasource.HTTPClient), as the lookups that found the updates. It is
-// safe for concurrent use and fetches each repository index and chart
-// archive once (a failed fetch is tried again by the next caller).
+// the Helm SDK, from HTTP(S) chart repositories and OCI registries,
+// through spec.mirrors and the datasources' clients
+// (datasource.HelmClient, datasource.OCILister), as the lookups that
+// found the updates. It is safe for concurrent use and fetches each
+// repository index and chart archive once (a failed fetch is tried again
+// by the next caller).
 type ChartRenderer struct {
-	Client   *http.Client
-	Mirrors  config.Mirrors
+	Client  *http.Client
+	Mirrors config.Mirrors
+	// OCI fetches charts from registries (nil: OCI charts get no diff).
+	OCI      *oci.Lister
 	index    memo[*repo.IndexFile]
 	archives memo[[]byte]
 }
 
 // IsChart reports whether d is a Helm chart dependency of a wrapper
-// chart (Chart.yaml) from an HTTP chart repository.
-func IsChart(d bot.Dependency) bool { return d.Manager == "helm-chart" && d.Datasource == "helm" }
+// chart (Chart.yaml) from a chart repository or an OCI registry.
+func IsChart(d bot.Dependency) bool {
+	return d.Manager == "helm-chart" && (d.Datasource == "helm" || d.Datasource == "oci")
+}
+
+// ValuesKey is where a wrapper chart's values.yaml holds a dependency's
+// values: under its alias when Chart.yaml gives one (the extractor keeps
+// it as the dependency's Name), else under the chart's name.
+func ValuesKey(d bot.Dependency) string {
+	if d.Name != "" && d.Name != d.Package {
+		return d.Name
+	}
+	return path.Base(d.Package)
+}
 
 // Values reads, for each Helm chart update of b (by index), the wrapper
-// chart's values for that subchart: the key of its name in the
+// chart's values for that subchart: the key ValuesKey names in the
 // values.yaml next to Chart.yaml (empty when there is none). read reads a
 // file of the base; it is called from one goroutine.
 func (r *ChartRenderer) Values(b Branch, read func(path string) ([]byte, error)) map[int]map[string]any {
@@ -66,7 +82,7 @@ func (r *ChartRenderer) Values(b Branch, read func(path string) ([]byte, error))
 		if raw, err := read(path.Join(path.Dir(d.File), "values.yaml")); err == nil {
 			var all map[string]any
 			if yaml.Unmarshal(raw, &all) == nil {
-				if sub, ok := all[path.Base(d.Package)].(map[string]any); ok {
+				if sub, ok := all[ValuesKey(d)].(map[string]any); ok {
 					vals = sub
 				}
 			}
@@ -217,16 +233,34 @@ func render(ch *chart.Chart, values map[string]any) (map[string]string, error) {
 	return out, nil
 }
 
-// Diff renders chart name at from and at to from the HTTP repository
-// repoURL with values (the wrapper chart's values for this subchart) and
-// diffs the manifests.
+// ociChart fetches chart name at version from the OCI registry
+// repository repoURL (oci://host/path).
+func (r *ChartRenderer) ociChart(ctx context.Context, repoURL, name, version string) (*chart.Chart, error) {
+	if r.OCI == nil {
+		return nil, fmt.Errorf("rendered diff: no registry client for %s", repoURL)
+	}
+	repo, tag := oci.ChartRepository(repoURL, name), oci.VersionToTag(version)
+	b, err := r.archives.get(ctx, "oci://"+repo+":"+tag, func() ([]byte, error) { return r.OCI.ChartArchive(ctx, repo, tag, 32<<20) })
+	if err != nil {
+		return nil, err
+	}
+	return loader.LoadArchive(bytes.NewReader(b))
+}
+
+// Diff renders chart name at from and at to from repoURL (an HTTP chart
+// repository or an oci:// registry repository) with values (the wrapper
+// chart's values for this subchart) and diffs the manifests.
 func (r *ChartRenderer) Diff(ctx context.Context, repoURL, name, from, to string, values map[string]any) (*ChartDiff, error) {
-	if !strings.HasPrefix(repoURL, "http://") && !strings.HasPrefix(repoURL, "https://") {
-		return nil, fmt.Errorf("rendered diff: only HTTP chart repositories are supported, not %s", repoURL)
+	fetch := r.chart
+	switch {
+	case strings.HasPrefix(repoURL, "oci://"):
+		fetch = r.ociChart
+	case !strings.HasPrefix(repoURL, "http://") && !strings.HasPrefix(repoURL, "https://"):
+		return nil, fmt.Errorf("rendered diff: %s is neither an HTTP chart repository nor an oci:// registry", repoURL)
 	}
 	var rendered [2]map[string]string
 	for i, v := range []string{from, to} {
-		ch, err := r.chart(ctx, repoURL, name, v)
+		ch, err := fetch(ctx, repoURL, name, v)
 		if err != nil {
 			return nil, err
 		}

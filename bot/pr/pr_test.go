@@ -194,7 +194,7 @@ func TestCompareURL(t *testing.T) {
 	}
 	b := Branch{Name: "hl-bot/x-1.x", Updates: []bot.Update{{Dependency: bot.Dependency{Datasource: "git-tags", Package: "https://git.example.org/ops/media", Current: "v1.4.2", File: "app.yaml"},
 		NewValue: "v1.5.0", Type: bot.UpdateMinor, New: bot.Release{Version: "v1.5.0", SourceURL: "https://git.example.org/ops/media"}}}}
-	if body := Body(b, nil); !strings.Contains(body, "[compare `v1.4.2...v1.5.0`](https://git.example.org/ops/media/compare/v1.4.2...v1.5.0)") {
+	if body := Body(b, nil, nil); !strings.Contains(body, "[compare `v1.4.2...v1.5.0`](https://git.example.org/ops/media/compare/v1.4.2...v1.5.0)") {
 		t.Errorf("body lacks the compare link:\n%s", body)
 	}
 }

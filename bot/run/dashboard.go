@@ -20,14 +20,22 @@ func (r *runner) dashboard(ctx context.Context, branches []pr.Branch, is *forge.
 		titles[b.Name] = b.Title()
 	}
 	var s strings.Builder
-	s.WriteString("This issue lists the updates `hl bot` knows about. It is rewritten on every run.\n")
-	section := func(name string, verbs ...string) {
+	s.WriteString("This issue lists the updates `hl bot` knows about. It is rewritten on every run, which clears the boxes it acted on.\n\n")
+	s.WriteString("- [ ] " + runNowMarker + " Run now: `hl bot serve` starts a run when this box is ticked (run as a CronJob, the next run reads it).\n")
+	// section lists the actions of verbs; box, when set, gives the
+	// checkbox marker of a line (empty: no box).
+	section := func(name, help string, box func(Action) string, verbs ...string) {
 		var lines []string
+		boxed := map[string]bool{} // one box per branch
 		for _, a := range r.res.Actions {
 			if !slices.Contains(verbs, a.Verb) {
 				continue
 			}
 			line := "- `" + a.Branch + "`"
+			if m := boxFor(box, a); m != "" && !boxed[a.Branch] {
+				boxed[a.Branch] = true
+				line = "- [ ] " + m + " `" + a.Branch + "`"
+			}
 			if t := titles[a.Branch]; t != "" {
 				line += " " + t
 			}
@@ -41,13 +49,24 @@ func (r *runner) dashboard(ctx context.Context, branches []pr.Branch, is *forge.
 		}
 		if len(lines) == 0 {
 			lines = []string{"- none"}
+		} else if help != "" {
+			lines = append([]string{help, ""}, lines...)
 		}
 		s.WriteString("\n## " + name + "\n\n" + strings.Join(lines, "\n") + "\n")
 	}
-	section("Open", "create", "update", "rebase", "unchanged", "automerge-scheduled", "automerge-waiting")
-	section("Rate-limited", "rate-limited")
-	section("Ignored (closed by a human, or edited by one)", "ignored", "human-edited")
-	section("Errored", "error")
+	rebase := func(a Action) string {
+		if a.PR == 0 {
+			return ""
+		}
+		return rebaseMarker(a.Branch)
+	}
+	retry := func(a Action) string { return retryMarker(a.Branch) }
+	section("Open", "Tick a box to rebuild that branch from the base on the next run.", rebase,
+		"create", "update", "rebase", "unchanged", "automerge-scheduled", "automerge-waiting")
+	section("Rate-limited", "Tick a box to open that PR on the next run despite the limits.", retry, "rate-limited")
+	section("Edited by a human", "The bot leaves these branches alone. Tick a box to take the branch back: the next run rebuilds it and drops the human's commits.", rebase, "human-edited")
+	section("Ignored (closed by a human)", "", nil, "ignored")
+	section("Errored", "Every run tries these again; tick Run now above to try at once.", nil, "error")
 	if len(r.res.Held) > 0 {
 		s.WriteString("\n## Held by the minimum release age\n\nTick a box to approve that update now: the next run proposes it.\n\n")
 		for i, h := range r.res.Held {
@@ -80,17 +99,61 @@ func (r *runner) dashboard(ctx context.Context, branches []pr.Branch, is *forge.
 	return nil
 }
 
-// approveMarker tags a held update's checkbox with what it approves.
-func approveMarker(key string) string { return "<!-- hl-approve: " + key + " -->" }
+func boxFor(box func(Action) string, a Action) string {
+	if box == nil {
+		return ""
+	}
+	return box(a)
+}
 
-var approvedRe = regexp.MustCompile(`(?m)^- \[[xX]\] <!-- hl-approve: (\S+) -->`)
+// The dashboard's checkbox markers: each box says what ticking it asks.
+func approveMarker(key string) string   { return "<!-- hl-approve: " + key + " -->" }
+func rebaseMarker(branch string) string { return "<!-- hl-rebase: " + branch + " -->" }
+func retryMarker(branch string) string  { return "<!-- hl-retry: " + branch + " -->" }
+
+const runNowMarker = "<!-- hl-run-now -->"
+
+var tickedRe = regexp.MustCompile(`(?m)^- \[[xX]\] <!-- hl-(approve|rebase|retry|run-now)(?:: (\S+))? -->`)
+
+// Requests are the boxes a human ticked on the dashboard.
+type Requests struct {
+	// Approved are package@version keys let through the minimum release
+	// age.
+	Approved map[string]bool
+	// Rebase are branches to rebuild from the base (taking a branch a
+	// human edited back).
+	Rebase map[string]bool
+	// Retry are branches to open despite the rate limits.
+	Retry map[string]bool
+	// RunNow: the run-now box (serve starts a run on the edit).
+	RunNow bool
+}
+
+// ReadRequests reads the ticked boxes of a dashboard body; a box without
+// a marker, or one not at the start of a line, asks nothing.
+func ReadRequests(body string) Requests {
+	r := Requests{Approved: map[string]bool{}, Rebase: map[string]bool{}, Retry: map[string]bool{}}
+	for _, m := range tickedRe.FindAllStringSubmatch(body, -1) {
+		switch m[1] {
+		case "approve":
+			if m[2] != "" {
+				r.Approved[m[2]] = true
+			}
+		case "rebase":
+			if m[2] != "" {
+				r.Rebase[m[2]] = true
+			}
+		case "retry":
+			if m[2] != "" {
+				r.Retry[m[2]] = true
+			}
+		case "run-now":
+			r.RunNow = true
+		}
+	}
+	return r
+}
 
 // Approved reads the ticked approval boxes of a dashboard body: the
 // package@version keys a human let through the minimum release age.
-func Approved(body string) map[string]bool {
-	out := map[string]bool{}
-	for _, m := range approvedRe.FindAllStringSubmatch(body, -1) {
-		out[m[1]] = true
-	}
-	return out
-}
+func Approved(body string) map[string]bool { return ReadRequests(body).Approved }

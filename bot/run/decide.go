@@ -41,7 +41,8 @@ func (r *runner) decide(j *job) {
 		}
 	}
 	j.tip = r.repo.BranchTip(b.Name)
-	if r.repo.Human(j.tip) {
+	rebase := r.requests.Rebase[b.Name]
+	if r.repo.Human(j.tip) && !rebase {
 		// A human pushed: the branch is theirs now.
 		pn := 0
 		if j.open != nil {
@@ -59,7 +60,7 @@ func (r *runner) decide(j *job) {
 	j.title = b.Title()
 
 	if j.open == nil {
-		if reason := r.limited(); reason != "" {
+		if reason := r.limited(); reason != "" && !r.requests.Retry[b.Name] {
 			j.act(Action{Branch: b.Name, Verb: "rate-limited", Detail: reason})
 			return
 		}
@@ -83,6 +84,9 @@ func (r *runner) decide(j *job) {
 		j.verb = "update"
 	case !have.SameVersions(want):
 		j.verb = "update"
+	case rebase:
+		// Asked on the dashboard (a branch a human edited is taken back).
+		j.verb = "rebase"
 	default:
 		conflict, err := r.repo.BaseChanged(tip, b.Files())
 		if err != nil {
@@ -106,7 +110,7 @@ func (r *runner) finish(j *job) {
 		return
 	}
 	b := j.b
-	if j.open != nil && j.verb == "unchanged" && (j.open.Title != j.title || j.open.Body != j.body) {
+	if j.open != nil && j.verb == "unchanged" && (j.open.Title != j.title || j.open.Body != j.body && !j.notesFailed) {
 		j.verb = "update"
 	}
 	if r.DryRun {

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -50,8 +51,10 @@ type Options struct {
 	Concurrency int
 	// NoChartDiff skips rendered diffs.
 	NoChartDiff bool
-	Now         func() time.Time
-	Logger      *slog.Logger
+	// NoReleaseNotes skips embedding release notes.
+	NoReleaseNotes bool
+	Now            func() time.Time
+	Logger         *slog.Logger
 }
 
 // Action is one thing the run did (or, dry, would do) to a branch.
@@ -108,9 +111,13 @@ type runner struct {
 	scheduled map[int]bool
 	// heldKeys are the package@version of each of res.Held.
 	heldKeys []string
+	// requests are the boxes ticked on the dashboard.
+	requests Requests
 	// checksRequired: whether the base requires status checks (nil: not
 	// asked yet this run).
 	checksRequired *bool
+	// notes reads the release notes of PR bodies (nil: NoReleaseNotes).
+	notes *pr.NotesFetcher
 	// charts renders the Helm diffs of PR bodies (nil: NoChartDiff).
 	charts *pr.ChartRenderer
 	log    *slog.Logger
@@ -147,7 +154,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	o.Lookup.SeparateMinorPatch = o.Lookup.SeparateMinorPatch || lookup.SeparateMinorPatch(o.Bot.Automerge)
 	r := &runner{Options: o, res: &Result{}, log: o.Logger}
 	if !o.NoChartDiff {
-		r.charts = &pr.ChartRenderer{Client: datasource.HelmClient(o.Lookup.DatasourceOptions()), Mirrors: o.Lookup.Mirrors}
+		r.charts = &pr.ChartRenderer{Client: datasource.HelmClient(o.Lookup.DatasourceOptions()), Mirrors: o.Lookup.Mirrors,
+			OCI: datasource.OCILister(o.Lookup.DatasourceOptions())}
+	}
+	if !o.NoReleaseNotes {
+		do := o.Lookup.DatasourceOptions()
+		r.notes = &pr.NotesFetcher{Client: datasource.ConditionalClient(do), GitHubAPIURL: do.GitHubAPIURL, GitHubToken: do.GitHubToken,
+			GiteaURL: do.GiteaURL, GiteaToken: do.GiteaToken}
 	}
 	if err := r.run(ctx); err != nil {
 		return r.res, err
@@ -184,6 +197,9 @@ type job struct {
 	// cancel: a human took the branch over; a merge the bot scheduled
 	// is cancelled.
 	cancel bool
+	// notesFailed: a release-notes fetch went wrong, so a body that
+	// differs only by that does not replace the open PR's.
+	notesFailed bool
 	// created is the PR opened in this run.
 	created *forge.PR
 	acts    []Action
@@ -257,7 +273,8 @@ func (r *runner) run(ctx context.Context) error {
 	}()
 	<-found
 	if dashErr == nil {
-		r.Lookup.Approved = Approved(dash.Body)
+		r.requests = ReadRequests(dash.Body)
+		r.Lookup.Approved = r.requests.Approved
 	}
 	updates, warnings, err := r.FindUpdates(ctx, dir, r.Lookup)
 	<-listed
@@ -319,7 +336,9 @@ func (r *runner) run(ctx context.Context) error {
 		if r.charts != nil {
 			diffs = r.charts.Diffs(ctx, j.b, j.values)
 		}
-		j.body = pr.Body(j.b, diffs)
+		var notes map[int]*pr.Notes
+		notes, j.notesFailed = r.releaseNotes(ctx, j.b)
+		j.body = pr.Body(j.b, diffs, notes)
 	})
 	if err := ctx.Err(); err != nil {
 		return err
@@ -394,4 +413,35 @@ func (r *runner) run(ctx context.Context) error {
 		dash = nil
 	}
 	return r.dashboard(ctx, branches, dash)
+}
+
+// releaseNotes fetches the notes of each update of b whose source is
+// known (by update index). failed says a fetch went wrong (not "no
+// release"), so a body without those notes must not replace one with
+// them.
+func (r *runner) releaseNotes(ctx context.Context, b pr.Branch) (map[int]*pr.Notes, bool) {
+	if r.notes == nil {
+		return nil, false
+	}
+	out := map[int]*pr.Notes{}
+	failed := false
+	for i, u := range b.Updates {
+		if u.New.SourceURL == "" {
+			continue
+		}
+		name := ""
+		if pr.IsChart(u.Dependency) {
+			name = path.Base(u.Dependency.Package) // monorepo tags: <chart>-<version>
+		}
+		n, err := r.notes.Fetch(ctx, u.New.SourceURL, name, u.New.Version)
+		if err != nil {
+			r.log.Debug("release notes not read", "package", u.Dependency.Package, "version", u.New.Version, "error", err)
+			failed = true
+			continue
+		}
+		if n != nil {
+			out[i] = n
+		}
+	}
+	return out, failed
 }

@@ -18,8 +18,8 @@ import (
 	"hl.dev/hl/internal/gitea/testserver"
 )
 
-// The upgrade pass under chaos: the real Gitea (API and git) and the Helm
-// repository each behind a fault proxy that resets, drops, delays,
+// The upgrade pass under chaos: the real Gitea (API and git), the Helm
+// repository and the image's OCI registry each behind a fault proxy that resets, drops, delays,
 // truncates or answers a panic's 500 at a seeded rate, and each faulted run
 // interrupted at a seeded moment (its context cancelled: the in-process
 // stand-in for a kill). No run prints a server's stack trace. After the
@@ -49,13 +49,26 @@ func TestBotRunUnderChaos(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer helmProxy.Close()
-		// The chart's repository is the proxy, as a mirror would be.
+		regProxy, err := chaos.NewProxy("http://"+e.regHost, chaos.Faults{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer regProxy.Close()
+		regProxyHost := strings.TrimPrefix(regProxy.URL, "http://")
+		// The chart's repository and the image's registry are the proxies,
+		// as mirrors would be.
 		chart := e.file(t, "main", "apps/web/Chart.yaml")
+		values := e.file(t, "main", "apps/web/values.yaml")
 		e.push(t, e.owner, e.botToken, map[string]string{
-			"apps/web/Chart.yaml": strings.Replace(chart, e.helm.URL, helmProxy.URL, 1),
-		}, "chart through the proxy")
+			"apps/web/Chart.yaml":  strings.Replace(chart, e.helm.URL, helmProxy.URL, 1),
+			"apps/web/values.yaml": strings.Replace(values, e.regHost, regProxyHost, 1),
+		}, "chart and image through the proxies")
 
-		opts := func() run.Options { return e.quietOptionsVia(t, forgeProxy.URL, 20*time.Millisecond) }
+		opts := func() run.Options {
+			o := e.quietOptionsVia(t, forgeProxy.URL, 20*time.Millisecond)
+			o.Lookup.InsecureRegistries = []string{regProxyHost}
+			return o
+		}
 		const runs = 4
 		for i := range uint64(runs) {
 			s := seed*100 + i
@@ -63,6 +76,10 @@ func TestBotRunUnderChaos(t *testing.T) {
 			forgeProxy.SetFaults(faults)
 			faults.Seed = ^s
 			helmProxy.SetFaults(faults)
+			// The registry sees a few requests a run (tags, a manifest):
+			// a higher rate, so that its faults happen at all.
+			faults.Seed, faults.Rate = s^0x5eed, 0.35
+			regProxy.SetFaults(faults)
 			ctx, cancel := context.WithTimeout(t.Context(), chaos.Moment(s, 200*time.Millisecond, 6*time.Second))
 			res, err := run.Run(ctx, opts())
 			cancel()
@@ -73,11 +90,15 @@ func TestBotRunUnderChaos(t *testing.T) {
 			if strings.Contains(msg, "goroutine ") || strings.Contains(msg, "PANIC") {
 				t.Errorf("run %d printed a server's stack trace: %.500s", i+1, msg)
 			}
-			t.Logf("chaos run %d (%d forge and %d Helm requests faulted): %.300v", i+1,
-				len(forgeProxy.Faulted()), len(helmProxy.Faulted()), err)
+			t.Logf("chaos run %d (%d forge, %d Helm and %d registry requests faulted): %.300v", i+1,
+				len(forgeProxy.Faulted()), len(helmProxy.Faulted()), len(regProxy.Faulted()), err)
+		}
+		if len(regProxy.Events()) == 0 {
+			t.Fatal("no image lookup went through the registry's proxy")
 		}
 		forgeProxy.SetFaults(chaos.Faults{})
 		helmProxy.SetFaults(chaos.Faults{})
+		regProxy.SetFaults(chaos.Faults{})
 		if _, err := run.Run(t.Context(), opts()); err != nil {
 			t.Fatalf("the normal run after the chaos: %v", err)
 		}

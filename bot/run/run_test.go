@@ -18,6 +18,7 @@ import (
 	sdk "code.gitea.io/sdk/gitea"
 	git "github.com/go-git/go-git/v5"
 	gitconfig "github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -128,10 +129,17 @@ dependencies:
 // push commits files on top of main (cloning it when it exists) as user.
 func (e *env) push(t testing.TB, user, token string, files map[string]string, msg string) {
 	t.Helper()
+	e.pushTo(t, user, token, "main", files, msg)
+}
+
+// pushTo commits files on top of branch (cloning it when it exists) as
+// user.
+func (e *env) pushTo(t testing.TB, user, token, branch string, files map[string]string, msg string) {
+	t.Helper()
 	dir := t.TempDir()
 	auth := &githttp.BasicAuth{Username: user, Password: token}
 	url := e.srv.URL + "/" + e.owner + "/" + e.name + ".git"
-	r, err := git.PlainClone(dir, false, &git.CloneOptions{URL: url, Auth: auth})
+	r, err := git.PlainClone(dir, false, &git.CloneOptions{URL: url, Auth: auth, ReferenceName: plumbing.NewBranchReferenceName(branch), SingleBranch: true})
 	if err != nil {
 		if r, err = git.PlainInit(dir, false); err != nil {
 			t.Fatal(err)
@@ -153,7 +161,7 @@ func (e *env) push(t testing.TB, user, token string, files map[string]string, ms
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Push(&git.PushOptions{Auth: auth, RefSpecs: []gitconfig.RefSpec{gitconfig.RefSpec(h.String() + ":refs/heads/main")}}); err != nil {
+	if err := r.Push(&git.PushOptions{Auth: auth, RefSpecs: []gitconfig.RefSpec{gitconfig.RefSpec(h.String() + ":refs/heads/" + branch)}}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -51,6 +51,14 @@
 //     Service the address MetalLB would assign (reportReady); Argo CD
 //     waits for each sync wave's resources to be healthy before the next.
 //
+// Chaos inside the loop: the hl-bot container is SIGKILLed (an OOM kill,
+// its node losing power) after a seeded number of requests through the
+// forge's Service, then started again as a kubelet restarts a container;
+// the upgrade PRs it opens then are one per change, in any state, with no
+// bot branch lacking its PR (CHAOS_SEED picks another moment). A proxy
+// between the Service and the Gitea harness counts the requests and
+// passes everything on unchanged; the restart is the test's.
+//
 // The test is behind the build tag loop so that `go test ./...` does not
 // run it beside every other package; `make loop` runs it alone and
 // `make test` runs that target.

@@ -19,6 +19,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -42,6 +43,7 @@ import (
 	"hl.dev/hl/e2e/hlimage"
 	argocd "hl.dev/hl/internal/argocd/testserver"
 	"hl.dev/hl/internal/asrendered"
+	"hl.dev/hl/internal/chaos"
 	"hl.dev/hl/internal/config"
 	giteats "hl.dev/hl/internal/gitea/testserver"
 	kubets "hl.dev/hl/internal/kube/testserver"
@@ -76,6 +78,10 @@ type loop struct {
 	hooks   *webhooks
 	// giteaSvc is the in-cluster forge's Service (the Service seam).
 	giteaSvc *e2e.Service
+	// forgeProxy sits between that Service and the forge, passing
+	// everything on; it counts requests, so that a kill can land after a
+	// chosen one.
+	forgeProxy *chaos.Proxy
 	// forgeIP is the cluster IP the repo-server's hostAliases give the
 	// forge's hostname.
 	forgeIP string
@@ -295,7 +301,13 @@ func (l *loop) secretData(t *testing.T, folder, name string, keys ...string) map
 func (l *loop) syncEverything(t *testing.T) {
 	ctx := t.Context()
 	// The in-cluster forge's Service, as the rendered repo URL names it.
-	svc, err := e2e.StartService(ctx, "gitea-http", "gitea", 3000, strings.TrimPrefix(l.forge.URL, "http://"))
+	proxy, err := chaos.NewProxy(l.forge.URL, chaos.Faults{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.t.Cleanup(func() { proxy.Close() })
+	l.forgeProxy = proxy
+	svc, err := e2e.StartService(ctx, "gitea-http", "gitea", 3000, strings.TrimPrefix(proxy.URL, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -608,7 +620,7 @@ func nextMinor(v string) string {
 // the Secrets the API server holds in its namespace — those Argo CD
 // applied through the hl-secrets plugin, and sops-age from hl bootstrap
 // cluster — until stop is called.
-func (l *loop) runBot(t *testing.T) (logs func() string, stop func()) {
+func (l *loop) runBot(t *testing.T) (logs func() string, stop, kill func()) {
 	t.Helper()
 	ctx := t.Context()
 	img, err := hlimage.Get(ctx)
@@ -652,8 +664,16 @@ func (l *loop) runBot(t *testing.T) (logs func() string, stop func()) {
 			release()
 		})
 	}
+	// kill is an OOM kill or a node losing power: SIGKILL, no shutdown.
+	kill = func() {
+		once.Do(func() {
+			proc.Kill()
+			_, _ = proc.Wait()
+			release()
+		})
+	}
 	l.t.Cleanup(stop)
-	return buf.String, stop
+	return buf.String, stop, kill
 }
 
 // waitPRs waits until an open pull request matches each of want.
@@ -685,6 +705,63 @@ func (l *loop) waitPRs(t *testing.T, bound time.Duration, logs func() string, wa
 			t.Fatalf("after %v: found %d of %d pull requests; open: %v\nbot log:\n%s", bound, len(found), len(want), titles, logs())
 		}
 		time.Sleep(2 * time.Second)
+	}
+}
+
+// loopChaosSeed picks where the loop's chaos lands (CHAOS_SEED replays
+// another).
+var loopChaosSeed = func() uint64 {
+	if v, err := strconv.ParseUint(os.Getenv(chaos.EnvSeed), 10, 64); err == nil {
+		return v
+	}
+	return 1
+}()
+
+// waitRequests waits until p has seen n requests; false after bound.
+func waitRequests(p *chaos.Proxy, n int, bound time.Duration) bool {
+	deadline := time.Now().Add(bound)
+	for len(p.Events()) < n {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return true
+}
+
+// requireOnePRPerChange fails unless each of want matches exactly one
+// pull request of the repository in any state (a run killed mid-way and
+// its successor opened no duplicate) and every hl-bot/ branch has a PR.
+func (l *loop) requireOnePRPerChange(t *testing.T, want map[string]func(*gitea.PullRequest) bool) {
+	t.Helper()
+	owner, repo := l.homelab.Spec.Forge.Owner, l.homelab.Spec.Forge.Repo
+	prs, _, err := l.gc.ListRepoPullRequests(owner, repo, gitea.ListPullRequestsOptions{State: gitea.StateAll, ListOptions: gitea.ListOptions{PageSize: 50}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	heads := map[string]bool{}
+	for _, pr := range prs {
+		heads[pr.Head.Name] = true
+	}
+	for what, match := range want {
+		var got []string
+		for _, pr := range prs {
+			if match(pr) {
+				got = append(got, fmt.Sprintf("#%d %s (%s)", pr.Index, pr.Head.Name, pr.State))
+			}
+		}
+		if len(got) != 1 {
+			t.Errorf("%d pull requests for the %s, want 1: %v", len(got), what, got)
+		}
+	}
+	branches, _, err := l.gc.ListRepoBranches(owner, repo, gitea.ListRepoBranchesOptions{ListOptions: gitea.ListOptions{PageSize: 50}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range branches {
+		if strings.HasPrefix(b.Name, "hl-bot/") && !heads[b.Name] {
+			t.Errorf("orphan branch %s: no PR", b.Name)
+		}
 	}
 }
 
@@ -884,16 +961,32 @@ func (l *loop) botUpgrade(t *testing.T) {
 	l.charts.Publish(t, c, bumpChartTo)
 	pushImage(t, l.charts.Host+bumpImageMirr+":"+bumpImageTo)
 
-	logs, stop := l.runBot(t)
-	prs := l.waitPRs(t, 8*time.Minute, logs, map[string]func(*gitea.PullRequest) bool{
+	want := map[string]func(*gitea.PullRequest) bool{
 		"chart": func(pr *gitea.PullRequest) bool {
 			return strings.HasPrefix(pr.Head.Ref, "hl-bot/") && strings.Contains(pr.Title+pr.Body, bumpChart) && strings.Contains(pr.Title+pr.Body, bumpChartTo)
 		},
 		"image": func(pr *gitea.PullRequest) bool {
 			return strings.HasPrefix(pr.Head.Ref, "hl-bot/") && strings.Contains(pr.Title+pr.Body, "homepage") && strings.Contains(pr.Title+pr.Body, bumpImageTo)
 		},
-	})
+	}
+	// Chaos inside the loop: the bot's container SIGKILLed mid-run (an
+	// OOM kill, its node losing power) after a seeded number of its
+	// requests to the forge, then started again as a kubelet restarts a
+	// container; what it opens then is one PR per change.
+	// A whole run makes about 25 requests: the kill comes within its
+	// first 12.
+	n := len(l.forgeProxy.Events()) + 1 + int(chaos.Moment(loopChaosSeed, 0, 12*time.Millisecond)/time.Millisecond)
+	killedLogs, _, kill := l.runBot(t)
+	if !waitRequests(l.forgeProxy, n, 5*time.Minute) {
+		t.Fatalf("the bot made fewer than %d requests to the forge in 5 minutes:\n%s", n, killedLogs())
+	}
+	kill()
+	ev := l.forgeProxy.Events()
+	t.Logf("the bot SIGKILLed after forge request %d of the loop (%s), started again", len(ev), ev[len(ev)-1])
+	logs, stop, _ := l.runBot(t)
+	prs := l.waitPRs(t, 8*time.Minute, logs, want)
 	stop()
+	l.requireOnePRPerChange(t, want)
 
 	for _, what := range []string{"chart", "image"} {
 		pr := prs[what]
@@ -1132,7 +1225,7 @@ func (l *loop) botRotation(t *testing.T) {
 	key := secrets.ChecksumAnnotation(d.Name)
 	oldSum := dep.Spec.Template.Annotations[key]
 
-	logs, stop := l.runBot(t)
+	logs, stop, _ := l.runBot(t)
 	prs := l.waitPRs(t, 8*time.Minute, logs, map[string]func(*gitea.PullRequest) bool{
 		"rotation": func(pr *gitea.PullRequest) bool {
 			return strings.HasPrefix(pr.Head.Ref, "hl-bot/rotate/") && strings.Contains(pr.Title, d.Namespace+"/"+d.Name)

@@ -41,6 +41,7 @@ func TestProxyFaults(t *testing.T) {
 		{kind: chaos.Delay, status: 200, fullBody: true, handled: true},
 		{kind: chaos.Status, status: 500},
 		{kind: chaos.Truncate, status: 200, handled: true},
+		{kind: chaos.Lost, clientErr: true, handled: true},
 	}
 	for _, tc := range tests {
 		t.Run(string(tc.kind), func(t *testing.T) {
@@ -109,6 +110,29 @@ func TestProxyCutHoldsTheAnswer(t *testing.T) {
 	}
 	if ran := time.Duration(then.Load()); ran == 0 || answered < ran {
 		t.Errorf("the answer came %v after the start, Then ran at %v: the client heard the server before Then", answered, ran)
+	}
+}
+
+// Lost runs Then after the server handled the request and hangs up: the
+// client hears nothing.
+func TestProxyLostRunsThenAndHangsUp(t *testing.T) {
+	srv, hits := backend(t)
+	p, err := chaos.NewProxy(srv.URL, chaos.Faults{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var handledAtThen atomic.Int64
+	p.Rule(func(*http.Request) *chaos.Fault {
+		return &chaos.Fault{Kind: chaos.Lost, Then: func() { handledAtThen.Store(hits.Load()) }}
+	})
+	c := &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 10 * time.Second}
+	if resp, err := c.Get(p.URL + "/callback"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("the client heard an answer: %s", resp.Status)
+	}
+	if handledAtThen.Load() != 1 {
+		t.Errorf("Then ran with %d requests handled, want 1 (after the server)", handledAtThen.Load())
 	}
 }
 

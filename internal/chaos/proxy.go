@@ -45,6 +45,10 @@ const (
 	// push cut short) or has done it unheard. Only by Rule; the seeded
 	// faults never draw it.
 	Cut Kind = "cut"
+	// Lost passes the request on, throws the server's answer away, runs
+	// the fault's Then (which kills the server) and hangs up: the server
+	// did the work and died before the client heard. Only by Rule.
+	Lost Kind = "lost"
 	// Rewrite passes the request on and the answer's body through the
 	// fault's Rewrite: a server state that cannot be had on demand, played
 	// for a test that names it as its seam. Only by Rule.
@@ -156,6 +160,20 @@ func (p *Proxy) TrustUpstream(caPEM []byte) error {
 	return nil
 }
 
+// DialFrom makes the proxy connect to its target from ip (a loopback
+// alias such as 127.0.0.11), for a server that tells clients apart by
+// their address: the proxy stands in for the client at that address.
+// Call it before the first request.
+func (p *Proxy) DialFrom(ip string) error {
+	addr := net.ParseIP(ip)
+	if addr == nil {
+		return fmt.Errorf("chaos proxy: %q is not an IP address", ip)
+	}
+	d := &net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: addr}}
+	p.rp.Transport.(*http.Transport).DialContext = d.DialContext
+	return nil
+}
+
 // SetFaults replaces the faults (and reseeds); Faults{} stops the chaos.
 func (p *Proxy) SetFaults(f Faults) {
 	if f.MaxDelay <= 0 {
@@ -257,6 +275,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			case <-r.Context().Done():
 			case <-time.After(30 * time.Second):
 			}
+		}
+		hangUp(w)
+	case Lost:
+		p.rp.ServeHTTP(discard{h: http.Header{}}, r)
+		if f.Then != nil {
+			f.Then()
+			f.Then = nil
 		}
 		hangUp(w)
 	case Delay:

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"hl.dev/hl/bot"
-	"hl.dev/hl/bot/datasource/internal/httpx"
+	"hl.dev/hl/internal/httpx"
 )
 
 // Name of the datasource.

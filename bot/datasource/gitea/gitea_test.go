@@ -13,8 +13,8 @@ import (
 
 	"hl.dev/hl/bot"
 	"hl.dev/hl/bot/datasource/gitea"
-	"hl.dev/hl/bot/datasource/internal/httpx"
 	"hl.dev/hl/internal/gitea/testserver"
+	"hl.dev/hl/internal/httpx"
 )
 
 func TestMain(m *testing.M) { testserver.Main(m) }

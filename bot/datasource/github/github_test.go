@@ -10,7 +10,7 @@ import (
 	"hl.dev/hl/bot"
 	"hl.dev/hl/bot/datasource/datasourcetest"
 	"hl.dev/hl/bot/datasource/github"
-	"hl.dev/hl/bot/datasource/internal/httpx"
+	"hl.dev/hl/internal/httpx"
 )
 
 func TestReleasesPaginatedAndConditional(t *testing.T) {

@@ -20,7 +20,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
 
 	"hl.dev/hl/bot"
-	"hl.dev/hl/bot/datasource/internal/httpx"
+	"hl.dev/hl/internal/httpx"
 )
 
 // Name of the datasource.

@@ -9,8 +9,8 @@ import (
 
 	"hl.dev/hl/bot"
 	"hl.dev/hl/bot/datasource/gittags"
-	"hl.dev/hl/bot/datasource/internal/httpx"
 	"hl.dev/hl/internal/gitea/testserver"
+	"hl.dev/hl/internal/httpx"
 )
 
 func TestMain(m *testing.M) { testserver.Main(m) }

@@ -311,13 +311,41 @@ type parser struct {
 	// want cost no allocations.
 	cur    bot.Release
 	inItem bool
+	// home is the version's home; inSources: the lines that follow are
+	// its sources list (the first http(s) one becomes SourceURL).
+	home      string
+	inSources bool
 }
 
 func (p *parser) flush() {
 	if p.inItem && p.keepChart && p.cur.Version != "" {
+		if p.cur.SourceURL == "" {
+			p.cur.SourceURL = p.home
+		}
 		p.out[p.chart] = append(p.out[p.chart], p.cur)
 	}
-	p.cur, p.inItem = bot.Release{}, false
+	p.cur, p.inItem, p.home, p.inSources = bot.Release{}, false, "", false
+}
+
+// webURL is u when it is an http(s) URL, else "".
+func webURL(u string) string {
+	if strings.HasPrefix(u, "https://") || strings.HasPrefix(u, "http://") {
+		return u
+	}
+	return ""
+}
+
+// source takes one item of a version's sources list.
+func (p *parser) source(item []byte) error {
+	if !p.keepChart || p.cur.SourceURL != "" {
+		return nil
+	}
+	// A link is a nicety: one YAML this parser does not read is skipped,
+	// never a reason to fail the index.
+	if v, err := scalar(strings.TrimSpace(string(item))); err == nil {
+		p.cur.SourceURL = webURL(v)
+	}
+	return nil
 }
 
 func (p *parser) feed(line []byte) error {
@@ -387,7 +415,11 @@ func (p *parser) feed(line []byte) error {
 			p.dashCol = ind
 		}
 		if ind != p.dashCol {
-			return nil // a list inside a version (maintainers, dependencies)
+			// A list inside a version (maintainers, dependencies, sources).
+			if p.inSources && p.inItem && ind >= p.fieldCol {
+				return p.source(rest[1:])
+			}
+			return nil
 		}
 		p.flush()
 		p.inItem = true
@@ -402,6 +434,7 @@ func (p *parser) feed(line []byte) error {
 		}
 		return nil
 	case p.inItem && ind == p.fieldCol:
+		p.inSources = false
 		return p.field(rest)
 	}
 	return nil
@@ -417,6 +450,21 @@ func (p *parser) field(b []byte) error {
 	}
 	switch key {
 	case "version", "created", "digest":
+	case "home":
+		if v, err := scalar(val); err == nil {
+			p.home = webURL(v)
+		}
+		return nil
+	case "sources":
+		if val == "" {
+			p.inSources = true
+			return nil
+		}
+		// Flow style: [a, b].
+		if first, _, _ := strings.Cut(strings.Trim(val, "[]"), ","); first != "" {
+			return p.source([]byte(first))
+		}
+		return nil
 	default:
 		return nil
 	}
@@ -502,6 +550,8 @@ func parseJSON(r io.Reader, keep func(string) bool) (map[string][]bot.Release, e
 			Version string    `json:"version"`
 			Created time.Time `json:"created"`
 			Digest  string    `json:"digest"`
+			Home    string    `json:"home"`
+			Sources []string  `json:"sources"`
 		} `json:"entries"`
 	}
 	if err := json.NewDecoder(r).Decode(&idx); err != nil {
@@ -517,7 +567,16 @@ func parseJSON(r io.Reader, keep func(string) bool) (map[string][]bot.Release, e
 		}
 		for _, v := range vs {
 			if v.Version != "" {
-				out[name] = append(out[name], bot.Release{Version: v.Version, ReleasedAt: v.Created, Digest: v.Digest})
+				src := ""
+				for _, u := range v.Sources {
+					if src = webURL(u); src != "" {
+						break
+					}
+				}
+				if src == "" {
+					src = webURL(v.Home)
+				}
+				out[name] = append(out[name], bot.Release{Version: v.Version, ReleasedAt: v.Created, Digest: v.Digest, SourceURL: src})
 			}
 		}
 	}

@@ -15,7 +15,7 @@ import (
 	"hl.dev/hl/bot"
 	"hl.dev/hl/bot/datasource/datasourcetest"
 	"hl.dev/hl/bot/datasource/helm"
-	"hl.dev/hl/bot/datasource/internal/httpx"
+	"hl.dev/hl/internal/httpx"
 )
 
 func versions(rels []bot.Release) string {
@@ -151,6 +151,64 @@ func TestParseIndexShapes(t *testing.T) {
 	got, err = helm.ParseIndex(strings.NewReader(jsonIndex), func(n string) bool { return n == "a" })
 	if err != nil || versions(got["a"]) != "1.2.3" || got["b"] != nil {
 		t.Errorf("json: %v %v", got, err)
+	}
+}
+
+// A version's source link is its first http(s) sources entry (block
+// lists at the key's indentation, as helm writes them, or deeper; flow
+// lists), else its home; neither is a reason to fail the index.
+func TestParseIndexSourceURL(t *testing.T) {
+	yamlIndex := `apiVersion: v1
+entries:
+  podinfo:
+  - home: https://podinfo.example.org
+    maintainers:
+    - name: someone
+      url: https://example.org/someone
+    sources:
+    - git@github.com:stefanprodan/podinfo.git
+    - https://github.com/stefanprodan/podinfo
+    version: 6.9.0
+  - home: https://podinfo.example.org
+    version: 6.8.0
+    sources:
+        - "https://github.com/stefanprodan/podinfo/tree/6.8.0"
+  - sources: [https://gitea.example.org/o/podinfo, https://other.example]
+    version: 6.7.0
+  - home: ftp://not-a-web-link
+    sources:
+    - *anchor
+    version: 6.6.0
+`
+	got, err := helm.ParseIndex(strings.NewReader(yamlIndex), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"6.9.0": "https://github.com/stefanprodan/podinfo",
+		"6.8.0": "https://github.com/stefanprodan/podinfo/tree/6.8.0",
+		"6.7.0": "https://gitea.example.org/o/podinfo",
+		"6.6.0": "",
+	}
+	for _, r := range got["podinfo"] {
+		if r.SourceURL != want[r.Version] {
+			t.Errorf("%s: source %q, want %q", r.Version, r.SourceURL, want[r.Version])
+		}
+		delete(want, r.Version)
+	}
+	if len(want) != 0 {
+		t.Errorf("versions not read: %v", want)
+	}
+	jsonIndex := `{"apiVersion":"v1","entries":{"a":[{"version":"1.2.3","home":"https://a.example","sources":["git://x","https://github.com/o/a"]},{"version":"1.2.2","home":"https://a.example"}]}}`
+	got, err = helm.ParseIndex(strings.NewReader(jsonIndex), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range got["a"] {
+		w := map[string]string{"1.2.3": "https://github.com/o/a", "1.2.2": "https://a.example"}[r.Version]
+		if r.SourceURL != w {
+			t.Errorf("json %s: source %q, want %q", r.Version, r.SourceURL, w)
+		}
 	}
 }
 

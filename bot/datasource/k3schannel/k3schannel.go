@@ -12,7 +12,7 @@ import (
 	"net/url"
 
 	"hl.dev/hl/bot"
-	"hl.dev/hl/bot/datasource/internal/httpx"
+	"hl.dev/hl/internal/httpx"
 )
 
 // Name of the datasource.

@@ -10,8 +10,8 @@ import (
 
 	"hl.dev/hl/bot"
 	"hl.dev/hl/bot/datasource/datasourcetest"
-	"hl.dev/hl/bot/datasource/internal/httpx"
 	"hl.dev/hl/bot/datasource/k3schannel"
+	"hl.dev/hl/internal/httpx"
 )
 
 func TestReleases(t *testing.T) {

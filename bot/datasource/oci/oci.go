@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -116,6 +117,51 @@ func (l *Lister) Digest(ctx context.Context, repo, tag string) (string, error) {
 		return "", err
 	}
 	return desc.Digest.String(), nil
+}
+
+// ChartLayerMediaType is the layer of a Helm chart pushed to a registry:
+// the chart archive as is.
+const ChartLayerMediaType = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
+
+// ChartArchive fetches the archive of the Helm chart at repo:tag (the
+// registry repository of the chart, see ChartRepository), at most max
+// bytes.
+func (l *Lister) ChartArchive(ctx context.Context, repo, tag string, max int64) ([]byte, error) {
+	r, err := l.repository(repo)
+	if err != nil {
+		return nil, err
+	}
+	img, err := remote.Image(r.Tag(tag), l.options(ctx)...)
+	if err != nil {
+		return nil, err
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, err
+	}
+	for _, layer := range layers {
+		mt, err := layer.MediaType()
+		if err != nil || string(mt) != ChartLayerMediaType {
+			continue
+		}
+		if size, err := layer.Size(); err == nil && size > max {
+			return nil, fmt.Errorf("%s:%s: the chart is %d bytes, more than %d", repo, tag, size, max)
+		}
+		rc, err := layer.Compressed()
+		if err != nil {
+			return nil, err
+		}
+		defer rc.Close()
+		b, err := io.ReadAll(io.LimitReader(rc, max+1))
+		if err != nil {
+			return nil, fmt.Errorf("%s:%s: %w", repo, tag, err)
+		}
+		if int64(len(b)) > max {
+			return nil, fmt.Errorf("%s:%s: the chart is more than %d bytes", repo, tag, max)
+		}
+		return b, nil
+	}
+	return nil, fmt.Errorf("%s:%s holds no Helm chart layer (%s)", repo, tag, ChartLayerMediaType)
 }
 
 // CreatedKey is the OCI annotation and label of a build's time.

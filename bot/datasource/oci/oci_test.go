@@ -12,8 +12,8 @@ import (
 
 	"hl.dev/hl/bot"
 	"hl.dev/hl/bot/datasource/datasourcetest"
-	"hl.dev/hl/bot/datasource/internal/httpx"
 	"hl.dev/hl/bot/datasource/oci"
+	"hl.dev/hl/internal/httpx"
 )
 
 // keychain hands out fixed credentials for one registry host.

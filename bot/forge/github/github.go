@@ -472,7 +472,9 @@ func (f *Forge) Merge(ctx context.Context, number int, o forge.MergeOptions) err
 	}
 	style := o.Style
 	if style == "" {
-		style = "merge"
+		if style, err = f.allowedMergeStyle(ctx); err != nil {
+			return fmt.Errorf("github %s: %s: %w", f.repo(), what, err)
+		}
 	}
 	res, resp, err := f.c.PullRequests.Merge(ctx, f.opts.Owner, f.opts.Repo, number, o.Message,
 		&gh.PullRequestOptions{SHA: p.GetHead().GetSHA(), MergeMethod: style})
@@ -490,6 +492,27 @@ func (f *Forge) Merge(ctx context.Context, number int, o forge.MergeOptions) err
 		}
 	}
 	return nil
+}
+
+// allowedMergeStyle is the first merge method the repository allows, in
+// the order merge, squash, rebase (a repository can switch any of them
+// off; a merge with one it forbids is refused with 405).
+func (f *Forge) allowedMergeStyle(ctx context.Context) (string, error) {
+	r, resp, err := f.c.Repositories.Get(ctx, f.opts.Owner, f.opts.Repo)
+	if err != nil {
+		return "", f.wrap("get repository", resp, err)
+	}
+	for _, m := range []struct {
+		style   string
+		allowed *bool
+	}{{"merge", r.AllowMergeCommit}, {"squash", r.AllowSquashMerge}, {"rebase", r.AllowRebaseMerge}} {
+		// A token without admin rights may not see the settings (null):
+		// merge commits, GitHub's default, are then tried.
+		if m.allowed == nil && m.style == "merge" || m.allowed != nil && *m.allowed {
+			return m.style, nil
+		}
+	}
+	return "", errors.New("the repository allows no merge method (merge commits, squash and rebase are all off)")
 }
 
 var rank = map[string]int{forge.StatusNone: 0, forge.StatusSuccess: 1, forge.StatusPending: 2, forge.StatusError: 3, forge.StatusFailure: 4}

@@ -270,9 +270,38 @@ func TestMerge(t *testing.T) {
 			t.Errorf("err = %v", err)
 		}
 	})
+	t.Run("the style the repository allows", func(t *testing.T) {
+		g := newFake(t)
+		g.on(getPR12, ok("pulls/get-12-clean.json"))
+		g.on("GET "+rp, ok("repos/repo-squash-only.json"))
+		g.on("PUT "+rp+"/pulls/12/merge", ok("pulls/merged-12.json"))
+		if err := g.forge(t).Merge(ctx, 12, forge.MergeOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		reqs := g.requests()
+		wantKeys(t, reqs, "GET "+rp+"/pulls/12", "GET "+rp, "PUT "+rp+"/pulls/12/merge")
+		if m := reqs[2]; field(t, m, "merge_method") != "squash" {
+			t.Errorf("merge_method %v on a squash-only repository", m.Body)
+		}
+	})
+	t.Run("no style allowed", func(t *testing.T) {
+		g := newFake(t)
+		g.on(getPR12, ok("pulls/get-12-clean.json"))
+		g.on("GET "+rp, ok("repos/repo-no-merge.json"))
+		err := g.forge(t).Merge(ctx, 12, forge.MergeOptions{})
+		if err == nil || !strings.Contains(err.Error(), "allows no merge method") {
+			t.Errorf("err = %v", err)
+		}
+		for _, r := range g.requests() {
+			if r.Method != "GET" {
+				t.Errorf("a merge no style allows still sent %s %s", r.Method, r.Path)
+			}
+		}
+	})
 	t.Run("refused by GitHub", func(t *testing.T) {
 		g := newFake(t)
 		g.on(getPR12, ok("pulls/get-12-clean.json"))
+		g.on("GET "+rp, ok("repos/repo.json"))
 		g.on("PUT "+rp+"/pulls/12/merge", reply{405, "pulls/not-mergeable-405.json"})
 		err := g.forge(t).Merge(ctx, 12, forge.MergeOptions{})
 		if err == nil || !strings.Contains(err.Error(), "405") || !strings.Contains(err.Error(), "not mergeable") {

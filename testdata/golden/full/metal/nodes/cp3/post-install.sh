@@ -7,14 +7,20 @@
 # hl metal serve serves this file once per token, to the node's address,
 # inside its install window, and fills in fresh single-use tokens: one for
 # each file fetched below and one for the callback. None of them outlives
-# the window, and none releases anything twice.
+# the window, and none releases anything twice (but to the node's retry of
+# an answer the server died before sending).
 set -eu
 HL_URL='http://192.168.10.5:8080'
 NODE='cp3'
 MAC='52:54:00:aa:00:03'
+# Every request to hl metal serve retries for about three minutes, on any
+# error: the machine serving the install may lose power or restart
+# mid-answer, and a token it burnt before the answer left is taken once
+# more by its next run (the node's retry carries the same token).
+RETRY='--retry 36 --retry-delay 5 --retry-all-errors --connect-timeout 10'
 # fetch TOKEN FILE DEST: FILE of this node, with the token minted for it.
 fetch() {
-	curl -fsS --retry 5 -H "Authorization: Bearer $1" -o "$3" "$HL_URL/nodes/$NODE/$2"
+	curl -fsS $RETRY -H "Authorization: Bearer $1" -o "$3" "$HL_URL/nodes/$NODE/$2"
 }
 
 # Admin access: user "hl", SSH keys only, sudo without a password (it has
@@ -108,6 +114,7 @@ systemctl enable hl-k3s-install.service
 
 # Done: report the install (with the new SSH host key, which hl metal
 # rollout pins when it reboots this node) so the next PXE boot is local.
-# The callback token works once and closes the install window.
+# The callback token closes the install window; a retry of it (the answer
+# lost) is answered as recorded.
 HOSTKEY=$(cat /etc/ssh/ssh_host_ed25519_key.pub 2>/dev/null || true)
-curl -fsS --retry 5 -X POST -H 'Authorization: Bearer @@HL_TOKEN:callback@@' --data-urlencode "hostKey=$HOSTKEY" "$HL_URL/callback/$MAC"
+curl -fsS $RETRY -X POST -H 'Authorization: Bearer @@HL_TOKEN:callback@@' --data-urlencode "hostKey=$HOSTKEY" "$HL_URL/callback/$MAC"

@@ -1,5 +1,7 @@
-// Package httpx owns how datasources talk HTTP: bounded retries with
-// backoff on 5xx, 429 and network errors, a cap on every response body,
+// Package httpx owns how hl talks HTTP to the servers it reads from (the
+// bot's datasources, the chart repositories and registries `hl validate`
+// pulls from): bounded retries with backoff on 5xx, 429, network errors
+// and bodies cut short, a cap on every response body,
 // conditional requests (ETag / Last-Modified) answered from a cache on 304,
 // and URLs redacted before they reach a log line.
 package httpx
@@ -141,7 +143,8 @@ func (c *capped) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// retry repeats idempotent requests on network errors, 5xx and 429.
+// retry repeats idempotent requests on network errors, 5xx and 429, and
+// GETs whose body was cut short.
 type retry struct {
 	next    http.RoundTripper
 	retries int
@@ -166,6 +169,22 @@ func (r *retry) RoundTrip(req *http.Request) (*http.Response, error) {
 			if ra, perr := strconv.Atoi(resp.Header.Get("Retry-After")); perr == nil && ra > 0 {
 				wait = min(time.Duration(ra)*time.Second, maxBackoff)
 			}
+		case req.Method == http.MethodGet && resp.StatusCode/100 == 2:
+			// The body is read here, whole (the cap bounds it), so that
+			// one cut short (a connection dropped mid-answer) is retried
+			// like a reset instead of reaching the caller as a torn
+			// index or archive.
+			var body []byte
+			body, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err == nil {
+				resp.Body = io.NopCloser(bytes.NewReader(body))
+				resp.ContentLength = int64(len(body))
+				return resp, nil
+			}
+			err = fmt.Errorf("read %s: %w", Redact(req.URL.String()), err)
+			resp = nil
+			retryable = ctx.Err() == nil && !errors.Is(err, ErrTooLarge)
 		}
 		if !retryable || attempt >= r.retries {
 			return resp, err

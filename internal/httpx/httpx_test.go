@@ -91,6 +91,46 @@ func TestNoRetryOn4xx(t *testing.T) {
 	}
 }
 
+// A body cut short (the connection closed before Content-Length bytes)
+// is retried like a reset: the caller gets the whole body or, once the
+// retries are spent, an error that says so, never half an index.
+func TestRetryOnBodyCutShort(t *testing.T) {
+	var n, cut atomic.Int32
+	cut.Store(1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body := strings.Repeat("entry\n", 100)
+		w.Header().Set("Content-Length", "600")
+		if n.Add(1) <= cut.Load() {
+			w.Write([]byte(body[:250]))
+			w.(http.Flusher).Flush()
+			c, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				c.Close()
+			}
+			return
+		}
+		w.Write([]byte(body))
+	}))
+	defer srv.Close()
+	c := Client(Options{Retries: 2, Backoff: time.Millisecond})
+	body, _, err := Get(context.Background(), c, srv.URL, nil)
+	if err != nil || len(body) != 600 {
+		t.Fatalf("%d bytes, err %v", len(body), err)
+	}
+	if n.Load() != 2 {
+		t.Errorf("%d attempts, want 2", n.Load())
+	}
+	n.Store(0)
+	cut.Store(100)
+	body, _, err = Get(context.Background(), c, srv.URL, nil)
+	if err == nil || !strings.Contains(err.Error(), "unexpected EOF") || body != nil {
+		t.Fatalf("always cut: %d bytes, err %v", len(body), err)
+	}
+	if n.Load() != 3 {
+		t.Errorf("always cut: %d attempts, want 1 + 2 retries", n.Load())
+	}
+}
+
 func TestBodyCap(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/chunked" {
