@@ -19,6 +19,7 @@ import (
 
 	"hl.dev/hl/bot"
 	"hl.dev/hl/bot/datasource/debian"
+	"hl.dev/hl/bot/datasource/fedora"
 	"hl.dev/hl/bot/datasource/gitea"
 	"hl.dev/hl/bot/datasource/github"
 	"hl.dev/hl/bot/datasource/gittags"
@@ -67,11 +68,12 @@ type Preparer interface {
 type Cache struct {
 	http *httpx.Cache
 	helm *helm.Store
+	oci  *oci.Known
 }
 
 // NewCache returns an empty in-memory cache.
 func NewCache() *Cache {
-	return &Cache{http: httpx.NewCache(0), helm: helm.NewStore()}
+	return &Cache{http: httpx.NewCache(0), helm: helm.NewStore(), oci: &oci.Known{}}
 }
 
 // NewCacheDir returns a cache that also keeps its entries under dir (a
@@ -83,6 +85,7 @@ func NewCacheDir(dir string) *Cache {
 	c := NewCache()
 	c.http.Dir = filepath.Join(dir, "http")
 	c.helm.Dir = filepath.Join(dir, "helm")
+	c.oci.Dir = filepath.Join(dir, "oci")
 	return c
 }
 
@@ -145,6 +148,7 @@ func All(o Options) []Datasource {
 		gittags.New(conditional, o.GiteaURL, o.GiteaToken),
 		k3schannel.New(conditional, o.K3sChannelURL),
 		debian.New(plain, o.Now),
+		fedora.New(plain),
 	}
 }
 
@@ -163,15 +167,20 @@ func ConditionalClient(o Options) *http.Client {
 }
 
 // OCILister reads OCI registries as the lookups do: o's transport,
-// retries and caps, keychain and insecure registries. The PR side fetches
-// OCI charts with it too.
+// retries and caps, keychain and insecure registries, and what o's cache
+// knows of digests. The PR side fetches OCI charts and images' source
+// labels with it too.
 func OCILister(o Options) *oci.Lister {
+	known := &oci.Known{}
+	if o.Cache != nil {
+		known = o.Cache.oci
+	}
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	hx := httpx.Options{Base: o.Transport, MaxBytes: o.MaxBytes, Retries: o.Retries, Backoff: o.Backoff, Logger: log}
-	return &oci.Lister{Transport: httpx.Transport(hx), Keychain: o.Keychain, PageSize: o.OCIPageSize, Insecure: o.InsecureRegistries}
+	return &oci.Lister{Transport: httpx.Transport(hx), Keychain: o.Keychain, PageSize: o.OCIPageSize, Insecure: o.InsecureRegistries, Known: known}
 }
 
 // HelmClient is the HTTP client Helm repositories are read with (indexes

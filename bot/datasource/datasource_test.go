@@ -104,7 +104,7 @@ func TestRegistry(t *testing.T) {
 	for _, n := range datasource.Names() {
 		seen[n] = true
 	}
-	for _, n := range []string{"helm", "oci", "docker", "github-releases", "gitea-releases", "k3s-channel", "debian-netboot", "git-tags"} {
+	for _, n := range []string{"helm", "oci", "docker", "github-releases", "gitea-releases", "k3s-channel", "debian-netboot", "fedora-netboot", "git-tags"} {
 		if !seen[n] {
 			t.Errorf("datasource %s not registered", n)
 		}

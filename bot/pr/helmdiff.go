@@ -51,11 +51,15 @@ type ChartRenderer struct {
 	archives memo[[]byte]
 }
 
-// IsChart reports whether d is a Helm chart dependency of a wrapper
-// chart (Chart.yaml) from a chart repository or an OCI registry.
+// IsChart reports whether d is a Helm chart from a chart repository or
+// an OCI registry: a dependency of a wrapper chart (Chart.yaml) or the
+// chart of an Argo CD Application or ApplicationSet source.
 func IsChart(d bot.Dependency) bool {
-	return d.Manager == "helm-chart" && (d.Datasource == "helm" || d.Datasource == "oci")
+	return (d.Manager == "helm-chart" || d.Manager == argoManager) && (d.Datasource == "helm" || d.Datasource == "oci")
 }
+
+// argoManager is the Argo CD extractor's manager name.
+const argoManager = "argocd-app"
 
 // ValuesKey is where a wrapper chart's values.yaml holds a dependency's
 // values: under its alias when Chart.yaml gives one (the extractor keeps
@@ -67,27 +71,38 @@ func ValuesKey(d bot.Dependency) string {
 	return path.Base(d.Package)
 }
 
-// Values reads, for each Helm chart update of b (by index), the wrapper
-// chart's values for that subchart: the key ValuesKey names in the
-// values.yaml next to Chart.yaml (empty when there is none). read reads a
+// Values reads, for each Helm chart update of b (by index), what the
+// chart is rendered with. A wrapper chart's dependency gets the
+// wrapper's values for that subchart: the key ValuesKey names in the
+// values.yaml next to Chart.yaml (empty when there is none). An Argo CD
+// source's chart gets what Argo CD passes it (argoInput). read reads a
 // file of the base; it is called from one goroutine.
-func (r *ChartRenderer) Values(b Branch, read func(path string) ([]byte, error)) map[int]map[string]any {
-	out := map[int]map[string]any{}
+func (r *ChartRenderer) Values(b Branch, read func(path string) ([]byte, error)) map[int]ChartInput {
+	out := map[int]ChartInput{}
 	for i, u := range b.Updates {
 		d := u.Dependency
 		if !IsChart(d) {
 			continue
 		}
-		vals := map[string]any{}
+		in := ChartInput{Values: map[string]any{}}
+		if d.Manager == argoManager {
+			if raw, err := read(d.File); err == nil {
+				if a, ok := argoInput(raw, d); ok {
+					in = a
+				}
+			}
+			out[i] = in
+			continue
+		}
 		if raw, err := read(path.Join(path.Dir(d.File), "values.yaml")); err == nil {
 			var all map[string]any
 			if yaml.Unmarshal(raw, &all) == nil {
 				if sub, ok := all[ValuesKey(d)].(map[string]any); ok {
-					vals = sub
+					in.Values = sub
 				}
 			}
 		}
-		out[i] = vals
+		out[i] = in
 	}
 	return out
 }
@@ -95,7 +110,7 @@ func (r *ChartRenderer) Values(b Branch, read func(path string) ([]byte, error))
 // Diffs renders each Helm chart update of b at its current and its new
 // version with values (from Values) and diffs the manifests; a chart that
 // cannot be rendered gets a one-line reason instead.
-func (r *ChartRenderer) Diffs(ctx context.Context, b Branch, values map[int]map[string]any) map[int]*ChartDiff {
+func (r *ChartRenderer) Diffs(ctx context.Context, b Branch, inputs map[int]ChartInput) map[int]*ChartDiff {
 	diffs := map[int]*ChartDiff{}
 	for i, u := range b.Updates {
 		d := u.Dependency
@@ -103,9 +118,12 @@ func (r *ChartRenderer) Diffs(ctx context.Context, b Branch, values map[int]map[
 			continue
 		}
 		d = datasource.Mirror(d, r.Mirrors)
-		cd, err := r.Diff(ctx, d.RegistryURL, path.Base(d.Package), d.Current, u.NewValue, values[i])
+		in := inputs[i]
+		cd, err := r.Diff(ctx, d.RegistryURL, path.Base(d.Package), d.Current, u.NewValue, in)
 		if err != nil {
 			cd = &ChartDiff{Summary: "rendered diff unavailable: " + err.Error()}
+		} else if len(in.Unapplied) > 0 {
+			cd.Summary += " (without " + strings.Join(in.Unapplied, ", ") + ")"
 		}
 		diffs[i] = cd
 	}
@@ -216,8 +234,15 @@ func (r *ChartRenderer) chart(ctx context.Context, repoURL, name, version string
 	return loader.LoadArchive(bytes.NewReader(b))
 }
 
-func render(ch *chart.Chart, values map[string]any) (map[string]string, error) {
-	rv, err := chartutil.ToRenderValues(ch, values, chartutil.ReleaseOptions{Name: "release", Namespace: "default", IsInstall: true}, chartutil.DefaultCapabilities)
+func render(ch *chart.Chart, in ChartInput) (map[string]string, error) {
+	opts := chartutil.ReleaseOptions{Name: in.Release, Namespace: in.Namespace, IsInstall: true}
+	if opts.Name == "" {
+		opts.Name = "release"
+	}
+	if opts.Namespace == "" {
+		opts.Namespace = "default"
+	}
+	rv, err := chartutil.ToRenderValues(ch, in.Values, opts, chartutil.DefaultCapabilities)
 	if err != nil {
 		return nil, err
 	}
@@ -248,9 +273,9 @@ func (r *ChartRenderer) ociChart(ctx context.Context, repoURL, name, version str
 }
 
 // Diff renders chart name at from and at to from repoURL (an HTTP chart
-// repository or an oci:// registry repository) with values (the wrapper
-// chart's values for this subchart) and diffs the manifests.
-func (r *ChartRenderer) Diff(ctx context.Context, repoURL, name, from, to string, values map[string]any) (*ChartDiff, error) {
+// repository or an oci:// registry repository) with in (values,
+// release name and namespace) and diffs the manifests.
+func (r *ChartRenderer) Diff(ctx context.Context, repoURL, name, from, to string, in ChartInput) (*ChartDiff, error) {
 	fetch := r.chart
 	switch {
 	case strings.HasPrefix(repoURL, "oci://"):
@@ -264,7 +289,7 @@ func (r *ChartRenderer) Diff(ctx context.Context, repoURL, name, from, to string
 		if err != nil {
 			return nil, err
 		}
-		if rendered[i], err = render(ch, values); err != nil {
+		if rendered[i], err = render(ch, in); err != nil {
 			return nil, fmt.Errorf("render %s %s: %w", name, v, err)
 		}
 	}

@@ -50,7 +50,7 @@ func TestChartRendererFetchesOnceConcurrently(t *testing.T) {
 	for i := range diffs {
 		to := []string{"1.0.1", "2.0.0"}[i%2]
 		wg.Go(func() {
-			diffs[i], errs[i] = r.Diff(context.Background(), url, "podinfo", "1.0.0", to, map[string]any{"replicas": 3})
+			diffs[i], errs[i] = r.Diff(context.Background(), url, "podinfo", "1.0.0", to, ChartInput{Values: map[string]any{"replicas": 3}})
 		})
 	}
 	wg.Wait()
@@ -71,10 +71,10 @@ func TestChartRendererFetchesOnceConcurrently(t *testing.T) {
 func TestChartRendererRetriesAFailedFetch(t *testing.T) {
 	url, hits := chartRepo(t, 1, "1.0.0", "2.0.0")
 	r := &ChartRenderer{}
-	if _, err := r.Diff(context.Background(), url, "podinfo", "1.0.0", "2.0.0", nil); err == nil {
+	if _, err := r.Diff(context.Background(), url, "podinfo", "1.0.0", "2.0.0", ChartInput{}); err == nil {
 		t.Fatal("diff with the index answering 503 succeeded")
 	}
-	d, err := r.Diff(context.Background(), url, "podinfo", "1.0.0", "2.0.0", nil)
+	d, err := r.Diff(context.Background(), url, "podinfo", "1.0.0", "2.0.0", ChartInput{})
 	if err != nil || !strings.Contains(d.Full, `+  version: "2.0.0"`) {
 		t.Fatalf("second diff: %v %+v", err, d)
 	}

@@ -51,3 +51,105 @@ dependencies:
 		t.Errorf("the diff is missing or rendered with the chart name's values, not the alias's:\n%s", body)
 	}
 }
+
+// The chart of an Argo CD source gets the rendered diff too, rendered
+// with what Argo CD passes it: helm.values overlaid by helm.valuesObject
+// and helm.parameters, the release name and the destination namespace.
+// valueFiles cannot be read (they live in the chart or another source),
+// and the summary says the diff is without them. An ApplicationSet's OCI
+// chart with a templated name renders under the default release name.
+// Against the real Gitea, the Helm repository fixture and a registry.
+func TestChartDiffFromArgoCDSources(t *testing.T) {
+	e := newEnv(t)
+	fixture.PushPodinfoOCI(t, e.regHost, "charts", "1.0.0", "1.1.0")
+	e.push(t, e.owner, e.botToken, map[string]string{
+		"apps/argocd/podinfo.yaml": fmt.Sprintf(`apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: podinfo
+  namespace: argocd
+spec:
+  project: default
+  destination:
+    server: https://kubernetes.default.svc
+    namespace: web
+  source:
+    repoURL: %s
+    chart: podinfo
+    targetRevision: 1.0.0
+    helm:
+      releaseName: front
+      valueFiles: [values-prod.yaml]
+      values: |
+        replicas: 2
+      valuesObject:
+        replicas: 5
+`, e.helm.URL),
+		"apps/argocd/set.yaml": fmt.Sprintf(`apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata:
+  name: podinfos
+spec:
+  generators:
+    - list:
+        elements: [{name: one}]
+  template:
+    metadata:
+      name: '{{name}}'
+    spec:
+      project: default
+      destination:
+        server: https://kubernetes.default.svc
+        namespace: edge
+      sources:
+        - repoURL: oci://%s/charts
+          chart: podinfo
+          targetRevision: 1.0.0
+          helm:
+            parameters:
+              - name: replicas
+                value: "9"
+`, e.regHost),
+	}, "Argo CD chart sources")
+	e.run(t)
+	// entry is the rendered-diff entry of file in the body of branch's
+	// PR: from its heading line to the next heading (or the body's end).
+	prs := e.prs(t)
+	entry := func(branch, file string) string {
+		for _, ps := range prs {
+			for _, p := range ps {
+				if p.Head.Name != branch {
+					continue
+				}
+				i := strings.Index(p.Body, "("+file+"): ")
+				if i < 0 {
+					continue
+				}
+				rest := p.Body[i:]
+				if j := strings.Index(rest[1:], "\n**"); j >= 0 {
+					rest = rest[:j+1]
+				}
+				return rest
+			}
+		}
+		t.Fatalf("the PR of %s has no rendered diff of %s", branch, file)
+		return ""
+	}
+	app := entry("hl-bot/podinfo-1.0.x", "apps/argocd/podinfo.yaml")
+	for _, want := range []string{"(without helm.valueFiles)", "name: front-podinfo", "namespace: web", `replicas: "5"`, `+  version: "1.0.1"`} {
+		if !strings.Contains(app, want) {
+			t.Errorf("the Application's rendered diff lacks %q:\n%s", want, app)
+		}
+	}
+	set := entry("hl-bot/podinfo-1.x", "apps/argocd/set.yaml")
+	for _, want := range []string{"name: release-podinfo", "namespace: edge", `replicas: "9"`, `+  version: "1.1.0"`} {
+		if !strings.Contains(set, want) {
+			t.Errorf("the ApplicationSet's rendered diff lacks %q:\n%s", want, set)
+		}
+	}
+	for _, s := range []string{app, set} {
+		if strings.Contains(s, "rendered diff unavailable") || strings.Contains(s, `replicas: "1"`) {
+			t.Errorf("a diff is missing or rendered with the chart's defaults:\n%s", s)
+		}
+	}
+}

@@ -5,6 +5,9 @@ import (
 	"testing"
 
 	sdk "code.gitea.io/sdk/gitea"
+
+	"hl.dev/hl/bot/datasource"
+	"hl.dev/hl/bot/datasource/datasourcetest"
 )
 
 // Release notes land in the PR, against the real Gitea: the chart's
@@ -17,19 +20,8 @@ import (
 // second run changes neither body.
 func TestReleaseNotesEmbedded(t *testing.T) {
 	e := newEnv(t)
-	c, err := sdk.NewClient(e.srv.URL, sdk.SetToken(e.botToken), sdk.SetGiteaVersion(""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, _, err := c.CreateRepo(sdk.CreateRepoOption{Name: e.srv.UniqueName("podinfo"), AutoInit: true, DefaultBranch: "main"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rel, _, err := c.CreateRelease(e.owner, src.Name, sdk.CreateReleaseOption{TagName: "podinfo-2.1.0", Target: "main", Title: "podinfo 2.1.0",
+	src, rel := e.release(t, "podinfo", sdk.CreateReleaseOption{TagName: "podinfo-2.1.0", Title: "podinfo 2.1.0",
 		Note: "## Changes\n\n* Faster start (#12), thanks @alice\n<!-- hl-bot: {\"deps\":[]} -->\n"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	e.helm.Sources = []string{src.HTMLURL}
 	e.helm.Publish(t, "2.1.0")
 	e.opts.Lookup.GiteaURL, e.opts.Lookup.GiteaToken = e.srv.URL, e.botToken
@@ -63,4 +55,70 @@ func TestReleaseNotesEmbedded(t *testing.T) {
 	if n := res.Count("update"); n != 0 {
 		t.Errorf("a second run updated %d PRs: %+v", n, res.Actions)
 	}
+}
+
+// An image's release notes come through its org.opencontainers.image.source
+// label: the new tag's config names a repository on the homelab's Gitea
+// (as a clone URL), whose release v1.1.0 lands in the PR with a source
+// link. The label is read once per digest: a second run with the same
+// cache directory GETs no manifest by digest, and changes no body.
+// Against the real Gitea and an in-process registry.
+func TestReleaseNotesForImages(t *testing.T) {
+	e := newEnv(t)
+	src, _ := e.release(t, "cli", sdk.CreateReleaseOption{TagName: "v1.1.0", Title: "cli 1.1.0", Note: "* Reads the new config format\n"})
+	reg := datasourcetest.NewRegistry(t, "", "")
+	reg.PushImage(t, "tools/cli", "1.0.0")
+	reg.PushImageSource(t, "tools/cli", src.CloneURL, false, "1.1.0")
+	e.push(t, e.owner, e.botToken, map[string]string{"apps/tools/Dockerfile": "FROM " + reg.Host + "/tools/cli:1.0.0\n"}, "a Dockerfile")
+	e.opts.Lookup.InsecureRegistries = append(e.opts.Lookup.InsecureRegistries, reg.Host)
+	e.opts.Lookup.GiteaURL, e.opts.Lookup.GiteaToken = e.srv.URL, e.botToken
+	cache := t.TempDir()
+	e.opts.Lookup.Cache = datasource.NewCacheDir(cache)
+
+	e.run(t)
+	var body string
+	for _, ps := range e.prs(t) {
+		for _, p := range ps {
+			if strings.Contains(p.Body, "apps/tools/Dockerfile") {
+				body = p.Body
+			}
+		}
+	}
+	for _, want := range []string{"<details><summary>cli 1.1.0</summary>", "Reads the new config format", "[source / changelog](" + src.HTMLURL + ")"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the image's PR body lacks %q:\n%s", want, body)
+		}
+	}
+	gets := reg.ManifestGets.Load()
+	if gets == 0 {
+		t.Fatal("the first run GET no manifest, so it cannot have read the label")
+	}
+	e.opts.Lookup.Cache = datasource.NewCacheDir(cache) // a new process on the same volume
+	res := e.run(t)
+	if n := res.Count("update"); n != 0 {
+		t.Errorf("a second run updated %d PRs: %+v", n, res.Actions)
+	}
+	if n := reg.ManifestGets.Load() - gets; n != 0 {
+		t.Errorf("the second run GET %d manifests, want 0 (the label is kept by digest)", n)
+	}
+}
+
+// release creates a repository of the bot user on the homelab's Gitea
+// (named after name) with one release on main.
+func (e *env) release(t *testing.T, name string, opt sdk.CreateReleaseOption) (*sdk.Repository, *sdk.Release) {
+	t.Helper()
+	c, err := sdk.NewClient(e.srv.URL, sdk.SetToken(e.botToken), sdk.SetGiteaVersion(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, _, err := c.CreateRepo(sdk.CreateRepoOption{Name: e.srv.UniqueName(name), AutoInit: true, DefaultBranch: "main"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.Target = "main"
+	rel, _, err := c.CreateRelease(e.owner, src.Name, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src, rel
 }

@@ -23,11 +23,13 @@ import (
 
 	"hl.dev/hl/bot"
 	"hl.dev/hl/bot/datasource"
+	"hl.dev/hl/bot/datasource/oci"
 	"hl.dev/hl/bot/engine"
 	"hl.dev/hl/bot/forge"
 	"hl.dev/hl/bot/lookup"
 	"hl.dev/hl/bot/pr"
 	"hl.dev/hl/internal/config"
+	"hl.dev/hl/internal/httpx"
 )
 
 // DashboardTitle is the title of the dependency dashboard issue.
@@ -118,6 +120,8 @@ type runner struct {
 	checksRequired *bool
 	// notes reads the release notes of PR bodies (nil: NoReleaseNotes).
 	notes *pr.NotesFetcher
+	// images reads images' source labels for the notes.
+	images *oci.Lister
 	// charts renders the Helm diffs of PR bodies (nil: NoChartDiff).
 	charts *pr.ChartRenderer
 	log    *slog.Logger
@@ -161,6 +165,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		do := o.Lookup.DatasourceOptions()
 		r.notes = &pr.NotesFetcher{Client: datasource.ConditionalClient(do), GitHubAPIURL: do.GitHubAPIURL, GitHubToken: do.GitHubToken,
 			GiteaURL: do.GiteaURL, GiteaToken: do.GiteaToken}
+		r.images = datasource.OCILister(do)
 	}
 	if err := r.run(ctx); err != nil {
 		return r.res, err
@@ -183,7 +188,7 @@ type job struct {
 	files map[string][]byte
 	// values are the wrapper chart's values of each Helm chart update
 	// (by index in b.Updates), for its rendered diff (pr.ChartRenderer).
-	values map[int]map[string]any
+	values map[int]pr.ChartInput
 	title  string
 	body   string
 	// verb is create, update, rebase or unchanged once decided; "" when
@@ -337,7 +342,7 @@ func (r *runner) run(ctx context.Context) error {
 			diffs = r.charts.Diffs(ctx, j.b, j.values)
 		}
 		var notes map[int]*pr.Notes
-		notes, j.notesFailed = r.releaseNotes(ctx, j.b)
+		notes, j.notesFailed = r.releaseNotes(ctx, &j.b)
 		j.body = pr.Body(j.b, diffs, notes)
 	})
 	if err := ctx.Err(); err != nil {
@@ -416,16 +421,29 @@ func (r *runner) run(ctx context.Context) error {
 }
 
 // releaseNotes fetches the notes of each update of b whose source is
-// known (by update index). failed says a fetch went wrong (not "no
-// release"), so a body without those notes must not replace one with
-// them.
-func (r *runner) releaseNotes(ctx context.Context, b pr.Branch) (map[int]*pr.Notes, bool) {
+// known (by update index): an image's source is read from its
+// org.opencontainers.image.source label first, and kept in b for the
+// body's links. failed says a fetch went wrong (not "no release"), so a
+// body without those notes must not replace one with them.
+func (r *runner) releaseNotes(ctx context.Context, b *pr.Branch) (map[int]*pr.Notes, bool) {
 	if r.notes == nil {
 		return nil, false
 	}
 	out := map[int]*pr.Notes{}
 	failed := false
-	for i, u := range b.Updates {
+	b.Updates = slices.Clone(b.Updates)
+	for i := range b.Updates {
+		u := &b.Updates[i]
+		if u.New.SourceURL == "" && u.Dependency.Datasource == "docker" && r.images != nil {
+			d := datasource.Mirror(u.Dependency, r.Lookup.Mirrors)
+			src, err := r.images.Source(ctx, d.Package, u.New.Version)
+			if err != nil {
+				r.log.Debug("image source label not read", "package", d.Package, "version", u.New.Version, "error", httpx.RedactErr(err))
+				failed = true
+				continue
+			}
+			u.New.SourceURL = src
+		}
 		if u.New.SourceURL == "" {
 			continue
 		}

@@ -137,4 +137,5 @@ var byDatasource = map[string]string{
 	"gitea-releases":  semver.Name,
 	"k3s-channel":     k3s.Name,
 	"debian-netboot":  loose.Name,
+	"fedora-netboot":  loose.Name,
 }

@@ -175,7 +175,7 @@ func TestSemverRanges(t *testing.T) {
 func TestFor(t *testing.T) {
 	for _, tt := range []struct{ versioning, datasource, want string }{
 		{"", "docker", "docker"}, {"", "k3s-channel", "k3s"}, {"", "helm", "semver"}, {"", "unknown", "semver"},
-		{"k3s", "github-releases", "k3s"}, {"", "debian-netboot", "loose"},
+		{"k3s", "github-releases", "k3s"}, {"", "debian-netboot", "loose"}, {"", "fedora-netboot", "loose"},
 	} {
 		if got := versioning.For(tt.versioning, tt.datasource).Name(); got != tt.want {
 			t.Errorf("For(%q, %q) = %s, want %s", tt.versioning, tt.datasource, got, tt.want)

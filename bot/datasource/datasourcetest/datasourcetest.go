@@ -30,6 +30,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -156,8 +157,10 @@ type Registry struct {
 	User, Pass string
 	pushHost   string
 	token      string
-	// TagPages counts tags/list requests; TokenGets token requests.
-	TagPages, TokenGets atomic.Int32
+	// TagPages counts tags/list requests; TokenGets token requests;
+	// ManifestGets GETs of a manifest (HEADs are not counted: Docker Hub
+	// does not count them as pulls either).
+	TagPages, TokenGets, ManifestGets atomic.Int32
 }
 
 // NewRegistry starts a registry that demands a bearer token obtained with
@@ -197,6 +200,9 @@ func (r *Registry) serve(w http.ResponseWriter, req *http.Request, inner http.Ha
 		return
 	}
 	if !strings.HasSuffix(req.URL.Path, "/tags/list") {
+		if req.Method == http.MethodGet && strings.Contains(req.URL.Path, "/manifests/") {
+			r.ManifestGets.Add(1)
+		}
 		inner.ServeHTTP(w, req)
 		return
 	}
@@ -247,12 +253,18 @@ func (r *Registry) PushImage(t testing.TB, repoPath string, tags ...string) {
 // push writes img under each tag of repoPath.
 func (r *Registry) push(t testing.TB, img v1.Image, repoPath string, tags []string) {
 	t.Helper()
+	r.pushWith(t, repoPath, tags, func(ref name.Reference) error { return remote.Write(ref, img) })
+}
+
+// pushWith writes under each tag of repoPath with write.
+func (r *Registry) pushWith(t testing.TB, repoPath string, tags []string, write func(name.Reference) error) {
+	t.Helper()
 	for _, tag := range tags {
 		ref, err := name.ParseReference(r.pushHost + "/" + repoPath + ":" + tag)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := remote.Write(ref, img); err != nil {
+		if err := write(ref); err != nil {
 			t.Fatalf("push %s: %v", ref, err)
 		}
 	}
@@ -292,6 +304,28 @@ func (r *Registry) PushImageAt(t testing.TB, repoPath string, created time.Time,
 		t.Fatal(err)
 	}
 	r.push(t, img, repoPath, tags)
+}
+
+// PushImageSource pushes one image under tags naming its source
+// repository as image builders do: the org.opencontainers.image.source
+// label of its config, or (onIndex) the annotation of an image index
+// holding it as linux/amd64.
+func (r *Registry) PushImageSource(t testing.TB, repoPath, source string, onIndex bool, tags ...string) {
+	t.Helper()
+	img, err := random.Image(256, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !onIndex {
+		if img, err = mutate.Config(img, v1.Config{Labels: map[string]string{"org.opencontainers.image.source": source}}); err != nil {
+			t.Fatal(err)
+		}
+		r.push(t, img, repoPath, tags)
+		return
+	}
+	idx := mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}})
+	idx = mutate.Annotations(idx, map[string]string{"org.opencontainers.image.source": source}).(v1.ImageIndex)
+	r.pushWith(t, repoPath, tags, func(ref name.Reference) error { return remote.WriteIndex(ref, idx) })
 }
 
 // PushChart packages a chart and pushes it with helm's registry client
@@ -500,4 +534,60 @@ func (d *Debian) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.NotFound(w, r)
+}
+
+// Fedora is a Fedora mirror's releases folder on disk, served by Go's
+// file server (its directory index is what Releases reads): each release
+// has the given variant/arch install trees with pxeboot images and a
+// .treeinfo listing their sha256 as Fedora's does.
+type Fedora struct {
+	*httptest.Server
+	Dir string
+}
+
+// NewFedora serves releases (e.g. "41", "42") of trees (e.g.
+// "Everything/x86_64"), each image's content naming its release and tree.
+func NewFedora(t testing.TB, releases []string, trees ...string) *Fedora {
+	t.Helper()
+	f := &Fedora{Dir: t.TempDir()}
+	for _, r := range releases {
+		for _, tr := range trees {
+			f.AddTree(t, r, tr)
+		}
+	}
+	f.Server = httptest.NewServer(http.StripPrefix("/pub/fedora/linux/releases", http.FileServer(http.Dir(f.Dir))))
+	t.Cleanup(f.Close)
+	return f
+}
+
+// Base is the releases folder's URL.
+func (f *Fedora) Base() string { return f.URL + "/pub/fedora/linux/releases" }
+
+// AddTree writes release's tree ("<variant>/<arch>") and returns the
+// sha256 of its images by path below os/.
+func (f *Fedora) AddTree(t testing.TB, release, tree string) map[string]string {
+	t.Helper()
+	os_ := filepath.Join(f.Dir, release, filepath.FromSlash(tree), "os")
+	sums := map[string]string{}
+	var ini strings.Builder
+	ini.WriteString("[checksums]\n")
+	for _, p := range []string{"images/install.img", "images/pxeboot/initrd.img", "images/pxeboot/vmlinuz"} {
+		content := []byte(p + " of Fedora " + release + " " + tree + "\n")
+		if err := os.MkdirAll(filepath.Join(os_, filepath.Dir(p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(os_, p), content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(content)
+		sums[p] = hex.EncodeToString(sum[:])
+		fmt.Fprintf(&ini, "%s = sha256:%s\n", p, sums[p])
+	}
+	variant, arch, _ := strings.Cut(tree, "/")
+	fmt.Fprintf(&ini, "\n[general]\narch = %s\nfamily = Fedora\nname = Fedora %s\nversion = %s\n\n[header]\ntype = productmd.treeinfo\nversion = 1.2\n\n[release]\nname = Fedora\nshort = Fedora\nversion = %s\n\n[tree]\narch = %s\nplatforms = %s\nvariants = %s\n",
+		arch, release, release, release, arch, arch, variant)
+	if err := os.WriteFile(filepath.Join(os_, ".treeinfo"), []byte(ini.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return sums
 }

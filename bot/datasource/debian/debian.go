@@ -8,8 +8,6 @@
 package debian
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -18,6 +16,7 @@ import (
 	"time"
 
 	"hl.dev/hl/bot"
+	"hl.dev/hl/bot/datasource/internal/dirindex"
 	"hl.dev/hl/internal/httpx"
 )
 
@@ -41,14 +40,7 @@ func New(hc *http.Client, now func() time.Time) *Datasource {
 // Name returns "debian-netboot".
 func (*Datasource) Name() string { return Name }
 
-var (
-	stampRe = regexp.MustCompile(`(/archive/[^/]+/)(\d{8}T\d{6}Z)(/|$)`)
-	hrefRe  = regexp.MustCompile(`href="([^"/?#][^"/?#]*)/"`)
-	// Dates as Apache (2025-09-06 09:12) and nginx (06-Sep-2025 09:12)
-	// directory indexes print them.
-	isoDate   = regexp.MustCompile(`\d{4}-\d{2}-\d{2} \d{2}:\d{2}`)
-	nginxDate = regexp.MustCompile(`\d{2}-[A-Z][a-z]{2}-\d{4} \d{2}:\d{2}`)
-)
+var stampRe = regexp.MustCompile(`(/archive/[^/]+/)(\d{8}T\d{6}Z)(/|$)`)
 
 // base returns where to look: the pinned tree, or for a snapshot pin the
 // same tree at today's snapshot; stamp is that snapshot ("" if none).
@@ -72,26 +64,8 @@ func (d *Datasource) Releases(ctx context.Context, dep bot.Dependency) ([]bot.Re
 		return nil, err
 	}
 	var out []bot.Release
-	seen := map[string]bool{}
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		for _, m := range hrefRe.FindAllStringSubmatchIndex(line, -1) {
-			name := line[m[2]:m[3]]
-			if name == "current" || name == ".." || name == "." || seen[name] || name[0] < '0' || name[0] > '9' {
-				continue
-			}
-			seen[name] = true
-			rel := bot.Release{Version: name, SourceURL: base + "/" + name + "/"}
-			tail := line[m[1]:]
-			if s := isoDate.FindString(tail); s != "" {
-				rel.ReleasedAt, _ = time.Parse("2006-01-02 15:04", s)
-			} else if s := nginxDate.FindString(tail); s != "" {
-				rel.ReleasedAt, _ = time.Parse("02-Jan-2006 15:04", s)
-			}
-			out = append(out, rel)
-		}
+	for _, f := range dirindex.Folders(body) {
+		out = append(out, bot.Release{Version: f.Name, SourceURL: base + "/" + f.Name + "/", ReleasedAt: f.Modified})
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%s/: no installer builds listed", httpx.Redact(base))

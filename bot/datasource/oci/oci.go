@@ -37,6 +37,8 @@ type Lister struct {
 	MaxPages int
 	// Insecure registries are spoken to over plain HTTP.
 	Insecure []string
+	// Known keeps what Source found, by digest (nil: nothing is kept).
+	Known *Known
 }
 
 func (l *Lister) options(ctx context.Context) []remote.Option {
@@ -178,9 +180,81 @@ func (l *Lister) Created(ctx context.Context, repo, tag string) (time.Time, erro
 	if err != nil {
 		return time.Time{}, err
 	}
-	desc, err := remote.Get(r.Tag(tag), l.options(ctx)...)
+	ann, cfg, err := l.inspect(ctx, r.Tag(tag), func(ann string) bool { _, ok := parseCreated(ann); return !ok }, CreatedKey)
 	if err != nil {
-		return time.Time{}, err
+		return time.Time{}, fmt.Errorf("%s:%s: %w", repo, tag, err)
+	}
+	if t, ok := parseCreated(ann); ok {
+		return t, nil
+	}
+	if cfg == nil {
+		return time.Time{}, nil // a chart or artifact without the annotation
+	}
+	if t, ok := parseCreated(cfg.Config.Labels[CreatedKey]); ok {
+		return t, nil
+	}
+	if t := cfg.Created.Time; t.Unix() > 0 {
+		return t.UTC(), nil
+	}
+	return time.Time{}, nil
+}
+
+// SourceKey is the OCI annotation and label naming the repository an
+// image was built from (GitHub's and Gitea's registries link images to
+// their repositories by it).
+const SourceKey = "org.opencontainers.image.source"
+
+// Source returns the repository repo:tag was built from: the manifest's
+// (or index's) org.opencontainers.image.source annotation, else the image
+// config's label of that name (linux/amd64 of an index); "" when neither
+// is an http(s) URL. A HEAD request finds the tag's digest (Docker Hub
+// does not count it as a pull); what a digest holds never changes, so
+// the answer is kept by digest in Known and a known image costs only the
+// HEAD.
+func (l *Lister) Source(ctx context.Context, repo, tag string) (string, error) {
+	r, err := l.repository(repo)
+	if err != nil {
+		return "", err
+	}
+	head, err := remote.Head(r.Tag(tag), l.options(ctx)...)
+	if err != nil {
+		return "", fmt.Errorf("%s:%s: %w", repo, tag, err)
+	}
+	key := r.Name() + "@" + head.Digest.String()
+	if src, ok := l.Known.Get(key); ok {
+		return src, nil
+	}
+	ann, cfg, err := l.inspect(ctx, r.Digest(head.Digest.String()), func(ann string) bool { return ann == "" }, SourceKey)
+	if err != nil {
+		return "", fmt.Errorf("%s:%s: %w", repo, tag, err)
+	}
+	src := ann
+	if src == "" && cfg != nil {
+		src = cfg.Config.Labels[SourceKey]
+	}
+	src = webURL(src)
+	l.Known.Put(key, src)
+	return src, nil
+}
+
+// webURL is s when it is an http(s) URL (without a trailing ".git" or
+// "/"), else "".
+func webURL(s string) string {
+	s = strings.TrimSpace(s)
+	if !strings.HasPrefix(s, "https://") && !strings.HasPrefix(s, "http://") || strings.ContainsAny(s, " \t\n\"<>") {
+		return ""
+	}
+	return strings.TrimSuffix(strings.TrimSuffix(s, "/"), ".git")
+}
+
+// inspect fetches ref's manifest (or index) and returns its annotation
+// key; when needConfig says that is not enough, also the image config (of
+// the linux/amd64 image, or the first, of an index; nil for a chart or
+// another artifact).
+func (l *Lister) inspect(ctx context.Context, ref name.Reference, needConfig func(annotation string) bool, key string) (string, *v1.ConfigFile, error) {
+	desc, err := remote.Get(ref, l.options(ctx)...)
+	if err != nil {
+		return "", nil, err
 	}
 	var m struct {
 		Annotations map[string]string `json:"annotations"`
@@ -190,20 +264,21 @@ func (l *Lister) Created(ctx context.Context, repo, tag string) (time.Time, erro
 		Manifests []v1.Descriptor `json:"manifests"`
 	}
 	if err := json.Unmarshal(desc.Manifest, &m); err != nil {
-		return time.Time{}, fmt.Errorf("%s:%s: manifest: %w", repo, tag, err)
+		return "", nil, fmt.Errorf("manifest: %w", err)
 	}
-	if t, ok := parseCreated(m.Annotations[CreatedKey]); ok {
-		return t, nil
+	ann := m.Annotations[key]
+	if !needConfig(ann) {
+		return ann, nil, nil
 	}
 	var img v1.Image
 	switch {
 	case desc.MediaType.IsIndex():
 		idx, err := desc.ImageIndex()
 		if err != nil {
-			return time.Time{}, err
+			return "", nil, err
 		}
 		if len(m.Manifests) == 0 {
-			return time.Time{}, nil
+			return ann, nil, nil
 		}
 		pick := m.Manifests[0]
 		for _, d := range m.Manifests {
@@ -213,26 +288,20 @@ func (l *Lister) Created(ctx context.Context, repo, tag string) (time.Time, erro
 			}
 		}
 		if img, err = idx.Image(pick.Digest); err != nil {
-			return time.Time{}, err
+			return "", nil, err
 		}
 	case desc.MediaType.IsImage() && !strings.Contains(m.Config.MediaType, "helm"):
 		if img, err = desc.Image(); err != nil {
-			return time.Time{}, err
+			return "", nil, err
 		}
 	default:
-		return time.Time{}, nil // a chart or artifact without the annotation
+		return ann, nil, nil
 	}
 	cfg, err := img.ConfigFile()
 	if err != nil {
-		return time.Time{}, err
+		return "", nil, err
 	}
-	if t, ok := parseCreated(cfg.Config.Labels[CreatedKey]); ok {
-		return t, nil
-	}
-	if t := cfg.Created.Time; t.Unix() > 0 {
-		return t.UTC(), nil
-	}
-	return time.Time{}, nil
+	return ann, cfg, nil
 }
 
 func parseCreated(s string) (time.Time, bool) {

@@ -3,6 +3,8 @@ package oci_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -148,4 +150,52 @@ func TestReleasedAt(t *testing.T) {
 			t.Errorf("%s: released at %v", tt.dep.Package, got)
 		}
 	}
+}
+
+// TestSource reads an image's source repository from a real registry:
+// the config's label (".git" and the trailing slash dropped), an index's
+// annotation, and nothing for a label that is not a web URL or an image
+// without one. What a digest held is kept: a second lister on the same
+// Known directory asks only the HEAD, and a tag moved to a new image is
+// read again.
+func TestSource(t *testing.T) {
+	reg := datasourcetest.NewRegistry(t, "", "")
+	reg.PushImageSource(t, "app/label", "https://github.com/acme/label.git", false, "1.0.0")
+	reg.PushImageSource(t, "app/index", "https://gitea.home.example/acme/index/", true, "1.0.0")
+	reg.PushImageSource(t, "app/ssh", "git@github.com:acme/ssh.git", false, "1.0.0")
+	reg.PushImage(t, "app/none", "1.0.0")
+	dir := t.TempDir()
+	want := map[string]string{
+		"app/label": "https://github.com/acme/label",
+		"app/index": "https://gitea.home.example/acme/index",
+		"app/ssh":   "",
+		"app/none":  "",
+	}
+	read := func(l *oci.Lister) {
+		t.Helper()
+		for repo, w := range want {
+			got, err := l.Source(context.Background(), reg.Host+"/"+repo, "1.0.0")
+			if err != nil {
+				t.Fatalf("%s: %v", repo, err)
+			}
+			if got != w {
+				t.Errorf("%s: source %q, want %q", repo, got, w)
+			}
+		}
+	}
+	read(&oci.Lister{Insecure: []string{reg.Host}, Known: &oci.Known{Dir: dir}})
+	if fi, err := os.Stat(filepath.Join(dir, "known.json")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("the kept answers: %v %v, want a 0600 file", fi, err)
+	}
+	first := reg.ManifestGets.Load()
+	if first < 4 {
+		t.Fatalf("%d manifest GETs for 4 images", first)
+	}
+	read(&oci.Lister{Insecure: []string{reg.Host}, Known: &oci.Known{Dir: dir}})
+	if n := reg.ManifestGets.Load() - first; n != 0 {
+		t.Errorf("a second process on the same cache made %d manifest GETs, want 0 (HEADs only)", n)
+	}
+	reg.PushImageSource(t, "app/label", "https://github.com/acme/moved", false, "1.0.0")
+	want = map[string]string{"app/label": "https://github.com/acme/moved"}
+	read(&oci.Lister{Insecure: []string{reg.Host}, Known: &oci.Known{Dir: dir}})
 }

@@ -1,11 +1,12 @@
-// Package osimage extracts pinned Debian netboot images: YAML mappings
-// whose url points into a debian-installer tree
-// (…/dists/<suite>/main/installer-<arch>/<version>/images/<path>) with a
-// sibling sha256. All such URLs of one installer version in a file form one
-// dependency: the first URL's version segment is the range; the other
-// URLs' version segments, every checksum and every snapshot.debian.org
-// timestamp of that tree are related ranges, so a bump rewrites them
-// together.
+// Package osimage extracts pinned netboot images: YAML mappings whose url
+// points into a Debian installer tree
+// (…/dists/<suite>/main/installer-<arch>/<version>/images/<path>) or a
+// Fedora release tree (…/fedora/linux/releases/<N>/<variant>/<arch>/os/
+// images/<path>), with a sibling sha256. All such URLs of one tree and
+// version in a file form one dependency: the first URL's version segment
+// is the range; the other URLs' version segments, every checksum and
+// every snapshot.debian.org timestamp of that tree are related ranges, so
+// a bump rewrites them together.
 package osimage
 
 import (
@@ -19,10 +20,11 @@ import (
 	"hl.dev/hl/bot/extract/internal/yamlpos"
 )
 
-// Datasource and versioning of netboot images.
+// Datasources and versioning of netboot images.
 const (
-	Datasource = "debian-netboot"
-	Versioning = "loose"
+	Datasource       = "debian-netboot"
+	FedoraDatasource = "fedora-netboot"
+	Versioning       = "loose"
 )
 
 // Extractor reads OS image pins.
@@ -34,23 +36,68 @@ func (Extractor) Name() string { return "os-image" }
 // Match selects YAML files.
 func (Extractor) Match(p string) bool { return yamlpos.IsYAML(p) }
 
-// installerURL captures base (up to installer-<arch>), suite, arch,
-// version and the path below images/.
+// tree is a kind of netboot tree. Its URL pattern names the groups base
+// (the dependency's registry URL), version (the range), path (the
+// checksum's role: where the checksum list names the file) and the
+// package's parts.
+type tree struct {
+	url        *regexp.Regexp
+	datasource string
+	pkg        func(group func(string) string) string
+}
+
 var (
-	installerURL = regexp.MustCompile(`^(https?://.+/dists/([^/]+)/main/installer-([^/]+))/([^/]+)/images/(.+)$`)
-	snapshotTS   = regexp.MustCompile(`/archive/[^/]+/(\d{8}T\d{6}Z)(?:/|$)`)
+	trees = []tree{
+		{
+			// base is up to installer-<arch>; SHA256SUMS lives in images/.
+			url:        regexp.MustCompile(`^(?P<base>https?://.+/dists/(?P<suite>[^/]+)/main/installer-(?P<arch>[^/]+))/(?P<version>[^/]+)/images/(?P<path>.+)$`),
+			datasource: Datasource,
+			pkg:        func(g func(string) string) string { return "debian-installer/" + g("suite") + "/" + g("arch") },
+		},
+		{
+			// base is the releases folder; .treeinfo in os/ lists the
+			// checksums by path below os/.
+			url:        regexp.MustCompile(`^(?P<base>https?://.+/fedora/linux/releases)/(?P<version>\d+)/(?P<variant>[^/]+)/(?P<arch>[^/]+)/os/(?P<path>images/.+)$`),
+			datasource: FedoraDatasource,
+			pkg:        func(g func(string) string) string { return "fedora/" + g("variant") + "/" + g("arch") },
+		},
+	}
+	snapshotTS = regexp.MustCompile(`/archive/[^/]+/(\d{8}T\d{6}Z)(?:/|$)`)
 )
 
+// match finds the tree u points into.
+func match(u string) (*tree, []int) {
+	for i := range trees {
+		if m := trees[i].url.FindStringSubmatchIndex(u); m != nil {
+			return &trees[i], m
+		}
+	}
+	return nil, nil
+}
+
+// span is where group name of t's pattern matched in m.
+func (t *tree) span(m []int, name string) (int, int) {
+	i := t.url.SubexpIndex(name)
+	return m[2*i], m[2*i+1]
+}
+
 type pin struct {
+	tree    *tree
 	url     *yaml.Node
 	m       []int
 	sum     *yaml.Node
 	sumFrom int
 }
 
+// group is the text of group name in the pin's URL.
+func (p pin) group(name string) string {
+	from, to := p.tree.span(p.m, name)
+	return p.url.Value[from:to]
+}
+
 // Extract returns one dependency per installer tree pinned in the file.
 func (e Extractor) Extract(p string, content []byte) ([]bot.Dependency, error) {
-	if !yamlpos.HasAny(content, "/installer-") {
+	if !yamlpos.HasAny(content, "/installer-", "/fedora/linux/releases/") {
 		return nil, nil
 	}
 	f, err := yamlpos.Parse(content)
@@ -64,29 +111,28 @@ func (e Extractor) Extract(p string, content []byte) ([]bot.Dependency, error) {
 	walk = func(n *yaml.Node) {
 		switch n.Kind {
 		case yaml.MappingNode:
-			var url, sum *yaml.Node
+			var pn pin
 			for i := 0; i+1 < len(n.Content); i += 2 {
 				k, v := n.Content[i].Value, n.Content[i+1]
-				switch {
-				case v.Kind != yaml.ScalarNode:
+				if v.Kind != yaml.ScalarNode {
 					walk(v)
-				case k == "sha256" || k == "checksum" || k == "sha256sum":
-					sum = v
-				case installerURL.MatchString(v.Value):
-					url = v
-				default:
+					continue
+				}
+				if k == "sha256" || k == "checksum" || k == "sha256sum" {
+					pn.sum = v
+				} else if t, m := match(v.Value); t != nil {
+					pn.tree, pn.url, pn.m = t, v, m
+				} else {
 					allScalars = append(allScalars, v)
 				}
 			}
-			if url == nil {
+			if pn.url == nil {
 				return
 			}
-			m := installerURL.FindStringSubmatchIndex(url.Value)
-			pn := pin{url: url, m: m, sum: sum}
-			if sum != nil && strings.HasPrefix(sum.Value, "sha256:") {
+			if pn.sum != nil && strings.HasPrefix(pn.sum.Value, "sha256:") {
 				pn.sumFrom = len("sha256:")
 			}
-			key := url.Value[m[2]:m[3]] + "|" + url.Value[m[8]:m[9]]
+			key := pn.tree.datasource + "|" + pn.group("base") + "|" + pn.pkg() + "|" + pn.group("version")
 			if _, ok := groups[key]; !ok {
 				order = append(order, key)
 			}
@@ -104,35 +150,51 @@ func (e Extractor) Extract(p string, content []byte) ([]bot.Dependency, error) {
 	for _, key := range order {
 		pins := groups[key]
 		first := pins[0]
-		u := first.url.Value
-		base, suite, arch, version := u[first.m[2]:first.m[3]], u[first.m[4]:first.m[5]], u[first.m[6]:first.m[7]], u[first.m[8]:first.m[9]]
-		rng, ok := f.SubRange(first.url, first.m[8], first.m[9])
+		base := first.group("base")
+		from, to := first.version()
+		rng, ok := f.SubRange(first.url, from, to)
 		if !ok {
 			continue
 		}
 		d := bot.Dependency{
-			File: p, Manager: e.Name(), Datasource: Datasource, Versioning: Versioning,
-			Package: "debian-installer/" + suite + "/" + arch, RegistryURL: base,
-			Current: version, Range: rng, Related: map[string]bot.Range{},
+			File: p, Manager: e.Name(), Datasource: first.tree.datasource, Versioning: Versioning,
+			Package: first.pkg(), RegistryURL: base,
+			Current: first.group("version"), Range: rng, Related: map[string]bot.Range{},
 		}
 		ts := ""
 		if sm := snapshotTS.FindStringSubmatch(base); sm != nil {
 			ts = sm[1]
 		}
 		for i, pn := range pins {
-			pu := pn.url.Value
-			if i > 0 {
-				if r, ok := f.SubRange(pn.url, pn.m[8], pn.m[9]); ok {
+			if from, to := pn.version(); i > 0 {
+				if r, ok := f.SubRange(pn.url, from, to); ok {
 					d.Related[fmt.Sprintf("version@%d", r.Start)] = r
 				}
 			}
 			if pn.sum != nil && pn.sum.Value != "" {
 				if r, ok := f.SubRange(pn.sum, pn.sumFrom, len(pn.sum.Value)); ok {
-					d.Related["sha256:"+pu[pn.m[10]:pn.m[11]]] = r
+					d.Related["sha256:"+pn.group("path")] = r
 				}
 			}
 			if ts != "" {
 				addSnapshot(f, d.Related, pn.url, ts)
+			}
+		}
+		// Other values naming the same tree at the same version (a kernel
+		// command line's inst.repo=…/os/) move with it.
+		pathFrom, _ := first.tree.span(first.m, "path")
+		root := strings.TrimSuffix(first.url.Value[:pathFrom], "/")
+		vFrom, vTo := first.version()
+		for _, s := range allScalars {
+			for off := 0; ; {
+				i := strings.Index(s.Value[off:], root)
+				if i < 0 {
+					break
+				}
+				if r, ok := f.SubRange(s, off+i+vFrom, off+i+vTo); ok {
+					d.Related[fmt.Sprintf("version@%d", r.Start)] = r
+				}
+				off += i + len(root)
 			}
 		}
 		if ts != "" {
@@ -150,6 +212,12 @@ func (e Extractor) Extract(p string, content []byte) ([]bot.Dependency, error) {
 	}
 	return out, nil
 }
+
+// pkg is the package of the pin's tree.
+func (p pin) pkg() string { return p.tree.pkg(p.group) }
+
+// version is where the pin's URL names the version.
+func (p pin) version() (int, int) { return p.tree.span(p.m, "version") }
 
 func addSnapshot(f *yamlpos.File, rel map[string]bot.Range, n *yaml.Node, ts string) {
 	i := strings.Index(n.Value, "/"+ts)

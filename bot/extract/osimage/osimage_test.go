@@ -46,9 +46,24 @@ initrd:
 			"debian-installer/bookworm/amd64", "20230607+deb12u4", map[string]string{
 				"sha256:netboot/debian-installer/amd64/linux": sumK,
 			}}}},
-		{"fedora (no installer tree) ignored", `kernel:
-  url: https://dl.fedoraproject.org/pub/fedora/linux/releases/42/Everything/x86_64/os/images/pxeboot/vmlinuz
-  sha256: ""
+		{"fedora pxeboot images with the install tree on the kernel command line", `fedora:
+  kernel:
+    url: https://dl.fedoraproject.org/pub/fedora/linux/releases/42/Everything/x86_64/os/images/pxeboot/vmlinuz
+    sha256: "` + sumK + `"
+  initrd:
+    url: https://dl.fedoraproject.org/pub/fedora/linux/releases/42/Everything/x86_64/os/images/pxeboot/initrd.img
+    sha256: sha256:` + sumI + `
+  cmdline: "inst.repo=https://dl.fedoraproject.org/pub/fedora/linux/releases/42/Everything/x86_64/os/ ip=dhcp"
+server:
+  url: https://dl.fedoraproject.org/pub/fedora/linux/releases/41/Server/x86_64/os/images/pxeboot/vmlinuz
+`, []W{{"fedora-netboot", "https://dl.fedoraproject.org/pub/fedora/linux/releases", "fedora/Everything/x86_64", "42", map[string]string{
+			"version@282":                      "42",
+			"version@493":                      "42",
+			"sha256:images/pxeboot/vmlinuz":    sumK,
+			"sha256:images/pxeboot/initrd.img": sumI,
+		}}, {"fedora-netboot", "https://dl.fedoraproject.org/pub/fedora/linux/releases", "fedora/Server/x86_64", "41", nil}}},
+		{"fedora development trees are not releases", `kernel:
+  url: https://dl.fedoraproject.org/pub/fedora/linux/development/rawhide/Everything/x86_64/os/images/pxeboot/vmlinuz
 `, nil},
 	}
 	for _, tt := range tests {
