@@ -46,7 +46,10 @@ type ChartRenderer struct {
 	Client  *http.Client
 	Mirrors config.Mirrors
 	// OCI fetches charts from registries (nil: OCI charts get no diff).
-	OCI      *oci.Lister
+	OCI *oci.Lister
+	// Repo is the clone URL of the repository the bot updates: Argo CD
+	// value files read through a ref source of it are read from the base.
+	Repo     string
 	index    memo[*repo.IndexFile]
 	archives memo[[]byte]
 }
@@ -87,7 +90,8 @@ func (r *ChartRenderer) Values(b Branch, read func(path string) ([]byte, error))
 		in := ChartInput{Values: map[string]any{}}
 		if d.Manager == argoManager {
 			if raw, err := read(d.File); err == nil {
-				if a, ok := argoInput(raw, d); ok {
+				self := func(u string) bool { return r.Repo != "" && SameRepo(u, r.Repo) }
+				if a, ok := argoInput(raw, d, self, read); ok {
 					in = a
 				}
 			}

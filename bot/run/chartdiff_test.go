@@ -55,9 +55,10 @@ dependencies:
 // The chart of an Argo CD source gets the rendered diff too, rendered
 // with what Argo CD passes it: helm.values overlaid by helm.valuesObject
 // and helm.parameters, the release name and the destination namespace.
-// valueFiles cannot be read (they live in the chart or another source),
-// and the summary says the diff is without them. An ApplicationSet's OCI
-// chart with a templated name renders under the default release name.
+// A value file of this repository through a ref source ($values/…) is
+// read from the base; one inside the chart or in another repository is
+// not, and the summary says the diff is without it. An ApplicationSet's
+// OCI chart with a templated name renders under the default release name.
 // Against the real Gitea, the Helm repository fixture and a registry.
 func TestChartDiffFromArgoCDSources(t *testing.T) {
 	e := newEnv(t)
@@ -84,7 +85,11 @@ spec:
         replicas: 2
       valuesObject:
         replicas: 5
+      parameters:
+        - name: replicas
+          value: "6"
 `, e.helm.URL),
+		"apps/argocd/podinfo-values.yaml": "replicas: 4\n",
 		"apps/argocd/set.yaml": fmt.Sprintf(`apiVersion: argoproj.io/v1alpha1
 kind: ApplicationSet
 metadata:
@@ -106,10 +111,16 @@ spec:
           chart: podinfo
           targetRevision: 1.0.0
           helm:
-            parameters:
-              - name: replicas
-                value: "9"
-`, e.regHost),
+            valueFiles:
+              - $values/apps/argocd/podinfo-values.yaml
+              - $other/values.yaml
+        - repoURL: %s/%s/%s.git
+          targetRevision: main
+          ref: values
+        - repoURL: https://git.example/someone/else.git
+          targetRevision: main
+          ref: other
+`, e.regHost, e.srv.URL, e.owner, e.name),
 	}, "Argo CD chart sources")
 	e.run(t)
 	// entry is the rendered-diff entry of file in the body of branch's
@@ -136,13 +147,13 @@ spec:
 		return ""
 	}
 	app := entry("hl-bot/podinfo-1.0.x", "apps/argocd/podinfo.yaml")
-	for _, want := range []string{"(without helm.valueFiles)", "name: front-podinfo", "namespace: web", `replicas: "5"`, `+  version: "1.0.1"`} {
+	for _, want := range []string{"(without helm.valueFiles values-prod.yaml (inside the chart))", "name: front-podinfo", "namespace: web", `replicas: "6"`, `+  version: "1.0.1"`} {
 		if !strings.Contains(app, want) {
 			t.Errorf("the Application's rendered diff lacks %q:\n%s", want, app)
 		}
 	}
 	set := entry("hl-bot/podinfo-1.x", "apps/argocd/set.yaml")
-	for _, want := range []string{"name: release-podinfo", "namespace: edge", `replicas: "9"`, `+  version: "1.1.0"`} {
+	for _, want := range []string{"name: release-podinfo", "namespace: edge", `replicas: "4"`, `+  version: "1.1.0"`, "(without helm.valueFiles $other/values.yaml (another repository))"} {
 		if !strings.Contains(set, want) {
 			t.Errorf("the ApplicationSet's rendered diff lacks %q:\n%s", want, set)
 		}

@@ -159,7 +159,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	r := &runner{Options: o, res: &Result{}, log: o.Logger}
 	if !o.NoChartDiff {
 		r.charts = &pr.ChartRenderer{Client: datasource.HelmClient(o.Lookup.DatasourceOptions()), Mirrors: o.Lookup.Mirrors,
-			OCI: datasource.OCILister(o.Lookup.DatasourceOptions())}
+			OCI: datasource.OCILister(o.Lookup.DatasourceOptions()), Repo: o.Forge.CloneURL()}
 	}
 	if !o.NoReleaseNotes {
 		do := o.Lookup.DatasourceOptions()
