@@ -8,6 +8,7 @@ import (
 
 	"hl.dev/hl/bot/datasource"
 	"hl.dev/hl/bot/datasource/datasourcetest"
+	"hl.dev/hl/bot/internal/fixture"
 )
 
 // Release notes land in the PR, against the real Gitea: the chart's
@@ -60,7 +61,8 @@ func TestReleaseNotesEmbedded(t *testing.T) {
 // An image's release notes come through its org.opencontainers.image.source
 // label: the new tag's config names a repository on the homelab's Gitea
 // (as a clone URL), whose release v1.1.0 lands in the PR with a source
-// link. The label is read once per digest: a second run with the same
+// link. An OCI chart's come through the annotation helm push writes from
+// the chart's sources (release podinfo-1.1.0, the monorepo tag). The label is read once per digest: a second run with the same
 // cache directory GETs no manifest by digest, and changes no body.
 // Against the real Gitea and an in-process registry.
 func TestReleaseNotesForImages(t *testing.T) {
@@ -69,7 +71,15 @@ func TestReleaseNotesForImages(t *testing.T) {
 	reg := datasourcetest.NewRegistry(t, "", "")
 	reg.PushImage(t, "tools/cli", "1.0.0")
 	reg.PushImageSource(t, "tools/cli", src.CloneURL, false, "1.1.0")
-	e.push(t, e.owner, e.botToken, map[string]string{"apps/tools/Dockerfile": "FROM " + reg.Host + "/tools/cli:1.0.0\n"}, "a Dockerfile")
+	// A chart in a registry: helm push wrote its first source into the
+	// manifest's annotation.
+	chartSrc, _ := e.release(t, "podinfo", sdk.CreateReleaseOption{TagName: "podinfo-1.1.0", Title: "podinfo chart 1.1.0", Note: "* Smaller defaults\n"})
+	fixture.PushPodinfoOCI(t, reg.Host, "charts", "1.0.0")
+	fixture.PushPodinfoOCIFrom(t, reg.Host, "charts", []string{chartSrc.HTMLURL}, "1.1.0")
+	e.push(t, e.owner, e.botToken, map[string]string{
+		"apps/tools/Dockerfile": "FROM " + reg.Host + "/tools/cli:1.0.0\n",
+		"apps/edge/Chart.yaml":  "apiVersion: v2\nname: edge\nversion: 0.1.0\ndependencies:\n  - name: podinfo\n    version: 1.0.0\n    repository: oci://" + reg.Host + "/charts\n",
+	}, "a Dockerfile and a chart from a registry")
 	e.opts.Lookup.InsecureRegistries = append(e.opts.Lookup.InsecureRegistries, reg.Host)
 	e.opts.Lookup.GiteaURL, e.opts.Lookup.GiteaToken = e.srv.URL, e.botToken
 	cache := t.TempDir()
@@ -89,17 +99,30 @@ func TestReleaseNotesForImages(t *testing.T) {
 			t.Errorf("the image's PR body lacks %q:\n%s", want, body)
 		}
 	}
-	gets := reg.ManifestGets.Load()
+	var chartBody string
+	for _, ps := range e.prs(t) {
+		for _, p := range ps {
+			if strings.Contains(p.Body, "apps/edge/Chart.yaml") {
+				chartBody = p.Body
+			}
+		}
+	}
+	for _, want := range []string{"<details><summary>podinfo chart 1.1.0</summary>", "Smaller defaults", "[source / changelog](" + chartSrc.HTMLURL + ")"} {
+		if !strings.Contains(chartBody, want) {
+			t.Errorf("the OCI chart's PR body lacks %q:\n%s", want, chartBody)
+		}
+	}
+	gets := reg.DigestGets.Load()
 	if gets == 0 {
-		t.Fatal("the first run GET no manifest, so it cannot have read the label")
+		t.Fatal("the first run GET no manifest by digest, so it cannot have read the label")
 	}
 	e.opts.Lookup.Cache = datasource.NewCacheDir(cache) // a new process on the same volume
 	res := e.run(t)
 	if n := res.Count("update"); n != 0 {
 		t.Errorf("a second run updated %d PRs: %+v", n, res.Actions)
 	}
-	if n := reg.ManifestGets.Load() - gets; n != 0 {
-		t.Errorf("the second run GET %d manifests, want 0 (the label is kept by digest)", n)
+	if n := reg.DigestGets.Load() - gets; n != 0 {
+		t.Errorf("the second run GET %d manifests by digest, want 0 (the label is kept by digest)", n)
 	}
 }
 

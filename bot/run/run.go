@@ -421,10 +421,23 @@ func (r *runner) run(ctx context.Context) error {
 }
 
 // releaseNotes fetches the notes of each update of b whose source is
-// known (by update index): an image's source is read from its
-// org.opencontainers.image.source label first, and kept in b for the
+// known (by update index): an image's or OCI chart's source is read from
+// its org.opencontainers.image.source label or annotation first (helm
+// push writes the chart's first source there), and kept in b for the
 // body's links. failed says a fetch went wrong (not "no release"), so a
 // body without those notes must not replace one with them.
+// ociArtifact is the registry repository and tag of version of d when d
+// is an image or a chart in an OCI registry.
+func ociArtifact(d bot.Dependency, version string) (repo, tag string, ok bool) {
+	switch d.Datasource {
+	case "docker":
+		return d.Package, version, true
+	case "oci":
+		return oci.ChartRepository(d.RegistryURL, path.Base(d.Package)), oci.VersionToTag(version), true
+	}
+	return "", "", false
+}
+
 func (r *runner) releaseNotes(ctx context.Context, b *pr.Branch) (map[int]*pr.Notes, bool) {
 	if r.notes == nil {
 		return nil, false
@@ -434,11 +447,10 @@ func (r *runner) releaseNotes(ctx context.Context, b *pr.Branch) (map[int]*pr.No
 	b.Updates = slices.Clone(b.Updates)
 	for i := range b.Updates {
 		u := &b.Updates[i]
-		if u.New.SourceURL == "" && u.Dependency.Datasource == "docker" && r.images != nil {
-			d := datasource.Mirror(u.Dependency, r.Lookup.Mirrors)
-			src, err := r.images.Source(ctx, d.Package, u.New.Version)
+		if repo, tag, ok := ociArtifact(datasource.Mirror(u.Dependency, r.Lookup.Mirrors), u.New.Version); ok && u.New.SourceURL == "" && r.images != nil {
+			src, err := r.images.Source(ctx, repo, tag)
 			if err != nil {
-				r.log.Debug("image source label not read", "package", d.Package, "version", u.New.Version, "error", httpx.RedactErr(err))
+				r.log.Debug("source label not read", "repository", repo, "tag", tag, "error", httpx.RedactErr(err))
 				failed = true
 				continue
 			}

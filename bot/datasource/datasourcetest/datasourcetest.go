@@ -158,9 +158,9 @@ type Registry struct {
 	pushHost   string
 	token      string
 	// TagPages counts tags/list requests; TokenGets token requests;
-	// ManifestGets GETs of a manifest (HEADs are not counted: Docker Hub
-	// does not count them as pulls either).
-	TagPages, TokenGets, ManifestGets atomic.Int32
+	// DigestGets GETs of a manifest by digest (HEADs are not counted:
+	// Docker Hub does not count them as pulls either).
+	TagPages, TokenGets, DigestGets atomic.Int32
 }
 
 // NewRegistry starts a registry that demands a bearer token obtained with
@@ -200,8 +200,8 @@ func (r *Registry) serve(w http.ResponseWriter, req *http.Request, inner http.Ha
 		return
 	}
 	if !strings.HasSuffix(req.URL.Path, "/tags/list") {
-		if req.Method == http.MethodGet && strings.Contains(req.URL.Path, "/manifests/") {
-			r.ManifestGets.Add(1)
+		if req.Method == http.MethodGet && strings.Contains(req.URL.Path, "/manifests/sha256:") {
+			r.DigestGets.Add(1)
 		}
 		inner.ServeHTTP(w, req)
 		return

@@ -237,10 +237,10 @@ func (l *Lister) Source(ctx context.Context, repo, tag string) (string, error) {
 	return src, nil
 }
 
-// webURL is s when it is an http(s) URL (without a trailing ".git" or
-// "/"), else "".
+// webURL is s when it is an http(s) URL (without a fragment, a trailing
+// ".git" or "/"), else "".
 func webURL(s string) string {
-	s = strings.TrimSpace(s)
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "#") // docker-library's "…git#<commit>:<dir>"
 	if !strings.HasPrefix(s, "https://") && !strings.HasPrefix(s, "http://") || strings.ContainsAny(s, " \t\n\"<>") {
 		return ""
 	}

@@ -163,13 +163,15 @@ func TestSource(t *testing.T) {
 	reg.PushImageSource(t, "app/label", "https://github.com/acme/label.git", false, "1.0.0")
 	reg.PushImageSource(t, "app/index", "https://gitea.home.example/acme/index/", true, "1.0.0")
 	reg.PushImageSource(t, "app/ssh", "git@github.com:acme/ssh.git", false, "1.0.0")
+	reg.PushImageSource(t, "app/library", "https://github.com/docker-library/hello-world.git#6930d60e:amd64/hello-world", false, "1.0.0")
 	reg.PushImage(t, "app/none", "1.0.0")
 	dir := t.TempDir()
 	want := map[string]string{
-		"app/label": "https://github.com/acme/label",
-		"app/index": "https://gitea.home.example/acme/index",
-		"app/ssh":   "",
-		"app/none":  "",
+		"app/label":   "https://github.com/acme/label",
+		"app/index":   "https://gitea.home.example/acme/index",
+		"app/ssh":     "",
+		"app/none":    "",
+		"app/library": "https://github.com/docker-library/hello-world",
 	}
 	read := func(l *oci.Lister) {
 		t.Helper()
@@ -187,13 +189,13 @@ func TestSource(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(dir, "known.json")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("the kept answers: %v %v, want a 0600 file", fi, err)
 	}
-	first := reg.ManifestGets.Load()
-	if first < 4 {
-		t.Fatalf("%d manifest GETs for 4 images", first)
+	first := reg.DigestGets.Load()
+	if first < 5 {
+		t.Fatalf("%d GETs by digest for 5 images", first)
 	}
 	read(&oci.Lister{Insecure: []string{reg.Host}, Known: &oci.Known{Dir: dir}})
-	if n := reg.ManifestGets.Load() - first; n != 0 {
-		t.Errorf("a second process on the same cache made %d manifest GETs, want 0 (HEADs only)", n)
+	if n := reg.DigestGets.Load() - first; n != 0 {
+		t.Errorf("a second process on the same cache made %d GETs by digest, want 0 (HEADs only)", n)
 	}
 	reg.PushImageSource(t, "app/label", "https://github.com/acme/moved", false, "1.0.0")
 	want = map[string]string{"app/label": "https://github.com/acme/moved"}
