@@ -139,14 +139,20 @@ func All(o Options) []Datasource {
 	plain := httpx.Client(hx)
 	conditional := httpx.Client(cached)
 	ociLister := OCILister(o)
+	gh := github.New(conditional, o.GitHubAPIURL, o.GitHubToken)
+	k3s := k3schannel.New(conditional, o.K3sChannelURL)
+	k3s.Times = gh
+	forge := gitea.New(conditional, o.GiteaURL, o.GiteaToken)
+	tags := gittags.New(conditional, o.GiteaURL, o.GiteaToken)
+	tags.GitHub, tags.Forge = gh, forge
 	return []Datasource{
 		helm.New(HelmClient(o), o.Cache.helm),
 		oci.Charts{Lister: ociLister},
 		oci.Images{Lister: ociLister},
-		github.New(conditional, o.GitHubAPIURL, o.GitHubToken),
-		gitea.New(conditional, o.GiteaURL, o.GiteaToken),
-		gittags.New(conditional, o.GiteaURL, o.GiteaToken),
-		k3schannel.New(conditional, o.K3sChannelURL),
+		gh,
+		forge,
+		tags,
+		k3s,
 		debian.New(plain, o.Now),
 		fedora.New(plain),
 	}

@@ -355,15 +355,17 @@ func (r *Registry) PushChart(t testing.TB, repoPath, chartName string, versions 
 }
 
 // GitHub replays recorded releases from testdata/bot/github/repos/<owner>/<repo>/releases.json,
-// paginated and with ETags; a matching If-None-Match gets a 304.
+// paginated and with ETags (a matching If-None-Match gets a 304), and
+// one release by its tag.
 type GitHub struct {
 	*httptest.Server
 	dir string
-	// Full counts 200 answers; NotModified 304s; Tokens the Authorization
-	// headers seen.
-	Full, NotModified atomic.Int32
-	mu                sync.Mutex
-	Auth              []string
+	// Full counts 200 answers of release lists; NotModified 304s; Tags
+	// requests for one release by tag; Auth the Authorization headers
+	// seen.
+	Full, NotModified, Tags atomic.Int32
+	mu                      sync.Mutex
+	Auth                    []string
 }
 
 // NewGitHub serves the fixtures under RepoRoot/testdata/bot/github.
@@ -378,8 +380,12 @@ func (g *GitHub) serve(w http.ResponseWriter, r *http.Request) {
 	g.mu.Lock()
 	g.Auth = append(g.Auth, r.Header.Get("Authorization"))
 	g.mu.Unlock()
-	// /repos/{owner}/{repo}/releases
+	// /repos/{owner}/{repo}/releases[/tags/{tag}]
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	if len(parts) == 6 && parts[0] == "repos" && parts[3] == "releases" && parts[4] == "tags" {
+		g.serveTag(w, parts[1], parts[2], parts[5])
+		return
+	}
 	if len(parts) != 4 || parts[0] != "repos" || parts[3] != "releases" {
 		w.WriteHeader(http.StatusNotFound)
 		w.Write([]byte(`{"message":"Not Found","documentation_url":"https://docs.github.com/rest"}`))
@@ -426,6 +432,29 @@ func (g *GitHub) serve(w http.ResponseWriter, r *http.Request) {
 	g.Full.Add(1)
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Write(body)
+}
+
+// serveTag answers GET /repos/{owner}/{repo}/releases/tags/{tag} as
+// GitHub does: the release of that tag from the recorded list, or 404.
+func (g *GitHub) serveTag(w http.ResponseWriter, owner, repo, tag string) {
+	g.Tags.Add(1)
+	b, err := os.ReadFile(filepath.Join(g.dir, "repos", owner, repo, "releases.json"))
+	var all []json.RawMessage
+	if err == nil {
+		err = json.Unmarshal(b, &all)
+	}
+	for _, raw := range all {
+		var r struct {
+			TagName string `json:"tag_name"`
+		}
+		if json.Unmarshal(raw, &r) == nil && r.TagName == tag {
+			w.Header().Set("Content-Type", "application/json; charset=utf-8")
+			w.Write(raw)
+			return
+		}
+	}
+	w.WriteHeader(http.StatusNotFound)
+	w.Write([]byte(`{"message":"Not Found","documentation_url":"https://docs.github.com/rest/releases/releases#get-a-release-by-tag-name"}`))
 }
 
 // NewK3sChannels serves testdata/bot/k3s/channels.json at

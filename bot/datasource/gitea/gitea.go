@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	sdk "code.gitea.io/sdk/gitea"
 
@@ -82,6 +83,37 @@ func (d *Datasource) Releases(ctx context.Context, dep bot.Dependency) ([]bot.Re
 		}
 	}
 	return out, nil
+}
+
+// ReleaseTime is when owner/repo on the forge hl.yaml names published
+// the release tagged tag: zero when there is no such release (a bare
+// tag) or it is a draft, so a minimum release age holds it.
+func (d *Datasource) ReleaseTime(ctx context.Context, owner, repo, tag string) (time.Time, error) {
+	if d.baseURL == "" {
+		return time.Time{}, nil
+	}
+	opts := []sdk.ClientOption{sdk.SetHTTPClient(d.hc), sdk.SetContext(ctx), sdk.SetGiteaVersion("")}
+	if d.token != "" {
+		opts = append(opts, sdk.SetToken(d.token))
+	}
+	c, err := sdk.NewClient(d.baseURL, opts...)
+	if err != nil {
+		return time.Time{}, err
+	}
+	r, resp, err := c.GetReleaseByTag(owner, repo, tag)
+	if resp != nil && resp.StatusCode == http.StatusNotFound {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, err
+	}
+	if r.IsDraft {
+		return time.Time{}, nil
+	}
+	if !r.PublishedAt.IsZero() {
+		return r.PublishedAt.UTC(), nil
+	}
+	return r.CreatedAt.UTC(), nil
 }
 
 func sameHost(a, b string) bool {

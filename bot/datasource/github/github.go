@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	gh "github.com/google/go-github/v60/github"
 
@@ -87,4 +88,24 @@ func (d *Datasource) Releases(ctx context.Context, dep bot.Dependency) ([]bot.Re
 		opts.Page = resp.NextPage
 	}
 	return out, nil
+}
+
+// ReleaseTime is when owner/repo published the release tagged tag: zero
+// when there is no such release (or it is a draft), so a minimum release
+// age holds it.
+func (d *Datasource) ReleaseTime(ctx context.Context, owner, repo, tag string) (time.Time, error) {
+	r, resp, err := d.client.Repositories.GetReleaseByTag(ctx, owner, repo, tag)
+	if resp != nil && resp.StatusCode == http.StatusNotFound {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, err
+	}
+	if r.GetDraft() {
+		return time.Time{}, nil
+	}
+	if t := r.GetPublishedAt(); !t.IsZero() {
+		return t.UTC(), nil
+	}
+	return r.GetCreatedAt().UTC(), nil
 }

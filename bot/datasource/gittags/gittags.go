@@ -3,8 +3,10 @@
 // ref advertisement git ls-remote reads. Argo CD git sources pinned to a
 // tag and Gitea/Forgejo Actions pinned to an action's tag follow it.
 //
-// Tags carry no dates in a ref advertisement, so releases from here have
-// no timestamp: under a minimum release age the lookup holds them.
+// Tags carry no dates in a ref advertisement. Under a minimum release age
+// a tag's time is its release's on GitHub (repositories on github.com) or
+// on the homelab's forge (repositories there); a tag without a release,
+// or on any other host, has none and the lookup holds it.
 package gittags
 
 import (
@@ -16,6 +18,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
 
@@ -32,6 +35,14 @@ type Datasource struct {
 	// tokenHost gets token as HTTP basic password (the homelab's forge,
 	// for private repositories); no other host ever sees it.
 	tokenHost, token string
+	// GitHub and Forge tell when a release was published, for
+	// repositories on github.com and on the homelab's forge (nil: never).
+	GitHub, Forge ReleaseTimer
+}
+
+// ReleaseTimer tells when a repository published a release.
+type ReleaseTimer interface {
+	ReleaseTime(ctx context.Context, owner, repo, tag string) (time.Time, error)
 }
 
 // New returns the datasource; token is sent only to forgeURL's host.
@@ -67,6 +78,35 @@ func (d *Datasource) Releases(ctx context.Context, dep bot.Dependency) ([]bot.Re
 		return nil, err
 	}
 	return Parse(body, strings.TrimSuffix(strings.TrimSuffix(repo, "/"), ".git"))
+}
+
+// ReleasedAt is when the release of tag version was published, asked of
+// the forge that hosts dep's repository (zero when neither is known).
+func (d *Datasource) ReleasedAt(ctx context.Context, dep bot.Dependency, version string) (time.Time, error) {
+	repo := dep.Package
+	if dep.RegistryURL != "" {
+		repo = dep.RegistryURL
+	}
+	u, err := url.Parse(repo)
+	if err != nil {
+		return time.Time{}, nil
+	}
+	parts := strings.Split(strings.Trim(strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), ".git"), "/"), "/")
+	if len(parts) < 2 {
+		return time.Time{}, nil
+	}
+	owner, name := parts[len(parts)-2], parts[len(parts)-1]
+	var t ReleaseTimer
+	switch host := strings.ToLower(u.Host); {
+	case host == "github.com" && len(parts) == 2:
+		t = d.GitHub
+	case host == d.tokenHost && host != "":
+		t = d.Forge
+	}
+	if t == nil {
+		return time.Time{}, nil
+	}
+	return t.ReleaseTime(ctx, owner, name, version)
 }
 
 // Parse reads a smart-HTTP ref advertisement and returns one release per

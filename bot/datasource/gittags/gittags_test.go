@@ -4,10 +4,14 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	sdk "code.gitea.io/sdk/gitea"
 
 	"hl.dev/hl/bot"
+	"hl.dev/hl/bot/datasource/datasourcetest"
+	"hl.dev/hl/bot/datasource/gitea"
+	"hl.dev/hl/bot/datasource/github"
 	"hl.dev/hl/bot/datasource/gittags"
 	"hl.dev/hl/internal/gitea/testserver"
 	"hl.dev/hl/internal/httpx"
@@ -71,5 +75,61 @@ func TestTagsFromRealGitea(t *testing.T) {
 	}
 	if _, err := ds.Releases(context.Background(), bot.Dependency{Package: "git@host:o/r.git"}); err == nil || !strings.Contains(err.Error(), "not an http(s) git URL") {
 		t.Errorf("ssh URL: %v", err)
+	}
+}
+
+// TestReleaseTimes: a tag's release time under a minimum release age is
+// its release's, asked of the forge hosting the repository: the homelab's
+// real Gitea (a release's time; a bare tag has none) and github.com
+// through the recorded API. A repository on any other host gets no
+// request and no time.
+func TestReleaseTimes(t *testing.T) {
+	srv := testserver.ForTest(t)
+	admin, err := sdk.NewClient(srv.URL, sdk.SetToken(srv.AdminToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	org := srv.UniqueName("times")
+	if _, _, err := admin.CreateOrg(sdk.CreateOrgOption{Name: org, Visibility: sdk.VisibleTypePrivate}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := admin.CreateOrgRepo(org, sdk.CreateRepoOption{Name: "deploy", Private: true, AutoInit: true, DefaultBranch: "main"}); err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now().Add(-time.Minute)
+	if _, _, err := admin.CreateRelease(org, "deploy", sdk.CreateReleaseOption{TagName: "v1.0.0", Target: "main", Title: "v1.0.0"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := admin.CreateTag(org, "deploy", sdk.CreateTagOption{TagName: "v1.1.0", Target: "main"}); err != nil {
+		t.Fatal(err)
+	}
+	gh := datasourcetest.NewGitHub(t)
+	hc := httpx.Client(httpx.Options{})
+	ds := gittags.New(hc, srv.URL, srv.AdminToken)
+	ds.GitHub = github.New(hc, gh.URL, "gh-token")
+	ds.Forge = gitea.New(hc, srv.URL, srv.AdminToken)
+	repo := srv.URL + "/" + org + "/deploy.git"
+	for _, tt := range []struct {
+		repo, tag string
+		want      func(time.Time) bool
+	}{
+		{repo, "v1.0.0", func(t time.Time) bool { return t.After(before) && t.Before(time.Now().Add(time.Minute)) }},
+		{repo, "v1.1.0", time.Time.IsZero},
+		{"https://github.com/k3s-io/k3s", "v1.31.6+k3s1", func(t time.Time) bool { return t.Equal(time.Date(2024, 4, 25, 20, 0, 0, 0, time.UTC)) }},
+		{"https://github.com/k3s-io/k3s.git", "v9.9.9", time.Time.IsZero},
+		{"https://git.elsewhere.example/o/r.git", "v1.0.0", time.Time.IsZero},
+	} {
+		got, err := ds.ReleasedAt(context.Background(), bot.Dependency{Package: tt.repo}, tt.tag)
+		if err != nil || !tt.want(got) {
+			t.Errorf("%s %s: %v %v", tt.repo, tt.tag, got, err)
+		}
+	}
+	if n := gh.Tags.Load(); n != 2 {
+		t.Errorf("%d GitHub requests by tag, want 2", n)
+	}
+	for _, a := range gh.Auth {
+		if a != "Bearer gh-token" {
+			t.Errorf("GitHub saw Authorization %q", a)
+		}
 	}
 }

@@ -1,7 +1,9 @@
 // Package k3schannel is the datasource of k3s versions from the k3s
 // release channel server (the JSON system-upgrade-controller Plans with
 // `channel:` follow): every channel's latest version is a release, so the
-// bot proposes only versions the k3s team has promoted to a channel.
+// bot proposes only versions the k3s team has promoted to a channel. The
+// channel list carries no dates; a version's release time, for the
+// minimum release age, is when k3s-io/k3s published its GitHub release.
 package k3schannel
 
 import (
@@ -10,6 +12,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"time"
 
 	"hl.dev/hl/bot"
 	"hl.dev/hl/internal/httpx"
@@ -25,6 +28,14 @@ const DefaultURL = "https://update.k3s.io/v1-release/channels"
 type Datasource struct {
 	hc  *http.Client
 	url string
+	// Times tells when a k3s version was released (nil: never known, so
+	// a minimum release age holds every k3s update).
+	Times ReleaseTimer
+}
+
+// ReleaseTimer tells when a GitHub repository published a release.
+type ReleaseTimer interface {
+	ReleaseTime(ctx context.Context, owner, repo, tag string) (time.Time, error)
 }
 
 // New returns the datasource; url defaults to DefaultURL.
@@ -61,6 +72,15 @@ func (d *Datasource) Channels(ctx context.Context) ([]Channel, error) {
 		return nil, fmt.Errorf("%s: no channels", httpx.Redact(d.url))
 	}
 	return doc.Data, nil
+}
+
+// ReleasedAt is when k3s-io/k3s published version's GitHub release
+// (zero when Times is nil or there is no such release).
+func (d *Datasource) ReleasedAt(ctx context.Context, _ bot.Dependency, version string) (time.Time, error) {
+	if d.Times == nil {
+		return time.Time{}, nil
+	}
+	return d.Times.ReleaseTime(ctx, "k3s-io", "k3s", version)
 }
 
 // Releases returns each channel's latest version once.
