@@ -420,12 +420,6 @@ func (r *runner) run(ctx context.Context) error {
 	return r.dashboard(ctx, branches, dash)
 }
 
-// releaseNotes fetches the notes of each update of b whose source is
-// known (by update index): an image's or OCI chart's source is read from
-// its org.opencontainers.image.source label or annotation first (helm
-// push writes the chart's first source there), and kept in b for the
-// body's links. failed says a fetch went wrong (not "no release"), so a
-// body without those notes must not replace one with them.
 // ociArtifact is the registry repository and tag of version of d when d
 // is an image or a chart in an OCI registry.
 func ociArtifact(d bot.Dependency, version string) (repo, tag string, ok bool) {
@@ -438,6 +432,12 @@ func ociArtifact(d bot.Dependency, version string) (repo, tag string, ok bool) {
 	return "", "", false
 }
 
+// releaseNotes fetches the notes of each update of b whose source is
+// known (by update index): an image's or OCI chart's source is read from
+// its org.opencontainers.image.source label or annotation first (helm
+// push writes the chart's first source there), and kept in b for the
+// body's links. failed says a fetch went wrong (not "no release"), so a
+// body without those notes must not replace one with them.
 func (r *runner) releaseNotes(ctx context.Context, b *pr.Branch) (map[int]*pr.Notes, bool) {
 	if r.notes == nil {
 		return nil, false
