@@ -66,14 +66,15 @@ type Preparer interface {
 // validators with their bodies and parsed Helm indexes with theirs, so the
 // next run's requests are conditional.
 type Cache struct {
-	http *httpx.Cache
-	helm *helm.Store
-	oci  *oci.Known
+	http  *httpx.Cache
+	helm  *helm.Store
+	oci   *oci.Known
+	blobs *oci.Blobs
 }
 
 // NewCache returns an empty in-memory cache.
 func NewCache() *Cache {
-	return &Cache{http: httpx.NewCache(0), helm: helm.NewStore(), oci: &oci.Known{}}
+	return &Cache{http: httpx.NewCache(0), helm: helm.NewStore(), oci: &oci.Known{}, blobs: &oci.Blobs{}}
 }
 
 // NewCacheDir returns a cache that also keeps its entries under dir (a
@@ -86,6 +87,7 @@ func NewCacheDir(dir string) *Cache {
 	c.http.Dir = filepath.Join(dir, "http")
 	c.helm.Dir = filepath.Join(dir, "helm")
 	c.oci.Dir = filepath.Join(dir, "oci")
+	c.blobs.Dir = filepath.Join(dir, "charts")
 	return c
 }
 
@@ -177,16 +179,26 @@ func ConditionalClient(o Options) *http.Client {
 // knows of digests. The PR side fetches OCI charts and images' source
 // labels with it too.
 func OCILister(o Options) *oci.Lister {
-	known := &oci.Known{}
+	known, blobs := &oci.Known{}, &oci.Blobs{}
 	if o.Cache != nil {
-		known = o.Cache.oci
+		known, blobs = o.Cache.oci, o.Cache.blobs
 	}
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	hx := httpx.Options{Base: o.Transport, MaxBytes: o.MaxBytes, Retries: o.Retries, Backoff: o.Backoff, Logger: log}
-	return &oci.Lister{Transport: httpx.Transport(hx), Keychain: o.Keychain, PageSize: o.OCIPageSize, Insecure: o.InsecureRegistries, Known: known}
+	return &oci.Lister{Transport: httpx.Transport(hx), Keychain: o.Keychain, PageSize: o.OCIPageSize, Insecure: o.InsecureRegistries, Known: known, Blobs: blobs}
+}
+
+// ChartClient is the HTTP client the PR side reads Helm repositories
+// with, for rendered diffs: HelmClient's room for large indexes, through
+// o's cache, so an index read by the last run costs a revalidation.
+func ChartClient(o Options) *http.Client {
+	if o.MaxBytes == 0 {
+		o.MaxBytes = 256 << 20
+	}
+	return ConditionalClient(o)
 }
 
 // HelmClient is the HTTP client Helm repositories are read with (indexes

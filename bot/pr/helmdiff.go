@@ -47,6 +47,9 @@ type ChartRenderer struct {
 	Mirrors config.Mirrors
 	// OCI fetches charts from registries (nil: OCI charts get no diff).
 	OCI *oci.Lister
+	// Archives keeps chart archives of HTTP repositories by the digest
+	// their index gives, across runs (nil: fetched every run).
+	Archives *oci.Blobs
 	// Repo is the clone URL of the repository the bot updates: Argo CD
 	// value files read through a ref source of it are read from the base.
 	Repo     string
@@ -231,7 +234,16 @@ func (r *ChartRenderer) chart(ctx context.Context, repoURL, name, version string
 		return nil, err
 	}
 	u := base.ResolveReference(ref).String()
-	b, err := r.archives.get(ctx, u, func() ([]byte, error) { return r.get(ctx, u, 32<<20) })
+	b, err := r.archives.get(ctx, u, func() ([]byte, error) {
+		if b, ok := r.Archives.Get(cv.Digest); ok {
+			return b, nil
+		}
+		b, err := r.get(ctx, u, 32<<20)
+		if err == nil {
+			r.Archives.Put(cv.Digest, b) // kept only when it matches the index's digest
+		}
+		return b, err
+	})
 	if err != nil {
 		return nil, err
 	}

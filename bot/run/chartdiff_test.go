@@ -2,9 +2,14 @@ package run_test
 
 import (
 	"fmt"
+	"maps"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
+	"hl.dev/hl/bot/datasource"
+	"hl.dev/hl/bot/datasource/datasourcetest"
 	"hl.dev/hl/bot/internal/fixture"
 )
 
@@ -163,4 +168,82 @@ spec:
 			t.Errorf("a diff is missing or rendered with the chart's defaults:\n%s", s)
 		}
 	}
+}
+
+// An idle run with the cache directory of the last one (a new process,
+// as after a pod restart) downloads no chart index and no chart archive
+// for the rendered diffs of the open PRs: indexes are revalidated (304),
+// archives come from the cache by the digest the index or the registry
+// manifest names. Counted on an HTTP chart repository and a registry.
+func TestIdleRunDownloadsNoChart(t *testing.T) {
+	e := newEnv(t)
+	var mu sync.Mutex
+	full := map[string]int{} // path → 200 answers
+	counted := fixture.NewPodinfoRepo(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+			h.ServeHTTP(rec, r)
+			if rec.code == http.StatusOK {
+				mu.Lock()
+				full[r.URL.Path]++
+				mu.Unlock()
+			}
+		})
+	}, "3.0.0", "3.1.0")
+	reg := datasourcetest.NewRegistry(t, "", "")
+	fixture.PushPodinfoOCI(t, reg.Host, "charts", "1.0.0", "1.1.0")
+	e.push(t, e.owner, e.botToken, map[string]string{
+		"apps/counted/Chart.yaml": "apiVersion: v2\nname: counted\nversion: 0.1.0\ndependencies:\n  - name: podinfo\n    version: 3.0.0\n    repository: " + counted.URL + "\n",
+		"apps/oci/Chart.yaml":     "apiVersion: v2\nname: oci\nversion: 0.1.0\ndependencies:\n  - name: podinfo\n    version: 1.0.0\n    repository: oci://" + reg.Host + "/charts\n",
+	}, "charts to count")
+	e.opts.Lookup.InsecureRegistries = append(e.opts.Lookup.InsecureRegistries, reg.Host)
+	dir := t.TempDir()
+	e.opts.Lookup.Cache = datasource.NewCacheDir(dir)
+	e.run(t)
+	for _, file := range []string{"apps/counted/Chart.yaml", "apps/oci/Chart.yaml"} {
+		found := false
+		for _, ps := range e.prs(t) {
+			for _, p := range ps {
+				if strings.Contains(p.Body, "("+file+"): 1 manifests changed") {
+					found = true
+				}
+			}
+		}
+		if !found {
+			t.Fatalf("no PR has a rendered diff of %s", file)
+		}
+	}
+	mu.Lock()
+	first := maps.Clone(full)
+	mu.Unlock()
+	blobs := reg.BlobGets.Load()
+	if first["/podinfo-3.0.0.tgz"] != 1 || first["/podinfo-3.1.0.tgz"] != 1 || blobs == 0 {
+		t.Fatalf("the first run's downloads %v, registry blobs %d: want each archive once", first, blobs)
+	}
+
+	e.opts.Lookup.Cache = datasource.NewCacheDir(dir) // a new process on the same volume
+	res := e.run(t)
+	if n := res.Count("update"); n != 0 {
+		t.Errorf("the idle run updated %d PRs", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for p, n := range full {
+		if n != first[p] {
+			t.Errorf("the idle run downloaded %s %d time(s)", p, n-first[p])
+		}
+	}
+	if n := reg.BlobGets.Load() - blobs; n != 0 {
+		t.Errorf("the idle run fetched %d blobs from the registry", n)
+	}
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.code = code
+	r.ResponseWriter.WriteHeader(code)
 }

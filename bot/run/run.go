@@ -157,15 +157,19 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	o.Lookup.SeparateMinorPatch = o.Lookup.SeparateMinorPatch || lookup.SeparateMinorPatch(o.Bot.Automerge)
 	r := &runner{Options: o, res: &Result{}, log: o.Logger}
+	do := o.Lookup.DatasourceOptions()
+	if o.Lookup.Cache == nil {
+		do.Cache = datasource.NewCache() // one for the PR side of this run
+	}
+	ol := datasource.OCILister(do)
 	if !o.NoChartDiff {
-		r.charts = &pr.ChartRenderer{Client: datasource.HelmClient(o.Lookup.DatasourceOptions()), Mirrors: o.Lookup.Mirrors,
-			OCI: datasource.OCILister(o.Lookup.DatasourceOptions()), Repo: o.Forge.CloneURL()}
+		r.charts = &pr.ChartRenderer{Client: datasource.ChartClient(do), Mirrors: o.Lookup.Mirrors,
+			OCI: ol, Archives: ol.Blobs, Repo: o.Forge.CloneURL()}
 	}
 	if !o.NoReleaseNotes {
-		do := o.Lookup.DatasourceOptions()
 		r.notes = &pr.NotesFetcher{Client: datasource.ConditionalClient(do), GitHubAPIURL: do.GitHubAPIURL, GitHubToken: do.GitHubToken,
 			GiteaURL: do.GiteaURL, GiteaToken: do.GiteaToken}
-		r.images = datasource.OCILister(do)
+		r.images = ol
 	}
 	if err := r.run(ctx); err != nil {
 		return r.res, err

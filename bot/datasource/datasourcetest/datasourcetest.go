@@ -159,8 +159,9 @@ type Registry struct {
 	token      string
 	// TagPages counts tags/list requests; TokenGets token requests;
 	// DigestGets GETs of a manifest by digest (HEADs are not counted:
-	// Docker Hub does not count them as pulls either).
-	TagPages, TokenGets, DigestGets atomic.Int32
+	// Docker Hub does not count them as pulls either); BlobGets GETs of
+	// blobs (layers, configs).
+	TagPages, TokenGets, DigestGets, BlobGets atomic.Int32
 }
 
 // NewRegistry starts a registry that demands a bearer token obtained with
@@ -202,6 +203,9 @@ func (r *Registry) serve(w http.ResponseWriter, req *http.Request, inner http.Ha
 	if !strings.HasSuffix(req.URL.Path, "/tags/list") {
 		if req.Method == http.MethodGet && strings.Contains(req.URL.Path, "/manifests/sha256:") {
 			r.DigestGets.Add(1)
+		}
+		if req.Method == http.MethodGet && strings.Contains(req.URL.Path, "/blobs/") {
+			r.BlobGets.Add(1)
 		}
 		inner.ServeHTTP(w, req)
 		return

@@ -37,8 +37,11 @@ type Lister struct {
 	MaxPages int
 	// Insecure registries are spoken to over plain HTTP.
 	Insecure []string
-	// Known keeps what Source found, by digest (nil: nothing is kept).
+	// Known keeps what Source found, and the chart layer of a chart
+	// manifest, by digest (nil: nothing is kept).
 	Known *Known
+	// Blobs keeps chart archives by digest (nil: nothing is kept).
+	Blobs *Blobs
 }
 
 func (l *Lister) options(ctx context.Context) []remote.Option {
@@ -127,13 +130,24 @@ const ChartLayerMediaType = "application/vnd.cncf.helm.chart.content.v1.tar+gzip
 
 // ChartArchive fetches the archive of the Helm chart at repo:tag (the
 // registry repository of the chart, see ChartRepository), at most max
-// bytes.
+// bytes. A HEAD finds the manifest's digest; a chart read before under
+// that digest comes from Blobs without another request.
 func (l *Lister) ChartArchive(ctx context.Context, repo, tag string, max int64) ([]byte, error) {
 	r, err := l.repository(repo)
 	if err != nil {
 		return nil, err
 	}
-	img, err := remote.Image(r.Tag(tag), l.options(ctx)...)
+	head, err := remote.Head(r.Tag(tag), l.options(ctx)...)
+	if err != nil {
+		return nil, err
+	}
+	key := "chart-layer:" + r.Name() + "@" + head.Digest.String()
+	if sum, ok := l.Known.Get(key); ok {
+		if b, ok := l.Blobs.Get(sum); ok {
+			return b, nil
+		}
+	}
+	img, err := remote.Image(r.Digest(head.Digest.String()), l.options(ctx)...)
 	if err != nil {
 		return nil, err
 	}
@@ -160,6 +174,10 @@ func (l *Lister) ChartArchive(ctx context.Context, repo, tag string, max int64) 
 		}
 		if int64(len(b)) > max {
 			return nil, fmt.Errorf("%s:%s: the chart is more than %d bytes", repo, tag, max)
+		}
+		if d, err := layer.Digest(); err == nil && l.Blobs != nil {
+			l.Blobs.Put(d.Hex, b) // kept only when the bytes match the digest
+			l.Known.Put(key, d.Hex)
 		}
 		return b, nil
 	}
