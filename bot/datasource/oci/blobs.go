@@ -17,8 +17,13 @@ import (
 // keeps nothing.
 type Blobs struct{ Dir string }
 
-// maxBlobs bounds the archives kept; the least recently used go first.
-const maxBlobs = 256
+// maxBlobs and maxBlobBytes bound the archives kept (the bot's cache
+// volume is 512 MiB, shared with the HTTP cache and the Helm indexes);
+// the least recently used go first.
+const (
+	maxBlobs     = 256
+	maxBlobBytes = 128 << 20
+)
 
 func (b *Blobs) path(sum string) (string, bool) {
 	sum = strings.TrimPrefix(strings.ToLower(sum), "sha256:")
@@ -71,24 +76,30 @@ func (b *Blobs) Put(sum string, data []byte) {
 	b.prune()
 }
 
-// prune removes the least recently used archives past maxBlobs.
+// prune removes the least recently used archives past maxBlobs files or
+// maxBlobBytes bytes.
 func (b *Blobs) prune() {
 	ents, err := os.ReadDir(b.Dir)
-	if err != nil || len(ents) <= maxBlobs {
+	if err != nil {
 		return
 	}
 	type file struct {
 		name string
+		size int64
 		used time.Time
 	}
 	var files []file
 	for _, e := range ents {
 		if info, err := e.Info(); err == nil && strings.HasSuffix(e.Name(), ".tgz") {
-			files = append(files, file{e.Name(), info.ModTime()})
+			files = append(files, file{e.Name(), info.Size(), info.ModTime()})
 		}
 	}
-	slices.SortFunc(files, func(a, b file) int { return a.used.Compare(b.used) })
-	for _, f := range files[:max(0, len(files)-maxBlobs)] {
-		os.Remove(filepath.Join(b.Dir, f.name))
+	slices.SortFunc(files, func(a, b file) int { return b.used.Compare(a.used) }) // newest first
+	var total int64
+	for i, f := range files {
+		total += f.size
+		if i >= maxBlobs || total > maxBlobBytes {
+			os.Remove(filepath.Join(b.Dir, f.name))
+		}
 	}
 }

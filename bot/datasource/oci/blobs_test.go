@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"hl.dev/hl/bot/datasource/oci"
 )
@@ -43,5 +44,34 @@ func TestBlobs(t *testing.T) {
 	none.Put(sum, data)
 	if _, ok := none.Get(sum); ok {
 		t.Error("a nil Blobs kept something")
+	}
+}
+
+// Past 256 archives the least recently used go.
+func TestBlobsPruned(t *testing.T) {
+	b := &oci.Blobs{Dir: t.TempDir()}
+	var first string
+	for i := range 260 {
+		data := []byte{byte(i), byte(i >> 8), 'x'}
+		h := sha256.Sum256(data)
+		sum := hex.EncodeToString(h[:])
+		if i == 0 {
+			first = sum
+		}
+		b.Put(sum, data)
+		old := time.Now().Add(time.Duration(i-300) * time.Minute) // put in order of use
+		if err := os.Chtimes(filepath.Join(b.Dir, sum+".tgz"), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ents, err := os.ReadDir(b.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) > 256 {
+		t.Errorf("%d archives kept, want at most 256", len(ents))
+	}
+	if _, ok := b.Get(first); ok {
+		t.Error("the least recently used archive was kept")
 	}
 }
