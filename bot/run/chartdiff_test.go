@@ -34,19 +34,7 @@ dependencies:
 		"apps/web/values.yaml": "podinfo:\n  replicas: 3\nfrontend:\n  replicas: 7\n",
 	}, "the chart from a registry, under an alias")
 	e.run(t)
-	var body string
-	n := 0
-	for _, ps := range e.prs(t) {
-		for _, p := range ps {
-			if strings.Contains(p.Body, "apps/web/Chart.yaml") {
-				body = p.Body
-				n++
-			}
-		}
-	}
-	if n != 1 {
-		t.Fatalf("%d PRs change apps/web/Chart.yaml, want 1", n)
-	}
+	body := e.bodyWith(t, "apps/web/Chart.yaml")
 	for _, want := range []string{"### Rendered diff", `+  version: "1.1.0"`, `replicas: "7"`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the OCI chart's PR body lacks %q:\n%s", want, body)
@@ -201,17 +189,7 @@ func TestIdleRunDownloadsNoChart(t *testing.T) {
 	e.opts.Lookup.Cache = datasource.NewCacheDir(dir)
 	e.run(t)
 	for _, file := range []string{"apps/counted/Chart.yaml", "apps/oci/Chart.yaml"} {
-		found := false
-		for _, ps := range e.prs(t) {
-			for _, p := range ps {
-				if strings.Contains(p.Body, "("+file+"): 1 manifests changed") {
-					found = true
-				}
-			}
-		}
-		if !found {
-			t.Fatalf("no PR has a rendered diff of %s", file)
-		}
+		e.bodyWith(t, "("+file+"): 1 manifests changed") // rendered, not "unavailable"
 	}
 	mu.Lock()
 	first := maps.Clone(full)

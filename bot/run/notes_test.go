@@ -86,27 +86,13 @@ func TestReleaseNotesForImages(t *testing.T) {
 	e.opts.Lookup.Cache = datasource.NewCacheDir(cache)
 
 	e.run(t)
-	var body string
-	for _, ps := range e.prs(t) {
-		for _, p := range ps {
-			if strings.Contains(p.Body, "apps/tools/Dockerfile") {
-				body = p.Body
-			}
-		}
-	}
+	body := e.bodyWith(t, "apps/tools/Dockerfile")
 	for _, want := range []string{"<details><summary>cli 1.1.0</summary>", "Reads the new config format", "[source / changelog](" + src.HTMLURL + ")"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the image's PR body lacks %q:\n%s", want, body)
 		}
 	}
-	var chartBody string
-	for _, ps := range e.prs(t) {
-		for _, p := range ps {
-			if strings.Contains(p.Body, "apps/edge/Chart.yaml") {
-				chartBody = p.Body
-			}
-		}
-	}
+	chartBody := e.bodyWith(t, "apps/edge/Chart.yaml")
 	for _, want := range []string{"<details><summary>podinfo chart 1.1.0</summary>", "Smaller defaults", "[source / changelog](" + chartSrc.HTMLURL + ")"} {
 		if !strings.Contains(chartBody, want) {
 			t.Errorf("the OCI chart's PR body lacks %q:\n%s", want, chartBody)
@@ -144,4 +130,21 @@ func (e *env) release(t *testing.T, name string, opt sdk.CreateReleaseOption) (*
 		t.Fatal(err)
 	}
 	return src, rel
+}
+
+// bodyWith is the body of the one PR (in any state) whose body holds s.
+func (e *env) bodyWith(t *testing.T, s string) string {
+	t.Helper()
+	var bodies []string
+	for _, ps := range e.prs(t) {
+		for _, p := range ps {
+			if strings.Contains(p.Body, s) {
+				bodies = append(bodies, p.Body)
+			}
+		}
+	}
+	if len(bodies) != 1 {
+		t.Fatalf("%d PR bodies hold %q, want 1", len(bodies), s)
+	}
+	return bodies[0]
 }

@@ -23,18 +23,7 @@ func TestMain(m *testing.M) { testserver.Main(m) }
 // repository: lightweight and annotated tags (peeled entries dropped),
 // branches ignored, the token sent only to the forge's host.
 func TestTagsFromRealGitea(t *testing.T) {
-	srv := testserver.ForTest(t)
-	admin, err := sdk.NewClient(srv.URL, sdk.SetToken(srv.AdminToken))
-	if err != nil {
-		t.Fatal(err)
-	}
-	org := srv.UniqueName("gittags")
-	if _, _, err := admin.CreateOrg(sdk.CreateOrgOption{Name: org, Visibility: sdk.VisibleTypePrivate}); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := admin.CreateOrgRepo(org, sdk.CreateRepoOption{Name: "deploy", Private: true, AutoInit: true, DefaultBranch: "main"}); err != nil {
-		t.Fatal(err)
-	}
+	srv, admin, org := privateRepo(t, "gittags")
 	for _, tag := range []string{"v1.0.0", "v1.1.0", "v2.0.0"} {
 		msg := ""
 		if tag == "v1.1.0" {
@@ -84,18 +73,7 @@ func TestTagsFromRealGitea(t *testing.T) {
 // through the recorded API. A repository on any other host gets no
 // request and no time.
 func TestReleaseTimes(t *testing.T) {
-	srv := testserver.ForTest(t)
-	admin, err := sdk.NewClient(srv.URL, sdk.SetToken(srv.AdminToken))
-	if err != nil {
-		t.Fatal(err)
-	}
-	org := srv.UniqueName("times")
-	if _, _, err := admin.CreateOrg(sdk.CreateOrgOption{Name: org, Visibility: sdk.VisibleTypePrivate}); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := admin.CreateOrgRepo(org, sdk.CreateRepoOption{Name: "deploy", Private: true, AutoInit: true, DefaultBranch: "main"}); err != nil {
-		t.Fatal(err)
-	}
+	srv, admin, org := privateRepo(t, "times")
 	before := time.Now().Add(-time.Minute)
 	if _, _, err := admin.CreateRelease(org, "deploy", sdk.CreateReleaseOption{TagName: "v1.0.0", Target: "main", Title: "v1.0.0"}); err != nil {
 		t.Fatal(err)
@@ -132,4 +110,23 @@ func TestReleaseTimes(t *testing.T) {
 			t.Errorf("GitHub saw Authorization %q", a)
 		}
 	}
+}
+
+// privateRepo starts the test's Gitea and creates a private repository
+// deploy (with a first commit on main) in a new private organisation.
+func privateRepo(t *testing.T, prefix string) (*testserver.Server, *sdk.Client, string) {
+	t.Helper()
+	srv := testserver.ForTest(t)
+	admin, err := sdk.NewClient(srv.URL, sdk.SetToken(srv.AdminToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	org := srv.UniqueName(prefix)
+	if _, _, err := admin.CreateOrg(sdk.CreateOrgOption{Name: org, Visibility: sdk.VisibleTypePrivate}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := admin.CreateOrgRepo(org, sdk.CreateRepoOption{Name: "deploy", Private: true, AutoInit: true, DefaultBranch: "main"}); err != nil {
+		t.Fatal(err)
+	}
+	return srv, admin, org
 }
