@@ -102,20 +102,7 @@ func TestBotServeUnderChaos(t *testing.T) {
 		}
 
 		fmt.Fprintf(&logs, "--- the start after the chaos\n")
-		proc, err := b.pod.Start(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		stopped := false
-		t.Cleanup(func() {
-			if !stopped {
-				proc.Kill()
-				_, _ = proc.Wait()
-			}
-		})
-		waitFor(t, 60*time.Second, "the bot's /healthz", func() error {
-			return expectStatus(base+"/healthz", http.StatusOK)
-		})
+		stop := b.serve(t, base)
 		waitFor(t, 8*time.Minute, "the end of the start's run", func() error {
 			if n := runsCounted(get(t, base+"/metrics")); n < 1 {
 				return fmt.Errorf("%d runs counted", n)
@@ -204,10 +191,7 @@ func TestBotServeUnderChaos(t *testing.T) {
 			t.Errorf("the rotation PR's %s holds the old value", b.due.File)
 		}
 
-		stopped = true
-		if code, err := proc.Stop(40 * time.Second); err != nil || code != 0 {
-			t.Errorf("stop: exit %d, %v: want a clean exit on SIGTERM", code, err)
-		}
+		stop()
 		out := logs.String()
 		if strings.Contains(out, "goroutine ") || strings.Contains(out, "PANIC") {
 			t.Errorf("a start logged a stack trace (a server's, or its own crash)")

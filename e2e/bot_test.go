@@ -79,27 +79,16 @@ const botPort = 8080
 // bot reports and passes over.
 func TestBotAsRendered(t *testing.T) {
 	b := newBotLab(t, nil)
-	ctx, lab, srv, due, dueDate, webhookSecret := t.Context(), b.lab, b.srv, b.due, b.dueDate, b.webhookSecret
+	lab, srv, due, dueDate, webhookSecret := b.lab, b.srv, b.due, b.dueDate, b.webhookSecret
 	var logs testharness.SyncBuffer
 	b.pod.Stdout, b.pod.Stderr = &logs, &logs
-	proc, err := b.pod.Start(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
 	t.Cleanup(func() {
-		if !stopped {
-			proc.Kill()
-			_, _ = proc.Wait()
-		}
 		if t.Failed() {
 			t.Logf("bot log:\n%s", logs.String())
 		}
 	})
 	base := fmt.Sprintf("http://127.0.0.1:%d", botPort)
-	waitFor(t, 60*time.Second, "the bot's /healthz", func() error {
-		return expectStatus(base+"/healthz", http.StatusOK)
-	})
+	stop := b.serve(t, base)
 
 	t.Run("metrics", func(t *testing.T) {
 		body := get(t, base+"/metrics")
@@ -186,13 +175,37 @@ func TestBotAsRendered(t *testing.T) {
 		}
 	})
 
-	stopped = true
-	code, err := proc.Stop(40 * time.Second)
-	if err != nil || code != 0 {
-		t.Errorf("stop: exit %d, %v: want a clean exit on SIGTERM", code, err)
-	}
+	stop()
 	if out := logs.String(); strings.Contains(out, webhookSecret) || strings.Contains(out, string(lab.AgeKey)) {
 		t.Error("the bot's log shows a secret value")
+	}
+}
+
+// serve starts the hl-bot container as rendered, waits until /healthz
+// at base answers and returns stop: SIGTERM, which must end it cleanly.
+// A test that ends without stop kills it.
+func (b *botLab) serve(t *testing.T, base string) (stop func()) {
+	t.Helper()
+	proc, err := b.pod.Start(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			proc.Kill()
+			_, _ = proc.Wait()
+		}
+	})
+	waitFor(t, 60*time.Second, "the bot's /healthz", func() error {
+		return expectStatus(base+"/healthz", http.StatusOK)
+	})
+	return func() {
+		t.Helper()
+		stopped = true
+		if code, err := proc.Stop(40 * time.Second); err != nil || code != 0 {
+			t.Errorf("stop: exit %d, %v: want a clean exit on SIGTERM", code, err)
+		}
 	}
 }
 

@@ -167,21 +167,7 @@ func retryLikeCurl(t *testing.T, method, u, token string, form url.Values) (int,
 	var code int
 	var body string
 	for try := 1; ; try++ {
-		var r io.Reader
-		if form != nil {
-			r = strings.NewReader(form.Encode())
-		}
-		req, err := http.NewRequest(method, u, r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if form != nil {
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		}
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+		resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(nodeRequest(t, method, u, token, form))
 		if err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()

@@ -123,14 +123,15 @@ func from(addr string) *http.Client {
 	return c
 }
 
-// do sends a request from addr with an optional bearer token and form.
-func (ts *testServer) do(t *testing.T, addr, method, path, token string, form url.Values) (int, string) {
+// nodeRequest is a request as the node's scripts send it: an optional
+// bearer token and form.
+func nodeRequest(t *testing.T, method, u, token string, form url.Values) *http.Request {
 	t.Helper()
 	var r io.Reader
 	if form != nil {
 		r = strings.NewReader(form.Encode())
 	}
-	req, err := http.NewRequest(method, ts.URL+path, r)
+	req, err := http.NewRequest(method, u, r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +141,13 @@ func (ts *testServer) do(t *testing.T, addr, method, path, token string, form ur
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := from(addr).Do(req)
+	return req
+}
+
+// do sends a request from addr with an optional bearer token and form.
+func (ts *testServer) do(t *testing.T, addr, method, path, token string, form url.Values) (int, string) {
+	t.Helper()
+	resp, err := from(addr).Do(nodeRequest(t, method, ts.URL+path, token, form))
 	if err != nil {
 		t.Fatal(err)
 	}

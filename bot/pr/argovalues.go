@@ -161,10 +161,10 @@ func valueFile(f string, refs map[string]string, self func(string) bool, read fu
 	return m, ""
 }
 
-// SameRepo reports whether two git URLs name the same repository: the
+// sameRepo reports whether two git URLs name the same repository: the
 // same owner/name at the end of their paths (".git" and case aside), as
 // Argo CD may reach the forge under another host name than the bot.
-func SameRepo(a, b string) bool {
+func sameRepo(a, b string) bool {
 	tail := func(u string) string {
 		u = strings.ToLower(strings.TrimSuffix(strings.TrimSuffix(u, "/"), ".git"))
 		parts := strings.Split(strings.ReplaceAll(u, ":", "/"), "/")

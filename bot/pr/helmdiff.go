@@ -93,7 +93,7 @@ func (r *ChartRenderer) Values(b Branch, read func(path string) ([]byte, error))
 		in := ChartInput{Values: map[string]any{}}
 		if d.Manager == argoManager {
 			if raw, err := read(d.File); err == nil {
-				self := func(u string) bool { return r.Repo != "" && SameRepo(u, r.Repo) }
+				self := func(u string) bool { return r.Repo != "" && sameRepo(u, r.Repo) }
 				if a, ok := argoInput(raw, d, self, read); ok {
 					in = a
 				}

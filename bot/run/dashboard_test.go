@@ -56,6 +56,15 @@ func TestDashboardActs(t *testing.T) {
 		t.Errorf("the run left a box ticked:\n%s", body)
 	}
 
+	// rebuild ticks branch's rebuild box and runs: the branch is rebuilt.
+	rebuild := func(branch string) {
+		t.Helper()
+		e.editIssue(t, res.Dashboard, tick(t, e.issueBody(t, res.Dashboard), "<!-- hl-rebase: "+branch+" -->"))
+		if res = e.run(t); verbOf(res, branch) != "rebase" {
+			t.Fatalf("%s after its box was ticked: %q, want rebase", branch, verbOf(res, branch))
+		}
+	}
+
 	// 2. A branch a human pushed to is theirs until the box takes it back.
 	branch := created[0]
 	e.pushTo(t, e.srv.AdminUser, e.srv.AdminToken, branch, map[string]string{"apps/web/NOTES.md": "a human's note\n"}, "a human's fix")
@@ -64,12 +73,7 @@ func TestDashboardActs(t *testing.T) {
 	if verbOf(res, branch) != "human-edited" {
 		t.Fatalf("%s after a human's push: %q, want human-edited", branch, verbOf(res, branch))
 	}
-	body = e.issueBody(t, res.Dashboard)
-	e.editIssue(t, res.Dashboard, tick(t, body, "<!-- hl-rebase: "+branch+" -->"))
-	res = e.run(t)
-	if verbOf(res, branch) != "rebase" {
-		t.Fatalf("%s after its box was ticked: %q, want rebase", branch, verbOf(res, branch))
-	}
+	rebuild(branch)
 	if _, _, err := e.admin.GetFile(e.owner, e.name, branch, "apps/web/NOTES.md"); err == nil {
 		t.Error("the human's commit is still on the branch taken back")
 	}
@@ -91,12 +95,7 @@ func TestDashboardActs(t *testing.T) {
 	if verbOf(res, open) != "unchanged" {
 		t.Fatalf("%s after main moved: %q, want unchanged (no conflict)", open, verbOf(res, open))
 	}
-	body = e.issueBody(t, res.Dashboard)
-	e.editIssue(t, res.Dashboard, tick(t, body, "<!-- hl-rebase: "+open+" -->"))
-	res = e.run(t)
-	if verbOf(res, open) != "rebase" {
-		t.Fatalf("%s after its box: %q, want rebase", open, verbOf(res, open))
-	}
+	rebuild(open)
 	if got := e.file(t, open, "README.md"); got != "# homelab, moved on\n" {
 		t.Errorf("%s was not rebuilt on the new base: README.md is %q", open, got)
 	}

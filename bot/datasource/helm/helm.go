@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"hl.dev/hl/bot"
+	"hl.dev/hl/bot/datasource/internal/weburl"
 )
 
 // Name of the datasource.
@@ -327,14 +328,6 @@ func (p *parser) flush() {
 	p.cur, p.inItem, p.home, p.inSources = bot.Release{}, false, "", false
 }
 
-// webURL is u when it is an http(s) URL, else "".
-func webURL(u string) string {
-	if strings.HasPrefix(u, "https://") || strings.HasPrefix(u, "http://") {
-		return u
-	}
-	return ""
-}
-
 // source takes one item of a version's sources list.
 func (p *parser) source(item []byte) error {
 	if !p.keepChart || p.cur.SourceURL != "" {
@@ -343,7 +336,7 @@ func (p *parser) source(item []byte) error {
 	// A link is a nicety: one YAML this parser does not read is skipped,
 	// never a reason to fail the index.
 	if v, err := scalar(strings.TrimSpace(string(item))); err == nil {
-		p.cur.SourceURL = webURL(v)
+		p.cur.SourceURL = weburl.Of(v)
 	}
 	return nil
 }
@@ -452,7 +445,7 @@ func (p *parser) field(b []byte) error {
 	case "version", "created", "digest":
 	case "home":
 		if v, err := scalar(val); err == nil {
-			p.home = webURL(v)
+			p.home = weburl.Of(v)
 		}
 		return nil
 	case "sources":
@@ -569,12 +562,12 @@ func parseJSON(r io.Reader, keep func(string) bool) (map[string][]bot.Release, e
 			if v.Version != "" {
 				src := ""
 				for _, u := range v.Sources {
-					if src = webURL(u); src != "" {
+					if src = weburl.Of(u); src != "" {
 						break
 					}
 				}
 				if src == "" {
-					src = webURL(v.Home)
+					src = weburl.Of(v.Home)
 				}
 				out[name] = append(out[name], bot.Release{Version: v.Version, ReleasedAt: v.Created, Digest: v.Digest, SourceURL: src})
 			}

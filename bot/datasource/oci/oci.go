@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"hl.dev/hl/bot"
+	"hl.dev/hl/bot/datasource/internal/weburl"
 )
 
 // Lister lists tags; it is shared by both datasources.
@@ -250,19 +251,9 @@ func (l *Lister) Source(ctx context.Context, repo, tag string) (string, error) {
 	if src == "" && cfg != nil {
 		src = cfg.Config.Labels[SourceKey]
 	}
-	src = webURL(src)
+	src = weburl.Of(src)
 	l.Known.Put(key, src)
 	return src, nil
-}
-
-// webURL is s when it is an http(s) URL (without a fragment, a trailing
-// ".git" or "/"), else "".
-func webURL(s string) string {
-	s, _, _ = strings.Cut(strings.TrimSpace(s), "#") // docker-library's "…git#<commit>:<dir>"
-	if !strings.HasPrefix(s, "https://") && !strings.HasPrefix(s, "http://") || strings.ContainsAny(s, " \t\n\"<>") {
-		return ""
-	}
-	return strings.TrimSuffix(strings.TrimSuffix(s, "/"), ".git")
 }
 
 // inspect fetches ref's manifest (or index) and returns its annotation
